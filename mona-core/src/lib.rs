@@ -1,0 +1,25 @@
+//! `mona-core`: what every task shares.
+//!
+//! - [`config`]: layered TOML configs with mmcv semantics (`_base_`, `_delete_`,
+//!   `--cfg-options`), typed extraction through figment.
+//! - [`registry`]: name-based registries (inventory) for every extension point.
+//! - [`nn`]: layers with PyTorch parameter names and layouts, exact GELU, DropPath.
+//! - [`swin`]: the det-style Swin Transformer of the official code.
+//! - [`methods`]: Mona and every baseline tuning method, with the official freezing rules.
+//! - [`checkpoint`]: `.pth` / safetensors import with a key report, adapter-only files.
+//! - [`params`]: named parameter walks (official state-dict keys), counting, freezing.
+
+pub mod backbone;
+pub mod checkpoint;
+pub mod config;
+pub mod fixtures;
+pub mod methods;
+pub mod nn;
+pub mod params;
+pub mod registry;
+pub mod swin;
+
+/// Re-exported so that [`declare_registry!`] works in crates that do not depend on inventory.
+pub use inventory;
+
+pub use burn;

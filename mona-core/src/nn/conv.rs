@@ -1,0 +1,55 @@
+use burn::module::{Module, Param};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor};
+
+use super::init;
+
+/// `nn.Conv2d` with symmetric zero padding; weight `[out, in/groups, kh, kw]`.
+#[derive(Module, Debug)]
+pub struct Conv2d {
+    pub weight: Param<Tensor<4>>,
+    pub bias: Option<Param<Tensor<1>>>,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+}
+
+impl Conv2d {
+    /// PyTorch's default init: kaiming-uniform a=√5 (bound 1/√fan_in) for weight and bias.
+    #[allow(clippy::too_many_arguments)]
+    pub fn torch_default(
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        groups: usize,
+        bias: bool,
+        device: &Device,
+    ) -> Self {
+        let fan_in = (c_in / groups) * kernel * kernel;
+        let bound = init::kaiming_uniform_bound(fan_in);
+        Self {
+            weight: init::uniform([c_out, c_in / groups, kernel, kernel], bound, device),
+            bias: bias.then(|| init::uniform([c_out], bound, device)),
+            stride,
+            padding,
+            groups,
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        conv2d(
+            x,
+            self.weight.val(),
+            self.bias.as_ref().map(|b| b.val()),
+            ConvOptions::new(
+                [self.stride, self.stride],
+                [self.padding, self.padding],
+                [1, 1],
+                self.groups,
+            ),
+        )
+    }
+}

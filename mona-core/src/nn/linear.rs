@@ -1,0 +1,54 @@
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor};
+
+use super::init;
+
+/// `nn.Linear` with PyTorch layout: `weight` is `[out, in]`.
+#[derive(Module, Debug)]
+pub struct Linear {
+    pub weight: Param<Tensor<2>>,
+    pub bias: Option<Param<Tensor<1>>>,
+}
+
+impl Linear {
+    /// The init of the official `init_weights`: weight ~ trunc_normal(0.02), bias = 0.
+    pub fn trunc_normal(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Self {
+        Self {
+            weight: init::trunc_normal([d_out, d_in], 0.02, device),
+            bias: bias.then(|| init::constant([d_out], 0.0, device)),
+        }
+    }
+
+    /// PyTorch's default `nn.Linear` init (kaiming-uniform a=√5, bias U(±1/√in)).
+    pub fn torch_default(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Self {
+        let bound = init::kaiming_uniform_bound(d_in);
+        Self {
+            weight: init::uniform([d_out, d_in], bound, device),
+            bias: bias.then(|| init::uniform([d_out], bound, device)),
+        }
+    }
+
+    /// Weight N(0, std), bias 0 (mmcls `normal_init` of classification heads).
+    pub fn normal(d_in: usize, d_out: usize, std: f64, device: &Device) -> Self {
+        Self {
+            weight: init::normal([d_out, d_in], std, device),
+            bias: Some(init::constant([d_out], 0.0, device)),
+        }
+    }
+
+    pub fn d_in(&self) -> usize {
+        self.weight.shape().dims::<2>()[1]
+    }
+
+    pub fn d_out(&self) -> usize {
+        self.weight.shape().dims::<2>()[0]
+    }
+
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        burn::tensor::module::linear(
+            x,
+            self.weight.val().transpose(),
+            self.bias.as_ref().map(|b| b.val()),
+        )
+    }
+}

@@ -1,0 +1,321 @@
+//! Parity with the golden PyTorch fixtures: every `*.json` of `$MONA_FIXTURES` (default
+//! `../shared/fixtures`) is run by its `kind`; one line per fixture is printed (outside the
+//! test harness's capture) and any failure, or an unknown kind, fails the test.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+use std::sync::Arc;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use mona_core::checkpoint::resize_bias_table;
+use mona_core::config::Config;
+use mona_core::fixtures::{FORWARD_TOL, Fixture, GRAD_TOL, fixtures_dir, list_fixtures, rel_err};
+use mona_core::methods::{Mona, build_method};
+use mona_core::nn::gelu;
+use mona_core::params::{count, load_params, param_grads, param_infos};
+use mona_core::swin::{SwinConfig, SwinTransformer};
+
+/// The outcome of one fixture.
+struct Outcome {
+    method: String,
+    out_err: f64,
+    grad_err: f64,
+    problems: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Outcome {
+    fn new(method: &str) -> Self {
+        Self {
+            method: method.to_string(),
+            out_err: 0.0,
+            grad_err: 0.0,
+            problems: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+    fn passed(&self) -> bool {
+        self.problems.is_empty() && self.out_err <= FORWARD_TOL && self.grad_err <= GRAD_TOL
+    }
+}
+
+fn device() -> Device {
+    Device::flex().autodiff()
+}
+
+fn tensor<const D: usize>(data: &TensorData, device: &Device) -> Tensor<D> {
+    Tensor::from_data(data.clone().convert::<f32>(), device)
+}
+
+fn as_map(m: BTreeMap<String, TensorData>) -> HashMap<String, TensorData> {
+    m.into_iter().collect()
+}
+
+/// Compares gradients: present exactly for `trainable` keys, each within tolerance.
+fn check_grads(
+    fx: &Fixture,
+    grads: &BTreeMap<String, TensorData>,
+    param_keys: &[String],
+    trainable: &dyn Fn(&str) -> bool,
+    out: &mut Outcome,
+) {
+    let expected = fx.with_prefix("grad.");
+    for key in param_keys {
+        match (trainable(key), grads.get(key), expected.get(key)) {
+            (true, Some(g), Some(e)) => out.grad_err = out.grad_err.max(rel_err(g, e)),
+            (true, None, _) => out.problems.push(format!("no gradient for trainable {key}")),
+            (true, Some(_), None) => out
+                .problems
+                .push(format!("{key} trains here but the fixture gives no gradient")),
+            (false, Some(_), _) => out.problems.push(format!("gradient for frozen {key}")),
+            (false, None, Some(_)) => out
+                .problems
+                .push(format!("{key} is frozen here but the fixture gives a gradient")),
+            (false, None, None) => {}
+        }
+    }
+}
+
+fn run_mona_module(fx: &Fixture) -> Outcome {
+    let mut out = Outcome::new("mona");
+    let dev = device();
+    let dim = fx.json["dim"].as_u64().unwrap_or(0) as usize;
+    let hidden = fx.json["hidden"].as_u64().unwrap_or(64) as usize;
+    let hw = (
+        fx.json["hw"][0].as_u64().unwrap_or(0) as usize,
+        fx.json["hw"][1].as_u64().unwrap_or(0) as usize,
+    );
+    let module = Mona::new(dim, hidden, 0.1, &dev);
+    let (module, loaded) = load_params(module, &as_map(fx.with_prefix("param.")));
+    if !loaded.missing.is_empty() || !loaded.mismatched.is_empty() {
+        out.problems.push(format!(
+            "params: missing {:?}, mismatched {:?}",
+            loaded.missing, loaded.mismatched
+        ));
+        return out;
+    }
+    let x: Tensor<3> = tensor::<3>(fx.tensor("input"), &dev).require_grad();
+    let y = module.forward(x.clone(), hw, false);
+    out.out_err = rel_err(&y.to_data(), fx.tensor("output"));
+    let loss = (y * tensor::<3>(fx.tensor("loss_weight"), &dev)).sum();
+    let grads = loss.backward();
+    let input_grad = x.grad(&grads).map(|g| g.to_data());
+    match input_grad {
+        Some(g) => out.grad_err = rel_err(&g, fx.tensor("grad.input")),
+        None => out.problems.push("no input gradient".into()),
+    }
+    let keys: Vec<String> = param_infos(&module).into_iter().map(|p| p.key).collect();
+    check_grads(fx, &param_grads(&module, &grads), &keys, &|_| true, &mut out);
+    out
+}
+
+fn run_swin_backbone(fx: &Fixture) -> Outcome {
+    let method_name = fx.json["method"].as_str().unwrap_or("?");
+    let mut out = Outcome::new(method_name);
+    let dev = device();
+    let config: SwinConfig = match serde_json::from_value(fx.json["config"].clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            out.problems.push(format!("config: {e}"));
+            return out;
+        }
+    };
+    let method_cfg = Config::from_str_at(&format!("type = \"{method_name}\""), "fixture.toml")
+        .expect("method config");
+    let method = match build_method(&method_cfg.root()) {
+        Ok(m) => Arc::from(m),
+        Err(e) => {
+            out.problems.push(e.to_string());
+            return out;
+        }
+    };
+    let model = SwinTransformer::new(&config, method, &dev).expect("backbone");
+    let keys: Vec<String> = param_infos(&model).into_iter().map(|p| p.key).collect();
+    let fixture_keys: BTreeSet<String> = fx.with_prefix("param.").into_keys().collect();
+    let model_keys: BTreeSet<String> = keys.iter().cloned().collect();
+    if fixture_keys != model_keys {
+        out.problems.push(format!(
+            "parameter keys differ: only in fixture {:?}, only in model {:?}",
+            fixture_keys.difference(&model_keys).take(5).collect::<Vec<_>>(),
+            model_keys.difference(&fixture_keys).take(5).collect::<Vec<_>>()
+        ));
+        return out;
+    }
+    let rule = |k: &str| model.trainable(k);
+    let counted = count(&model, &rule);
+    for (field, value) in [
+        ("params_total", counted.total),
+        ("params_trainable", counted.trainable),
+    ] {
+        if fx.json[field].as_u64() != Some(value as u64) {
+            out.problems
+                .push(format!("{field}: {value}, fixture says {}", fx.json[field]));
+        }
+    }
+    let model = mona_core::params::set_trainable(model, &|k| rule_of(method_name, k));
+    let (model, loaded) = load_params(model, &as_map(fx.with_prefix("param.")));
+    if !loaded.mismatched.is_empty() {
+        out.problems
+            .push(format!("shape mismatches: {:?}", loaded.mismatched));
+        return out;
+    }
+    let x: Tensor<4> = tensor::<4>(fx.tensor("input"), &dev).require_grad();
+    let outputs = model.forward(x.clone(), false);
+    let mut loss: Option<Tensor<1>> = None;
+    for (i, y) in outputs.into_iter().enumerate() {
+        out.out_err = out
+            .out_err
+            .max(rel_err(&y.to_data(), fx.tensor(&format!("output.{i}"))));
+        let term = (y * tensor::<4>(fx.tensor(&format!("loss_weight.{i}")), &dev)).sum();
+        loss = Some(match loss {
+            Some(l) => l + term,
+            None => term,
+        });
+    }
+    let Some(loss) = loss else {
+        out.problems.push("no outputs".into());
+        return out;
+    };
+    let grads = loss.backward();
+    match x.grad(&grads) {
+        Some(g) => out.grad_err = rel_err(&g.to_data(), fx.tensor("grad.input")),
+        None => out.problems.push("no input gradient".into()),
+    }
+    check_grads(
+        fx,
+        &param_grads(&model, &grads),
+        &keys,
+        &|k| rule_of(method_name, k),
+        &mut out,
+    );
+    out
+}
+
+/// The method's rule, rebuilt by name (the model was moved into the freezing call).
+fn rule_of(method: &str, key: &str) -> bool {
+    let cfg = Config::from_str_at(&format!("type = \"{method}\""), "fixture.toml").expect("cfg");
+    build_method(&cfg.root()).expect("method").trainable(key)
+}
+
+fn run_bias_table_resize(fx: &Fixture) -> Outcome {
+    let mut out = Outcome::new("-");
+    let input = fx.tensor("input");
+    let expected = fx.tensor("output");
+    let (rows, heads) = (input.shape()[0], input.shape()[1]);
+    let values: Vec<f32> = input.clone().try_into_vec().unwrap_or_default();
+    match resize_bias_table(&values, rows, heads, expected.shape()[0]) {
+        Some(v) => out.out_err = rel_err(&TensorData::new(v, [expected.shape()[0], heads]), expected),
+        None => out.problems.push("table is not square".into()),
+    }
+    out
+}
+
+/// Operation groups of the `ops` fixture that this crate implements, and how to check them.
+fn run_ops(fx: &Fixture) -> Outcome {
+    let mut out = Outcome::new("-");
+    let dev = device();
+    let groups: BTreeSet<String> = fx
+        .tensors
+        .keys()
+        .map(|k| k.split('.').next().unwrap_or(k).to_string())
+        .collect();
+    for group in &groups {
+        match group.as_str() {
+            "gelu" => {
+                let x = tensor::<1>(fx.tensor("gelu.input"), &dev).require_grad();
+                let y = gelu(x.clone());
+                out.out_err = out
+                    .out_err
+                    .max(rel_err(&y.to_data(), fx.tensor("gelu.output")));
+                // The derivative of exact GELU is Φ(x) + x·φ(x); check the backward too.
+                let grads = y.sum().backward();
+                let g = x.grad(&grads).map(|g| g.to_data());
+                let xs: Vec<f32> = fx.tensor("gelu.input").clone().try_into_vec().unwrap_or_default();
+                let expected: Vec<f32> = xs
+                    .iter()
+                    .map(|&v| {
+                        let v = v as f64;
+                        let cdf = 0.5 * (1.0 + libm_erf(v / std::f64::consts::SQRT_2));
+                        let pdf = (-0.5 * v * v).exp() / (2.0 * std::f64::consts::PI).sqrt();
+                        (cdf + v * pdf) as f32
+                    })
+                    .collect();
+                match g {
+                    Some(g) => {
+                        out.grad_err = out
+                            .grad_err
+                            .max(rel_err(&g, &TensorData::new(expected, [xs.len()])))
+                    }
+                    None => out.problems.push("gelu: no gradient".into()),
+                }
+                out.notes.push("gelu".into());
+            }
+            other => out.notes.push(format!("{other}: not covered yet")),
+        }
+    }
+    out
+}
+
+/// erf in f64 (Abramowitz–Stegun 7.1.26 is too coarse; use the series/continued fraction).
+fn libm_erf(x: f64) -> f64 {
+    // erf via the complementary error function's continued fraction for |x| > 3, series below.
+    if x.abs() < 3.0 {
+        let mut sum = x;
+        let mut term = x;
+        let x2 = x * x;
+        for n in 1..200 {
+            term *= -x2 / n as f64;
+            sum += term / (2 * n + 1) as f64;
+            if term.abs() < 1e-17 {
+                break;
+            }
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        let ax = x.abs();
+        let mut f = 0.0;
+        for k in (1..60).rev() {
+            f = (k as f64 / 2.0) / (ax + f);
+        }
+        let erfc = (-ax * ax).exp() / std::f64::consts::PI.sqrt() / (ax + f);
+        x.signum() * (1.0 - erfc)
+    }
+}
+
+#[test]
+fn golden_fixtures() {
+    let dir = fixtures_dir();
+    let fixtures = list_fixtures(&dir).unwrap_or_else(|e| panic!("cannot list fixtures: {e}"));
+    assert!(!fixtures.is_empty(), "no fixtures in {}", dir.display());
+    let mut stderr = std::io::stderr();
+    let mut failed = Vec::new();
+    for fx in &fixtures {
+        let outcome = match fx.kind() {
+            "mona_module" => run_mona_module(fx),
+            "swin_backbone" => run_swin_backbone(fx),
+            "bias_table_resize" => run_bias_table_resize(fx),
+            "ops" => run_ops(fx),
+            other => {
+                let mut o = Outcome::new("-");
+                o.problems.push(format!("unknown fixture kind `{other}`"));
+                o
+            }
+        };
+        let verdict = if outcome.passed() { "PASS" } else { "FAIL" };
+        let _ = writeln!(
+            stderr,
+            "fixture {:<28} kind {:<17} method {:<12} output rel err {:.2e}  grad rel err {:.2e}  {verdict}{}{}",
+            fx.name,
+            fx.kind(),
+            outcome.method,
+            outcome.out_err,
+            outcome.grad_err,
+            if outcome.notes.is_empty() { String::new() } else { format!("  [{}]", outcome.notes.join("; ")) },
+            if outcome.problems.is_empty() { String::new() } else { format!("\n    {}", outcome.problems.join("\n    ")) },
+        );
+        if !outcome.passed() {
+            failed.push(fx.name.clone());
+        }
+    }
+    assert!(failed.is_empty(), "fixtures failed: {failed:?}");
+}
