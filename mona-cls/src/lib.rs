@@ -1,1 +1,13 @@
-//! placeholder
+//! Image classification (mmcls 0.x `ImageClassifier`): a Swin backbone tuned by any method,
+//! global average pooling, a linear head, softmax cross entropy, top-k accuracy.
+
+pub mod data;
+pub mod metrics;
+pub mod model;
+pub mod task;
+
+pub use metrics::{accuracy_topk, topk_correct};
+pub use model::{ClsHeadEntry, ClsNeckEntry, ImageClassifier, LinearClsHead};
+
+/// Call from binaries so the linker keeps this crate's registrations.
+pub fn link() {}

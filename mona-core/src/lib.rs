@@ -17,7 +17,9 @@ pub mod methods;
 pub mod nn;
 pub mod params;
 pub mod registry;
+pub mod runner;
 pub mod swin;
+pub mod task;
 
 /// Re-exported so that [`declare_registry!`] works in crates that do not depend on inventory.
 pub use inventory;

@@ -13,15 +13,24 @@ use burn::tensor::{Tensor, TensorData};
 #[derive(Default)]
 struct PathStack {
     parts: Vec<Option<String>>,
+    /// The container type of each entered level (`Struct:LayerNorm`, `Vec`, `Enum:...`).
+    containers: Vec<String>,
 }
 
 impl PathStack {
     fn enter(&mut self, name: &str, container: &str) {
         self.parts
             .push((!container.starts_with("Enum:")).then(|| name.to_string()));
+        self.containers.push(container.to_string());
     }
     fn exit(&mut self) {
         self.parts.pop();
+        self.containers.pop();
+    }
+    /// The struct owning the current parameter (`LayerNorm`, `Conv2d`, ...).
+    fn owner(&self) -> String {
+        let last = self.containers.last().map(String::as_str).unwrap_or("");
+        last.strip_prefix("Struct:").unwrap_or(last).to_string()
     }
     fn key(&self) -> String {
         let mut key = String::new();
@@ -35,7 +44,7 @@ impl PathStack {
     }
 }
 
-/// One parameter's key and shape.
+/// One parameter's key, shape and owning module type.
 ///
 /// Whether a parameter trains is not read from the parameter: burn keeps that flag private on
 /// devices without autodiff. Models answer it from their method's rule on the key instead.
@@ -43,6 +52,9 @@ impl PathStack {
 pub struct ParamInfo {
     pub key: String,
     pub shape: Vec<usize>,
+    /// The Rust type of the module holding it (`LayerNorm`, `Conv2d`, `Linear`, `Mona`, ...):
+    /// the optimizer's parameter-wise rules depend on it as mmcv's depend on the module class.
+    pub module_type: String,
 }
 
 impl ParamInfo {
@@ -67,6 +79,7 @@ impl ModuleVisitor for InfoVisitor {
         self.out.push(ParamInfo {
             key: self.path.key(),
             shape: param.lazy_shape().dims::<D>().to_vec(),
+            module_type: self.path.owner(),
         });
     }
 }

@@ -22,4 +22,4 @@ pub use bicubic::{resize_bias_table, resize_bicubic};
 pub use error::CheckpointError;
 pub use load::{KeyReport, LoadOptions, load_state_dict};
 pub use read::StateDict;
-pub use write::write_safetensors;
+pub use write::{write_atomic_text, write_safetensors};

@@ -62,3 +62,8 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     std::fs::rename(&tmp, path)
 }
+
+/// Atomically replaces a small text file.
+pub fn write_atomic_text(path: &Path, text: &str) -> std::io::Result<()> {
+    write_atomic(path, text.as_bytes())
+}

@@ -1,0 +1,66 @@
+//! Run logs: `log.jsonl` (one JSON object per logged iteration or evaluation, for plots),
+//! `train.log` (the same in mmcv's human format) and `tracing` events for the console.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+/// Appends JSON lines and human lines to the work dir's logs.
+pub struct JsonLog {
+    json: BufWriter<File>,
+    text: BufWriter<File>,
+    path: PathBuf,
+}
+
+impl JsonLog {
+    /// Opens (appending) `log.jsonl` and `train.log` in `work_dir`.
+    pub fn open(work_dir: &Path) -> std::io::Result<Self> {
+        let open = |name: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(work_dir.join(name))
+                .map(BufWriter::new)
+        };
+        Ok(Self {
+            json: open("log.jsonl")?,
+            text: open("train.log")?,
+            path: work_dir.join("log.jsonl"),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes one record: the JSON line, and `human` to `train.log` and the console.
+    pub fn record(&mut self, record: Map<String, Value>, human: &str) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.json, &Value::Object(record))?;
+        self.json.write_all(b"\n")?;
+        self.json.flush()?;
+        writeln!(self.text, "{human}")?;
+        self.text.flush()?;
+        Ok(())
+    }
+
+    /// A free-form line for `train.log` only.
+    pub fn text(&mut self, line: &str) -> std::io::Result<()> {
+        writeln!(self.text, "{line}")?;
+        self.text.flush()
+    }
+}
+
+/// Resident memory of this process in MB (Linux `/proc/self/statm`), 0 where unknown.
+pub fn memory_mb() -> f64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0.0;
+    };
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
+    pages * 4096.0 / (1024.0 * 1024.0)
+}

@@ -1,0 +1,67 @@
+//! The training runner shared by every task (mmcv's EpochBasedRunner / IterBasedRunner with
+//! the optimizer, LR, evaluation, checkpoint and logger hooks).
+//!
+//! A task provides a model implementing [`TrainModel`], a [`BatchSource`] of training batches
+//! and an evaluation closure; the runner owns the loop, the optimizer with mmcv's
+//! parameter-wise rules, the LR schedule, global gradient clipping, atomic checkpoints that
+//! resume bit-exactly (model, optimizer state, position, seeds), and the logs (`train.log`,
+//! `log.jsonl`, a progress bar on terminals).
+
+mod checkpoint;
+mod config;
+mod logger;
+mod paramwise;
+mod train;
+
+pub mod optim;
+pub mod schedule;
+
+use std::collections::BTreeMap;
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+
+pub use checkpoint::{
+    CheckpointMeta, TrainingCheckpoint, find_last_checkpoint, read_checkpoint,
+    write_checkpoint,
+};
+pub use config::{RunnerCfg, RunnerKind};
+pub use logger::{JsonLog, memory_mb};
+pub use optim::{Optimizer, OptimizerCfg, OptimizerEntry, Rule, StepStats};
+pub use paramwise::{KeyMult, ParamMults, ParamwiseCfg};
+pub use schedule::{LrConfig, LrSchedule, Policy, Progress, ScheduleEntry};
+pub use train::{Resume, TrainError, TrainOptions, TrainSummary, train};
+
+/// Named scalar metrics (`accuracy_top-1`, `mIoU`, `bbox_mAP`, ...).
+pub type Metrics = BTreeMap<String, f64>;
+
+/// The losses of one forward pass: the total to minimise and its named parts for logging.
+pub struct Losses {
+    pub total: Tensor<1>,
+    pub parts: Vec<(String, Tensor<1>)>,
+}
+
+/// A model the runner can train.
+pub trait TrainModel: Module + Sized + 'static {
+    /// One training batch, already collated.
+    type Batch: Send + 'static;
+    /// Losses of a batch; `training` enables dropout and DropPath.
+    fn losses(&self, batch: &Self::Batch, training: bool) -> Losses;
+    /// Whether the parameter `key` (full key, e.g. `backbone.layers.0...`, `head.fc.weight`)
+    /// trains: the backbone method's rule plus `frozen_stages` for the backbone, everything
+    /// else in necks and heads.
+    fn trainable(&self, key: &str) -> bool;
+}
+
+/// Training batches by epoch, deterministic for a seed so that a resumed run sees the same
+/// data as an uninterrupted one.
+pub trait BatchSource<B> {
+    /// Batches per epoch.
+    fn epoch_len(&self) -> usize;
+    /// The batches of `epoch`, starting at batch `start`.
+    fn iter_epoch(
+        &self,
+        epoch: usize,
+        start: usize,
+    ) -> Box<dyn Iterator<Item = Result<B, String>> + '_>;
+}

@@ -1,0 +1,433 @@
+//! The training loop.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::optim::GradientsParams;
+use serde_json::{Map, Value, json};
+
+use super::checkpoint::{CheckpointMeta, find_last_checkpoint, read_checkpoint, write_checkpoint};
+use super::config::{RunnerCfg, RunnerKind};
+use super::logger::{JsonLog, memory_mb};
+use super::optim::Optimizer;
+use super::schedule::{LrSchedule, Progress};
+use super::{BatchSource, Metrics, TrainModel};
+use crate::checkpoint::{CheckpointError, adapter_file};
+use crate::params::{load_params, param_data};
+
+/// Where to resume from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// Start fresh.
+    No,
+    /// From the newest checkpoint of the work dir, if there is one.
+    Auto,
+    /// From this checkpoint file.
+    From(PathBuf),
+}
+
+/// Everything the loop needs besides the model, data and evaluation.
+pub struct TrainOptions {
+    pub work_dir: PathBuf,
+    pub seed: u64,
+    pub resume: Resume,
+    pub runner: RunnerCfg,
+    /// The merged config, stored in checkpoints and adapter files.
+    pub config_toml: String,
+    /// The backbone's tuning method, recorded in checkpoints and adapter files.
+    pub method: String,
+    /// Stop (as if killed) once this many iterations have run in this process; for tests.
+    pub stop_after: Option<usize>,
+    /// Export the trainable parameters as an adapter file at the end.
+    pub export_adapter: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct TrainSummary {
+    /// Completed iterations (global, including those before a resume).
+    pub iters: usize,
+    /// Completed epochs.
+    pub epochs: usize,
+    /// The last evaluation's metrics.
+    pub metrics: Metrics,
+    /// Loss of the last iteration.
+    pub last_loss: f64,
+    pub last_checkpoint: Option<PathBuf>,
+    pub adapter_file: Option<PathBuf>,
+    /// Whether training stopped early because of `stop_after`.
+    pub interrupted: bool,
+}
+
+/// Errors of a run; each names the file or step involved.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("work dir {path}: {source}")]
+    WorkDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("resume from {path}: {message}")]
+    Resume { path: PathBuf, message: String },
+    #[error("data: {0}")]
+    Data(String),
+    #[error("evaluation: {0}")]
+    Eval(String),
+    #[error("iteration {iter}: the loss is {loss} (not finite); stopping")]
+    NonFinite { iter: usize, loss: f64 },
+    #[error("the training set is empty (0 batches per epoch)")]
+    EmptyData,
+}
+
+fn work_dir_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::WorkDir {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A per-iteration seed: the device RNG (dropout, DropPath) is reseeded at every iteration
+/// so a resumed run draws exactly what the uninterrupted one drew.
+fn iter_seed(seed: u64, iter: usize) -> u64 {
+    let mut z = seed ^ (iter as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn format_eta(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// Runs training to the end of the configured schedule (or `stop_after`).
+pub fn train<M, S>(
+    model: M,
+    mut optimizer: Optimizer,
+    schedule: &LrSchedule,
+    source: &S,
+    evaluate: &mut dyn FnMut(&M) -> Result<Metrics, String>,
+    opts: &TrainOptions,
+) -> Result<(M, TrainSummary), TrainError>
+where
+    M: TrainModel,
+    S: BatchSource<M::Batch>,
+{
+    let work_dir = &opts.work_dir;
+    std::fs::create_dir_all(work_dir).map_err(work_dir_err(work_dir))?;
+    let mut log = JsonLog::open(work_dir).map_err(work_dir_err(work_dir))?;
+    let epoch_len = source.epoch_len();
+    if epoch_len == 0 {
+        return Err(TrainError::EmptyData);
+    }
+    let (max_iters, max_epochs, by_epoch) = match opts.runner.kind {
+        RunnerKind::Epochs(e) => (e * epoch_len, e, true),
+        RunnerKind::Iters(i) => (i, i.div_ceil(epoch_len), false),
+    };
+    let device = model
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| burn::tensor::Device::flex().autodiff());
+
+    let mut model = model;
+    let mut iter = 0usize;
+    let resume_from = match &opts.resume {
+        Resume::No => None,
+        Resume::Auto => find_last_checkpoint(work_dir),
+        Resume::From(p) => Some(p.clone()),
+    };
+    if let Some(path) = &resume_from {
+        let ckpt = read_checkpoint(path)?;
+        let resume_err = |message: String| TrainError::Resume {
+            path: path.clone(),
+            message,
+        };
+        if ckpt.meta.epoch_len != epoch_len {
+            return Err(resume_err(format!(
+                "the checkpoint was written with {} batches per epoch, the data now gives {epoch_len}",
+                ckpt.meta.epoch_len
+            )));
+        }
+        if ckpt.meta.method != opts.method {
+            return Err(resume_err(format!(
+                "the checkpoint is of method `{}`, the config uses `{}`",
+                ckpt.meta.method, opts.method
+            )));
+        }
+        let tensors = ckpt.model.tensors.clone().into_iter().collect();
+        let (loaded, outcome) = load_params(model, &tensors);
+        if !outcome.missing.is_empty() || !outcome.mismatched.is_empty() {
+            return Err(resume_err(format!(
+                "the checkpoint does not fit the model: {} missing, {} mismatched (first: {:?})",
+                outcome.missing.len(),
+                outcome.mismatched.len(),
+                outcome.missing.first().or(outcome.mismatched.first().map(|m| &m.key))
+            )));
+        }
+        model = loaded;
+        optimizer.load_state_dict(&ckpt.optimizer, &ckpt.meta.optimizer_steps, &device);
+        iter = ckpt.meta.iter;
+        let line = format!("resumed from {} at iteration {iter}", path.display());
+        tracing::info!("{line}");
+        log.text(&line).map_err(work_dir_err(work_dir))?;
+    }
+
+    let interactive = std::io::stderr().is_terminal();
+    let bar = if interactive {
+        indicatif::ProgressBar::new(max_iters as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} iters [{elapsed_precise}<{eta_precise}] {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_position(iter as u64);
+
+    let mut summary = TrainSummary {
+        iters: iter,
+        epochs: iter / epoch_len,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let start_iter = iter;
+    let mut ran_here = 0usize;
+    let mut window_loss: Vec<(String, f64)> = Vec::new();
+    let mut window_n = 0usize;
+    let mut data_time = 0.0;
+    let mut last_eval_iter = None;
+    let progress_at = |iter: usize| Progress {
+        epoch: iter / epoch_len,
+        iter,
+        epoch_len,
+        max_epochs,
+        max_iters,
+    };
+
+    'outer: while iter < max_iters {
+        let epoch = iter / epoch_len;
+        let mut batches = source.iter_epoch(epoch, iter % epoch_len);
+        loop {
+            if iter >= max_iters {
+                break;
+            }
+            let t_data = Instant::now();
+            let Some(batch) = batches.next() else { break };
+            let batch = batch.map_err(TrainError::Data)?;
+            data_time += t_data.elapsed().as_secs_f64();
+            let t_iter = Instant::now();
+
+            device.seed(iter_seed(opts.seed, iter));
+            let progress = progress_at(iter);
+            let losses = model.losses(&batch, true);
+            let loss_value = losses.total.clone().into_scalar::<f32>() as f64;
+            if !loss_value.is_finite() {
+                return Err(TrainError::NonFinite {
+                    iter: iter + 1,
+                    loss: loss_value,
+                });
+            }
+            let parts: Vec<(String, f64)> = losses
+                .parts
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into_scalar::<f32>() as f64))
+                .collect();
+            let grads = losses.total.backward();
+            let grads = GradientsParams::from_grads(grads, &model);
+            let lr_at = |base: f64| schedule.lr(base, &progress);
+            let (stepped, stats) = optimizer.step(model, grads, &lr_at, opts.runner.grad_clip);
+            model = stepped;
+            iter += 1;
+            ran_here += 1;
+            summary.last_loss = loss_value;
+
+            if window_loss.is_empty() {
+                window_loss.push(("loss".into(), 0.0));
+                for (k, _) in &parts {
+                    window_loss.push((k.clone(), 0.0));
+                }
+            }
+            window_loss[0].1 += loss_value;
+            for (k, v) in &parts {
+                if let Some(slot) = window_loss.iter_mut().find(|(n, _)| n == k) {
+                    slot.1 += v;
+                }
+            }
+            window_n += 1;
+            bar.set_position(iter as u64);
+            bar.set_message(format!("loss {loss_value:.4}"));
+
+            if iter % opts.runner.log_interval == 0 || iter == max_iters {
+                let elapsed = started.elapsed().as_secs_f64();
+                let per_iter = elapsed / (iter - start_iter).max(1) as f64;
+                let mut rec = Map::new();
+                rec.insert("mode".into(), json!("train"));
+                rec.insert("epoch".into(), json!(iter.div_ceil(epoch_len)));
+                rec.insert("iter".into(), json!(iter));
+                rec.insert("lr".into(), json!(schedule.lr(optimizer.base_lr, &progress)));
+                let mut human_losses = String::new();
+                for (k, v) in &window_loss {
+                    let mean = v / window_n as f64;
+                    rec.insert(k.clone(), json!(mean));
+                    human_losses.push_str(&format!(", {k}: {mean:.4}"));
+                }
+                rec.insert("grad_norm".into(), json!(stats.grad_norm));
+                rec.insert("time".into(), json!(t_iter.elapsed().as_secs_f64()));
+                rec.insert("data_time".into(), json!(data_time / window_n as f64));
+                rec.insert("memory".into(), json!(memory_mb().round()));
+                let human = if by_epoch {
+                    format!(
+                        "Epoch [{}][{}/{}]\tlr: {:.3e}, eta: {}, time: {:.3}, data_time: {:.3}, memory: {:.0}{human_losses}",
+                        iter.div_ceil(epoch_len),
+                        (iter - 1) % epoch_len + 1,
+                        epoch_len,
+                        schedule.lr(optimizer.base_lr, &progress),
+                        format_eta(per_iter * (max_iters - iter) as f64),
+                        per_iter,
+                        data_time / window_n as f64,
+                        memory_mb()
+                    )
+                } else {
+                    format!(
+                        "Iter [{iter}/{max_iters}]\tlr: {:.3e}, eta: {}, time: {:.3}, data_time: {:.3}, memory: {:.0}{human_losses}",
+                        schedule.lr(optimizer.base_lr, &progress),
+                        format_eta(per_iter * (max_iters - iter) as f64),
+                        per_iter,
+                        data_time / window_n as f64,
+                        memory_mb()
+                    )
+                };
+                if !interactive {
+                    tracing::info!("{human}");
+                }
+                log.record(rec, &human).map_err(work_dir_err(work_dir))?;
+                window_loss.clear();
+                window_n = 0;
+                data_time = 0.0;
+            }
+
+            let epoch_done = iter % epoch_len == 0;
+            let (eval_now, ckpt_now) = if by_epoch {
+                let e = iter / epoch_len;
+                (
+                    epoch_done && opts.runner.eval_interval > 0 && e % opts.runner.eval_interval == 0,
+                    epoch_done && (e % opts.runner.checkpoint_interval.max(1) == 0 || iter == max_iters),
+                )
+            } else {
+                (
+                    opts.runner.eval_interval > 0 && iter % opts.runner.eval_interval == 0,
+                    iter % opts.runner.checkpoint_interval.max(1) == 0 || iter == max_iters,
+                )
+            };
+            let eval_now = eval_now || (iter == max_iters && opts.runner.eval_interval > 0);
+            if eval_now && last_eval_iter != Some(iter) {
+                bar.suspend(|| -> Result<(), TrainError> {
+                    let metrics = evaluate(&model).map_err(TrainError::Eval)?;
+                    let mut rec = Map::new();
+                    rec.insert("mode".into(), json!("val"));
+                    rec.insert("epoch".into(), json!(iter / epoch_len));
+                    rec.insert("iter".into(), json!(iter));
+                    let mut human = if by_epoch {
+                        format!("Epoch(val) [{}]", iter / epoch_len)
+                    } else {
+                        format!("Iter(val) [{iter}]")
+                    };
+                    for (k, v) in &metrics {
+                        rec.insert(k.clone(), Value::from(*v));
+                        human.push_str(&format!("\t{k}: {v:.4}"));
+                    }
+                    tracing::info!("{human}");
+                    log.record(rec, &human).map_err(work_dir_err(work_dir))?;
+                    summary.metrics = metrics;
+                    Ok(())
+                })?;
+                last_eval_iter = Some(iter);
+            }
+            if ckpt_now {
+                let name = if by_epoch {
+                    format!("epoch_{}.safetensors", iter / epoch_len)
+                } else {
+                    format!("iter_{iter}.safetensors")
+                };
+                let (optim_tensors, steps) = optimizer.state_dict();
+                let meta = CheckpointMeta {
+                    iter,
+                    epoch: iter / epoch_len,
+                    epoch_len,
+                    seed: opts.seed,
+                    method: opts.method.clone(),
+                    config: opts.config_toml.clone(),
+                    optimizer_steps: steps,
+                };
+                let path = write_checkpoint(
+                    work_dir,
+                    &name,
+                    &param_data(&model, &|_| true),
+                    &optim_tensors,
+                    &meta,
+                )?;
+                log.text(&format!("saved checkpoint {}", path.display()))
+                    .map_err(work_dir_err(work_dir))?;
+                prune_checkpoints(work_dir, by_epoch, opts.runner.max_keep_ckpts, &name);
+                summary.last_checkpoint = Some(path);
+            }
+            if opts.stop_after.is_some_and(|n| ran_here >= n) {
+                summary.interrupted = true;
+                break 'outer;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    summary.iters = iter;
+    summary.epochs = iter / epoch_len;
+    if opts.export_adapter && !summary.interrupted {
+        let path = work_dir.join("adapter_final.safetensors");
+        let n = adapter_file::save_adapter(
+            &model,
+            &|k| model.trainable(k),
+            &path,
+            &opts.method,
+            &opts.config_toml,
+        )?;
+        log.text(&format!(
+            "exported {n} trainable tensors to {}",
+            path.display()
+        ))
+        .map_err(work_dir_err(work_dir))?;
+        summary.adapter_file = Some(path);
+    }
+    Ok((model, summary))
+}
+
+/// Deletes interval checkpoints beyond the newest `keep` (mmcv `max_keep_ckpts`).
+fn prune_checkpoints(work_dir: &Path, by_epoch: bool, keep: i64, newest: &str) {
+    if keep <= 0 {
+        return;
+    }
+    let prefix = if by_epoch { "epoch_" } else { "iter_" };
+    let mut found: Vec<(usize, PathBuf)> = std::fs::read_dir(work_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let n = name
+                .strip_prefix(prefix)?
+                .strip_suffix(".safetensors")?
+                .parse()
+                .ok()?;
+            (name != newest).then(|| (n, e.path()))
+        })
+        .collect();
+    found.sort();
+    let excess = (found.len() + 1).saturating_sub(keep as usize);
+    for (_, path) in found.into_iter().take(excess) {
+        let _ = std::fs::remove_file(path);
+    }
+}

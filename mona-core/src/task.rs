@@ -1,0 +1,116 @@
+//! The model extension point: each task crate registers its top-level models (by
+//! `model.type`) with the functions that train and test them. `tools/train` and `tools/test`
+//! look the model up and call these; they never name a task crate.
+
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+
+use crate::checkpoint::CheckpointError;
+use crate::config::{Config, ConfigError};
+use crate::registry::{BuildError, RegistryError};
+use crate::runner::{Metrics, Resume, TrainError};
+
+/// What `train` was asked to do.
+#[derive(Debug, Clone)]
+pub struct TrainArgs {
+    pub work_dir: PathBuf,
+    pub resume: Resume,
+    /// Pretrained weights (overrides the config's `load_from`).
+    pub load_from: Option<PathBuf>,
+    pub seed: u64,
+    /// The training device (an autodiff device is made from it).
+    pub device: Device,
+    /// Stop after this many iterations of this process (tests of resume).
+    pub stop_after: Option<usize>,
+    /// Skip the evaluations during training (the final one still runs).
+    pub no_validate: bool,
+}
+
+/// What `test` was asked to do.
+#[derive(Debug, Clone)]
+pub struct TestArgs {
+    /// A training checkpoint, an adapter file, or a state dict.
+    pub checkpoint: PathBuf,
+    /// Pretrained backbone weights to put under an adapter file (defaults to `load_from`).
+    pub load_from: Option<PathBuf>,
+    /// Metric names to report (task default when empty).
+    pub metrics: Vec<String>,
+    /// Write per-sample predictions here (JSON).
+    pub out: Option<PathBuf>,
+    /// Write visualisations here.
+    pub show_dir: Option<PathBuf>,
+    pub device: Device,
+}
+
+/// Errors of a task run; messages name the file, key or path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error("{0}")]
+    Data(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The functions of one registered top-level model.
+#[derive(Clone, Copy)]
+pub struct TaskFns {
+    /// Trains per the config; returns the final evaluation metrics.
+    pub train: fn(&Config, &TrainArgs) -> Result<Metrics, TaskError>,
+    /// Evaluates a checkpoint on the config's test set.
+    pub test: fn(&Config, &TestArgs) -> Result<Metrics, TaskError>,
+}
+
+crate::declare_registry! {
+    /// Top-level models (`ImageClassifier`, `EncoderDecoder`, `RetinaNet`, ...), selected by
+    /// `model.type`, with their train and test entry points.
+    pub struct ModelEntry: "model" => TaskFns;
+}
+
+/// Parses `flex`, `cpu` or `cuda:N` / `cuda` (with the `cuda` feature).
+pub fn parse_device(name: &str) -> Result<Device, String> {
+    match name {
+        "flex" | "cpu" => Ok(Device::flex()),
+        other => {
+            if let Some(rest) = other.strip_prefix("cuda") {
+                let index: usize = match rest.strip_prefix(':') {
+                    Some(i) => i
+                        .parse()
+                        .map_err(|_| format!("--device {other}: bad GPU index"))?,
+                    None if rest.is_empty() => 0,
+                    None => return Err(format!("--device {other}: expected cuda:N")),
+                };
+                cuda_device(index).ok_or_else(|| {
+                    format!("--device {other}: this build has no CUDA backend (build tools with --features cuda)")
+                })
+            } else {
+                Err(format!("--device {other}: expected flex, cpu or cuda:N"))
+            }
+        }
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(index: usize) -> Option<Device> {
+    Some(Device::cuda(index))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(_index: usize) -> Option<Device> {
+    None
+}
