@@ -24,12 +24,14 @@ struct LinearClsHeadCfg {
     in_channels: Option<usize>,
     #[serde(default)]
     loss: Option<LossCfg>,
-    #[serde(default)]
-    topk: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    cal_acc: Option<bool>,
-    #[serde(default)]
-    init_cfg: Option<serde::de::IgnoredAny>,
+    /// Accepted for config compatibility; accuracy is always reported as top-1 and top-5.
+    #[serde(default, rename = "topk")]
+    _topk: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "cal_acc")]
+    _cal_acc: Option<bool>,
+    /// The head's init is fixed to mmcls' N(0, 0.01).
+    #[serde(default, rename = "init_cfg")]
+    _init_cfg: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,1 +1,39 @@
-//! placeholder
+//! `mona-data`: everything between files on disk and batches of numbers.
+//!
+//! - [`results`]: [`Results`], mmcv's per-sample `results` dict as a struct.
+//! - [`decode`]: image decoding with mmcv's `color` semantics.
+//! - [`ops`]: resizing with OpenCV's / Pillow's exact arithmetic, crops, flips.
+//! - [`transforms`]: the registered pipeline steps (`LoadImageFromFile`, `RandomResizedCrop`,
+//!   `RandomFlip`, `Resize`, `CenterCrop`, `Normalize`, formatting) and [`build_pipeline`].
+//! - [`datasets`]: the [`Dataset`] trait, its registry and the mmcls readers
+//!   (`CustomDataset`, `OxfordFlowerMona`, `OxfordPetMona`, `VOCMona`).
+//! - [`loader`]: [`DataLoader`], deterministic whatever the number of worker threads.
+//! - [`batch`]: stacking normalised images and labels for a classifier.
+//! - [`rng`]: the augmentation generator and its seeding rules.
+//!
+//! Registries declared here (kinds "transform" and "dataset") are filled by this crate and by
+//! any crate that submits entries; see `mona_core::registry`.
+
+// Builders must return `mona_core::registry::BuildError` (the registry signature), which is
+// large because its `Unknown` variant carries the lists that make the message useful. Boxing it
+// is the core's call; until then this lint would flag every builder.
+#![allow(clippy::result_large_err)]
+
+pub mod batch;
+pub mod datasets;
+pub mod decode;
+pub mod error;
+pub mod loader;
+pub mod ops;
+pub mod results;
+pub mod rng;
+pub mod transforms;
+
+pub use batch::{stack_images, stack_labels};
+pub use datasets::{CustomDataset, Dataset, DatasetEntry, build_dataset, read_ann_file};
+pub use decode::read_image;
+pub use error::DataError;
+pub use loader::{DataLoader, EpochIter, epoch_order};
+pub use results::{FlipDirection, Image, Results};
+pub use rng::{DataRng, sample_rng};
+pub use transforms::{Pipeline, Transform, TransformEntry, build_pipeline, build_transform};

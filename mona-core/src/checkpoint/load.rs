@@ -18,6 +18,10 @@ pub struct LoadOptions {
     /// Prepended to every checkpoint key (e.g. `backbone.` when a Swin release file is loaded
     /// into a whole detector).
     pub add_prefix: Option<String>,
+    /// Skip tensors whose shape differs (listed in [`KeyReport::mismatched`]) instead of
+    /// failing, as mmcv's `load_checkpoint(strict=False)` does for a classification head of
+    /// another class count. Relative position bias tables are still resized.
+    pub skip_mismatched: bool,
 }
 
 /// What a load did, by key.
@@ -33,19 +37,29 @@ pub struct KeyReport {
     pub recomputed: Vec<String>,
     /// Relative position bias tables resized bicubically to the model's window.
     pub resized: Vec<String>,
+    /// Tensors skipped for a shape mismatch (only with `skip_mismatched`).
+    pub mismatched: Vec<crate::params::ShapeMismatch>,
 }
 
 impl std::fmt::Display for KeyReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "applied {} | missing {} | unused {} | recomputed buffers {} | resized {}",
+            "applied {} | missing {} | unused {} | recomputed buffers {} | resized {} | shape mismatches skipped {}",
             self.applied.len(),
             self.missing.len(),
             self.unused.len(),
             self.recomputed.len(),
-            self.resized.len()
+            self.resized.len(),
+            self.mismatched.len()
         )?;
+        for m in &self.mismatched {
+            writeln!(
+                f,
+                "skipped {}: checkpoint {:?}, model {:?}",
+                m.key, m.found, m.expected
+            )?;
+        }
         for (label, keys) in [
             ("missing", &self.missing),
             ("unused", &self.unused),
@@ -146,6 +160,14 @@ pub fn load_state_dict<M: Module>(
         } else {
             data
         };
+        if data.shape().to_vec() != *shape && options.skip_mismatched {
+            report.mismatched.push(crate::params::ShapeMismatch {
+                key,
+                expected: shape.clone(),
+                found: data.shape().to_vec(),
+            });
+            continue;
+        }
         if data.shape().to_vec() != *shape {
             return Err(CheckpointError::ShapeMismatch {
                 path: sd.path.clone(),

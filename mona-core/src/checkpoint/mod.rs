@@ -15,11 +15,13 @@ pub mod adapter_file;
 mod bicubic;
 mod error;
 mod load;
+mod pretrained;
 mod read;
 mod write;
 
 pub use bicubic::{resize_bias_table, resize_bicubic};
 pub use error::CheckpointError;
 pub use load::{KeyReport, LoadOptions, load_state_dict};
+pub use pretrained::load_pretrained;
 pub use read::StateDict;
 pub use write::{write_atomic_text, write_safetensors};

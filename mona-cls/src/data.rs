@@ -1,0 +1,71 @@
+//! Classification batches: images stacked to `(B, 3, H, W)` and labels, on the device.
+
+use std::sync::Arc;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use mona_core::runner::BatchSource;
+use mona_data::{DataLoader, Dataset, Results, stack_images};
+
+/// A collated batch.
+#[derive(Debug, Clone)]
+pub struct ClsBatch {
+    pub images: Tensor<4>,
+    /// `None` for unlabelled test data.
+    pub labels: Option<Tensor<1, Int>>,
+    pub paths: Vec<std::path::PathBuf>,
+}
+
+/// Stacks a batch of pipeline results onto `device`.
+pub fn collate(batch: &[Results], device: &Device) -> Result<ClsBatch, String> {
+    let (pixels, shape) = stack_images(batch).map_err(|e| e.to_string())?;
+    let images = Tensor::<4>::from_data(TensorData::new(pixels, shape), device);
+    let labels: Option<Vec<i64>> = batch.iter().map(|r| r.gt_label.map(|l| l as i64)).collect();
+    let labels = labels.map(|l| {
+        let n = l.len();
+        Tensor::<1, Int>::from_data(TensorData::new(l, [n]), device)
+    });
+    Ok(ClsBatch {
+        images,
+        labels,
+        paths: batch.iter().map(|r| r.path.clone()).collect(),
+    })
+}
+
+/// Training batches from a shuffled loader.
+pub struct ClsSource {
+    pub loader: DataLoader,
+    pub device: Device,
+}
+
+impl ClsSource {
+    pub fn new(
+        dataset: Arc<dyn Dataset>,
+        batch_size: usize,
+        seed: u64,
+        workers: usize,
+        device: Device,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            loader: DataLoader::new(dataset, batch_size, true, seed, workers, false)
+                .map_err(|e| e.to_string())?,
+            device,
+        })
+    }
+}
+
+impl BatchSource<ClsBatch> for ClsSource {
+    fn epoch_len(&self) -> usize {
+        self.loader.epoch_len()
+    }
+
+    fn iter_epoch(
+        &self,
+        epoch: usize,
+        start: usize,
+    ) -> Box<dyn Iterator<Item = Result<ClsBatch, String>> + '_> {
+        Box::new(self.loader.iter_epoch(epoch as u64, start).map(move |batch| {
+            let batch = batch.map_err(|e| e.to_string())?;
+            collate(&batch, &self.device)
+        }))
+    }
+}

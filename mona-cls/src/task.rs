@@ -1,0 +1,256 @@
+//! `train` and `test` for `ImageClassifier` configs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::tensor::Device;
+use burn::tensor::activation::softmax;
+use mona_core::checkpoint::{adapter_file, load_pretrained};
+use mona_core::config::Config;
+use mona_core::params::{param_data, set_trainable};
+use mona_core::runner::{
+    LrSchedule, Losses, Metrics, Optimizer, RunnerCfg, TrainModel, TrainOptions, train,
+};
+use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
+use mona_data::{DataLoader, Dataset, build_dataset};
+
+use crate::data::{ClsBatch, ClsSource, collate};
+use crate::metrics::accuracy_topk;
+use crate::model::ImageClassifier;
+
+impl TrainModel for ImageClassifier {
+    type Batch = ClsBatch;
+
+    fn losses(&self, batch: &ClsBatch, training: bool) -> Losses {
+        let logits = self.forward(batch.images.clone(), training);
+        let labels = batch.labels.clone().expect("training batches carry labels");
+        let loss = self.loss(logits, labels);
+        Losses {
+            total: loss.clone(),
+            parts: vec![("loss_cls".into(), loss)],
+        }
+    }
+
+    fn trainable(&self, key: &str) -> bool {
+        ImageClassifier::trainable(self, key)
+    }
+}
+
+fn dataset(cfg: &Config, key: &str) -> Result<Arc<dyn Dataset>, TaskError> {
+    Ok(Arc::from(build_dataset(&cfg.node(key)?)?))
+}
+
+fn workers(cfg: &Config) -> Result<usize, TaskError> {
+    Ok(cfg
+        .get("data.workers_per_gpu")
+        .map(|n| n.extract::<usize>())
+        .transpose()?
+        .unwrap_or(2))
+}
+
+/// Per-sample class scores (softmax) of a whole dataset, in dataset order.
+pub fn predict(
+    model: &ImageClassifier,
+    dataset: Arc<dyn Dataset>,
+    batch_size: usize,
+    workers: usize,
+    device: &Device,
+) -> Result<(Vec<f32>, Vec<Option<usize>>, Vec<std::path::PathBuf>), String> {
+    let loader = DataLoader::new(dataset, batch_size.max(1), false, 0, workers, false)
+        .map_err(|e| e.to_string())?;
+    let mut scores = Vec::new();
+    let mut labels = Vec::new();
+    let mut paths = Vec::new();
+    for batch in loader.iter_epoch(0, 0) {
+        let batch = batch.map_err(|e| e.to_string())?;
+        labels.extend(batch.iter().map(|r| r.gt_label));
+        let b = collate(&batch, device)?;
+        paths.extend(b.paths.iter().cloned());
+        let probs = softmax(model.forward(b.images, false), 1);
+        let v: Vec<f32> = probs
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .map_err(|e| format!("{e:?}"))?;
+        scores.extend(v);
+    }
+    Ok((scores, labels, paths))
+}
+
+/// top-1 / top-5 accuracy (mmcls `accuracy` with topk (1, 5)), in percent.
+pub fn accuracy_metrics(scores: &[f32], classes: usize, labels: &[usize]) -> Metrics {
+    let mut m = BTreeMap::new();
+    m.insert("accuracy_top-1".to_string(), accuracy_topk(scores, classes, labels, 1));
+    if classes >= 5 {
+        m.insert("accuracy_top-5".to_string(), accuracy_topk(scores, classes, labels, 5));
+    }
+    m
+}
+
+fn evaluate(
+    model: &ImageClassifier,
+    dataset: Arc<dyn Dataset>,
+    batch_size: usize,
+    workers: usize,
+    device: &Device,
+) -> Result<Metrics, String> {
+    let (scores, labels, _) = predict(model, dataset, batch_size, workers, device)?;
+    let labels: Option<Vec<usize>> = labels.into_iter().collect();
+    let labels = labels.ok_or("the evaluation set has unlabelled samples")?;
+    Ok(accuracy_metrics(&scores, model.num_classes(), &labels))
+}
+
+fn load_from(cfg: &Config, explicit: Option<&Path>) -> Result<Option<std::path::PathBuf>, TaskError> {
+    if let Some(p) = explicit {
+        return Ok(Some(p.to_path_buf()));
+    }
+    Ok(cfg
+        .get("load_from")
+        .map(|n| n.extract::<String>())
+        .transpose()?
+        .filter(|s| !s.is_empty())
+        .map(Into::into))
+}
+
+fn train_cls(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
+    let device = args.device.clone().autodiff();
+    device.seed(args.seed);
+    let mut model = ImageClassifier::from_config(&cfg.node("model")?, &device)?;
+    if let Some(path) = load_from(cfg, args.load_from.as_deref())? {
+        let (loaded, report) = load_pretrained(model, &path)?;
+        tracing::info!("load_from {}: {report}", path.display());
+        model = loaded;
+    }
+    let rules = model.clone();
+    let model = set_trainable(model, &|k| rules.trainable(k));
+    // Draw every lazily initialised value now, right after seeding, in declaration order.
+    let _ = param_data(&model, &|_| true);
+
+    let train_set = dataset(cfg, "data.train")?;
+    let val_set = dataset(cfg, "data.val")?;
+    let batch_size: usize = cfg.extract("data.samples_per_gpu")?;
+    let workers = workers(cfg)?;
+    let source = ClsSource::new(train_set, batch_size, args.seed, workers, device.clone())
+        .map_err(TaskError::Data)?;
+    let optimizer = Optimizer::from_config(&cfg.node("optimizer")?, &model, &|k| rules.trainable(k))?;
+    let schedule = match cfg.get("lr_config") {
+        Some(n) => LrSchedule::from_config(&n)?,
+        None => LrSchedule::constant(),
+    };
+    let mut runner = RunnerCfg::from_config(cfg)?;
+    if args.no_validate {
+        runner.eval_interval = 0;
+    }
+    let opts = TrainOptions {
+        work_dir: args.work_dir.clone(),
+        seed: args.seed,
+        resume: args.resume.clone(),
+        runner,
+        config_toml: cfg.to_toml_string(),
+        method: model.backbone.method().name().to_string(),
+        stop_after: args.stop_after,
+        export_adapter: true,
+    };
+    let eval_device = args.device.clone();
+    let mut eval = |m: &ImageClassifier| {
+        evaluate(&m.clone().valid(), val_set.clone(), batch_size, workers, &eval_device)
+    };
+    let (model, summary) = train(model, optimizer, &schedule, &source, &mut eval, &opts)?;
+    let metrics = if summary.metrics.is_empty() && !summary.interrupted {
+        evaluate(&model.valid(), val_set, batch_size, workers, &eval_device).map_err(TaskError::Data)?
+    } else {
+        summary.metrics
+    };
+    Ok(metrics)
+}
+
+/// Loads what `test` was given: a training checkpoint, an adapter file on top of the
+/// pretrained backbone, or a plain state dict.
+pub fn load_for_test(
+    cfg: &Config,
+    args: &TestArgs,
+    device: &Device,
+) -> Result<ImageClassifier, TaskError> {
+    let model = ImageClassifier::from_config(&cfg.node("model")?, device)?;
+    let sd = mona_core::checkpoint::StateDict::read(&args.checkpoint)?;
+    let is_adapter = sd.metadata.get(adapter_file::FORMAT_KEY).map(String::as_str)
+        == Some(adapter_file::FORMAT);
+    let model = if is_adapter {
+        let mut model = model;
+        if let Some(path) = load_from(cfg, args.load_from.as_deref())? {
+            let (loaded, report) = load_pretrained(model, &path)?;
+            tracing::info!("pretrained {}: {report}", path.display());
+            model = loaded;
+        } else {
+            tracing::warn!("adapter file without pretrained weights (no load_from): the frozen backbone keeps its initialisation");
+        }
+        let method = model.backbone.method().name().to_string();
+        adapter_file::load_adapter(model, &args.checkpoint, &method)?.0
+    } else if sd.metadata.get("format").is_some_and(|f| f.starts_with("mona-checkpoint")) {
+        let ckpt = mona_core::runner::read_checkpoint(&args.checkpoint)?;
+        let options = mona_core::checkpoint::LoadOptions {
+            strict: true,
+            ..Default::default()
+        };
+        mona_core::checkpoint::load_state_dict(model, &ckpt.model, &options)?.0
+    } else {
+        let (model, report) = load_pretrained(model, &args.checkpoint)?;
+        tracing::info!("{}: {report}", args.checkpoint.display());
+        model
+    };
+    Ok(model)
+}
+
+fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
+    let device = args.device.clone();
+    let model = load_for_test(cfg, args, &device)?;
+    let test_set = dataset(cfg, "data.test")?;
+    let batch_size: usize = cfg.extract("data.samples_per_gpu")?;
+    let (scores, labels, paths) =
+        predict(&model, test_set, batch_size, workers(cfg)?, &device).map_err(TaskError::Data)?;
+    let classes = model.num_classes();
+    let mut metrics = Metrics::new();
+    if let Some(labels) = labels.iter().copied().collect::<Option<Vec<usize>>>() {
+        let all = accuracy_metrics(&scores, classes, &labels);
+        for (k, v) in all {
+            let wanted = args.metrics.is_empty()
+                || args.metrics.iter().any(|m| m == "accuracy" || k.starts_with(m.as_str()));
+            if wanted {
+                metrics.insert(k, v);
+            }
+        }
+    }
+    if let Some(out) = &args.out {
+        let rows: Vec<serde_json::Value> = (0..paths.len())
+            .map(|i| {
+                let s = &scores[i * classes..(i + 1) * classes];
+                let (pred, score) = s
+                    .iter()
+                    .enumerate()
+                    .fold((0, f32::MIN), |best, (j, v)| if *v > best.1 { (j, *v) } else { best });
+                serde_json::json!({
+                    "path": paths[i],
+                    "pred_label": pred,
+                    "pred_score": score,
+                    "gt_label": labels[i],
+                })
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&serde_json::json!({
+            "metrics": metrics,
+            "predictions": rows,
+        }))
+        .map_err(|e| TaskError::Other(e.to_string()))?;
+        std::fs::write(out, text).map_err(|source| TaskError::Io {
+            path: out.clone(),
+            source,
+        })?;
+    }
+    Ok(metrics)
+}
+
+inventory::submit! {
+    ModelEntry::new("ImageClassifier", TaskFns { train: train_cls, test: test_cls })
+}

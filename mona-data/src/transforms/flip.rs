@@ -1,0 +1,86 @@
+//! `RandomFlip` (mmcls 0.x): flip with probability `flip_prob` along `direction`.
+
+use mona_core::config::ConfigNode;
+use mona_core::registry::BuildError;
+use rand::Rng;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use super::geometry;
+use super::{Transform, TransformEntry};
+use crate::error::DataError;
+use crate::results::{FlipDirection, Results};
+use crate::rng::DataRng;
+
+/// Mirrors the image (and `gt_seg`, boxes) with probability `prob`.
+#[derive(Clone, Debug)]
+pub struct RandomFlip {
+    pub prob: f64,
+    pub direction: FlipDirection,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(rename = "type")]
+    _type: IgnoredAny,
+    #[serde(default = "default_prob")]
+    flip_prob: f64,
+    #[serde(default = "default_direction")]
+    direction: String,
+}
+
+fn default_prob() -> f64 {
+    0.5
+}
+
+fn default_direction() -> String {
+    "horizontal".to_string()
+}
+
+fn build(node: &ConfigNode<'_>) -> Result<Box<dyn Transform>, BuildError> {
+    let args: Args = node.extract()?;
+    if !(0.0..=1.0).contains(&args.flip_prob) {
+        return Err(BuildError::invalid(
+            node,
+            Some("flip_prob"),
+            format!("must be in [0, 1], found {}", args.flip_prob),
+        ));
+    }
+    let direction = match args.direction.as_str() {
+        "horizontal" => FlipDirection::Horizontal,
+        "vertical" => FlipDirection::Vertical,
+        other => {
+            return Err(BuildError::invalid(
+                node,
+                Some("direction"),
+                format!("unsupported direction \"{other}\"; supported: horizontal, vertical"),
+            ));
+        }
+    };
+    Ok(Box::new(RandomFlip {
+        prob: args.flip_prob,
+        direction,
+    }))
+}
+
+inventory::submit! { TransformEntry::new("RandomFlip", build) }
+
+impl Transform for RandomFlip {
+    fn apply(&self, mut r: Results, rng: &mut DataRng) -> Result<Results, DataError> {
+        // mmcls: `flip = np.random.rand() < flip_prob`; one draw per sample even at p = 0 or 1,
+        // so the stream of later transforms does not depend on the probability.
+        let flip = rng.random::<f64>() < self.prob;
+        if flip {
+            geometry::flip(r, self.direction, self.name())
+        } else {
+            r.flip = false;
+            r.flip_direction = None;
+            Ok(r)
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "RandomFlip"
+    }
+}

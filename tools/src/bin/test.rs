@@ -1,0 +1,63 @@
+//! `test CONFIG CHECKPOINT [--metrics ...] [--out FILE] [--show-dir DIR] [--load-from CKPT]
+//! [--device flex|cuda:N] [--cfg-options K=V ...]`: evaluates a checkpoint on the config's
+//! test set and prints the metrics, one per line.
+//!
+//! CHECKPOINT may be a training checkpoint, an adapter file (then the pretrained backbone
+//! comes from `--load-from` or the config's `load_from`), or any `.pth`/safetensors state dict.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mona_core::registry::lookup;
+use mona_core::task::{ModelEntry, TestArgs, parse_device};
+
+/// Evaluate a trained model on the test split of its config.
+#[derive(Parser, Debug)]
+#[command(name = "test", version)]
+struct Args {
+    /// The config file.
+    config: PathBuf,
+    /// A training checkpoint, an adapter file or a state dict.
+    checkpoint: PathBuf,
+    /// Metrics to report (task default when omitted), e.g. `accuracy`, `mIoU`, `bbox`.
+    #[arg(long, num_args = 1..)]
+    metrics: Vec<String>,
+    /// Write per-sample predictions and the metrics as JSON.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write visualisations of the predictions here.
+    #[arg(long)]
+    show_dir: Option<PathBuf>,
+    /// Pretrained backbone under an adapter file (default: the config's `load_from`).
+    #[arg(long)]
+    load_from: Option<PathBuf>,
+    /// `flex` (CPU) or `cuda:N`.
+    #[arg(long, default_value = "flex")]
+    device: String,
+    /// Overrides in mmcv style: `a.b.c=value`.
+    #[arg(long = "cfg-options", value_name = "KEY=VALUE", num_args = 1..)]
+    cfg_options: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    mona_tools::cli::run(|| -> anyhow::Result<()> {
+        let config = mona_tools::config_args::load_config(&args.config, &args.cfg_options)?;
+        let entry = lookup::<ModelEntry>(&config.node("model")?)?;
+        let device = parse_device(&args.device).map_err(anyhow::Error::msg)?;
+        let test_args = TestArgs {
+            checkpoint: args.checkpoint.clone(),
+            load_from: args.load_from.clone(),
+            metrics: args.metrics.clone(),
+            out: args.out.clone(),
+            show_dir: args.show_dir.clone(),
+            device,
+        };
+        let metrics = (entry.build.test)(&config, &test_args)?;
+        for (name, value) in &metrics {
+            println!("{name}: {value:.2}");
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,101 @@
+//! `train CONFIG [--work-dir DIR] [--resume [CKPT]] [--load-from CKPT] [--seed N]
+//! [--device flex|cuda:N] [--cfg-options K=V ...]`: trains the model of a config.
+//!
+//! The work dir receives the merged `config.toml`, `train.log`, `log.jsonl`, checkpoints
+//! (`epoch_N.safetensors` / `iter_N.safetensors`, `last_checkpoint`) and the final
+//! `adapter_final.safetensors`. The final metrics are printed on stdout, one per line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use mona_core::registry::lookup;
+use mona_core::runner::Resume;
+use mona_core::task::{ModelEntry, TrainArgs, parse_device};
+
+/// Train a model (classification, segmentation or detection) from a config.
+#[derive(Parser, Debug)]
+#[command(name = "train", version)]
+struct Args {
+    /// The config file.
+    config: PathBuf,
+    /// Where logs and checkpoints go (default: the config's `work_dir`, else
+    /// `work_dirs/<config name>`).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Resume from a training checkpoint; without a path, from the newest one of the work dir.
+    #[arg(long, num_args = 0..=1, default_missing_value = "")]
+    resume: Option<PathBuf>,
+    /// Pretrained weights (Swin release `.pth`, mmdet/mmseg/mmcls `.pth`, safetensors);
+    /// overrides the config's `load_from`.
+    #[arg(long)]
+    load_from: Option<PathBuf>,
+    /// Random seed (initialisation, data order, augmentation, dropout).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// `flex` (CPU) or `cuda:N`.
+    #[arg(long, default_value = "flex")]
+    device: String,
+    /// Skip evaluation during training (the final evaluation still runs).
+    #[arg(long)]
+    no_validate: bool,
+    /// Overrides in mmcv style: `a.b.c=value`, `list.0.type=X`, `key=None` removes a key.
+    #[arg(long = "cfg-options", value_name = "KEY=VALUE", num_args = 1..)]
+    cfg_options: Vec<String>,
+    /// Stop after this many iterations, as if killed (for testing resume).
+    #[arg(long, hide = true)]
+    stop_after: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    mona_tools::cli::run(|| -> anyhow::Result<()> {
+        let config = mona_tools::config_args::load_config(&args.config, &args.cfg_options)?;
+        let work_dir = match &args.work_dir {
+            Some(dir) => dir.clone(),
+            None => match config.get("work_dir") {
+                Some(node) => PathBuf::from(node.extract::<String>()?),
+                None => PathBuf::from("work_dirs").join(
+                    args.config
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "run".into()),
+                ),
+            },
+        };
+        std::fs::create_dir_all(&work_dir)
+            .with_context(|| format!("work dir {}: cannot create", work_dir.display()))?;
+        let dumped = work_dir.join("config.toml");
+        mona_core::checkpoint::write_atomic_text(&dumped, &config.to_toml_string()).with_context(
+            || format!("work dir {}: cannot write config.toml", work_dir.display()),
+        )?;
+        let entry = lookup::<ModelEntry>(&config.node("model")?)?;
+        let device = parse_device(&args.device).map_err(anyhow::Error::msg)?;
+        let resume = match &args.resume {
+            None => Resume::No,
+            Some(p) if p.as_os_str().is_empty() => Resume::Auto,
+            Some(p) => Resume::From(p.clone()),
+        };
+        tracing::info!(
+            "training {} ({}) in {}",
+            args.config.display(),
+            entry.name,
+            work_dir.display()
+        );
+        let train_args = TrainArgs {
+            work_dir: work_dir.clone(),
+            resume,
+            load_from: args.load_from.clone(),
+            seed: args.seed,
+            device,
+            stop_after: args.stop_after,
+            no_validate: args.no_validate,
+        };
+        let metrics = (entry.build.train)(&config, &train_args)?;
+        for (name, value) in &metrics {
+            println!("{name}: {value:.2}");
+        }
+        Ok(())
+    })
+}
