@@ -56,10 +56,17 @@ fn main() {
     let rules = model.clone();
     let mut model = set_trainable(model, &|k| rules.trainable(k));
     let _ = param_data(&model, &|_| true);
-    let mut optim =
-        Optimizer::from_config(&cfg.node("optimizer").unwrap(), &model, &|k| rules.trainable(k))
-            .unwrap();
-    let images = || Tensor::<4>::random([batch, 3, size, size], Distribution::Normal(0.0, 1.0), &device);
+    let mut optim = Optimizer::from_config(&cfg.node("optimizer").unwrap(), &model, &|k| {
+        rules.trainable(k)
+    })
+    .unwrap();
+    let images = || {
+        Tensor::<4>::random(
+            [batch, 3, size, size],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        )
+    };
     let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64; batch], [batch]), &device);
 
     let mut times = Vec::new();

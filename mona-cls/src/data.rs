@@ -63,9 +63,13 @@ impl BatchSource<ClsBatch> for ClsSource {
         epoch: usize,
         start: usize,
     ) -> Box<dyn Iterator<Item = Result<ClsBatch, String>> + '_> {
-        Box::new(self.loader.iter_epoch(epoch as u64, start).map(move |batch| {
-            let batch = batch.map_err(|e| e.to_string())?;
-            collate(&batch, &self.device)
-        }))
+        Box::new(
+            self.loader
+                .iter_epoch(epoch as u64, start)
+                .map(move |batch| {
+                    let batch = batch.map_err(|e| e.to_string())?;
+                    collate(&batch, &self.device)
+                }),
+        )
     }
 }

@@ -9,5 +9,9 @@ pub mod task;
 pub use metrics::{accuracy_topk, topk_correct};
 pub use model::{ClsHeadEntry, ClsNeckEntry, ImageClassifier, LinearClsHead};
 
-/// Call from binaries so the linker keeps this crate's registrations.
-pub fn link() {}
+/// Call from binaries so the linker keeps this crate's registrations (an unreferenced crate
+/// is dropped with its `inventory` entries).
+#[inline(never)]
+pub fn link() {
+    std::hint::black_box(model::ClsNeck::GlobalAveragePooling);
+}

@@ -44,6 +44,9 @@ mod tests {
         assert_eq!(accuracy_topk(&scores, 4, &labels, 1), 100.0 / 3.0);
         assert_eq!(accuracy_topk(&scores, 4, &labels, 3), 200.0 / 3.0);
         assert_eq!(accuracy_topk(&scores, 4, &labels, 4), 100.0);
-        assert!(!topk_correct(&scores[0..4], 7, 4), "out-of-range label never counts");
+        assert!(
+            !topk_correct(&scores[0..4], 7, 4),
+            "out-of-range label never counts"
+        );
     }
 }

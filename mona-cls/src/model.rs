@@ -76,17 +76,24 @@ mona_core::declare_registry! {
     /// Classification necks, selected by `model.neck.type`.
     pub struct ClsNeckEntry: "neck" => fn(&ConfigNode<'_>) -> Result<ClsNeck, BuildError>;
 }
+/// Builds a head for `in_channels` input channels; returns it with its loss weight.
+pub type ClsHeadBuilder =
+    fn(&ConfigNode<'_>, usize, &Device) -> Result<(LinearClsHead, f64), BuildError>;
+
 mona_core::declare_registry! {
     /// Classification heads, selected by `model.head.type`.
-    pub struct ClsHeadEntry: "head" =>
-        fn(&ConfigNode<'_>, usize, &Device) -> Result<(LinearClsHead, f64), BuildError>;
+    pub struct ClsHeadEntry: "head" => ClsHeadBuilder;
 }
 
 fn build_gap(node: &ConfigNode<'_>) -> Result<ClsNeck, BuildError> {
     if let Some(dim) = node.extract_field::<usize>("dim")?
         && dim != 2
     {
-        return Err(BuildError::invalid(node, Some("dim"), "only dim = 2 is supported"));
+        return Err(BuildError::invalid(
+            node,
+            Some("dim"),
+            "only dim = 2 is supported",
+        ));
     }
     Ok(ClsNeck::GlobalAveragePooling)
 }
@@ -107,7 +114,11 @@ fn build_linear_head(
         ));
     }
     if cfg.num_classes == 0 {
-        return Err(BuildError::invalid(node, Some("num_classes"), "must be positive"));
+        return Err(BuildError::invalid(
+            node,
+            Some("num_classes"),
+            "must be positive",
+        ));
     }
     let loss_weight = match &cfg.loss {
         Some(l) if l.type_name != "CrossEntropyLoss" || l.use_sigmoid || l.use_soft => {
@@ -127,7 +138,10 @@ fn build_linear_head(
         Some(l) => l.loss_weight,
         None => 1.0,
     };
-    Ok((LinearClsHead::new(in_channels, cfg.num_classes, device), loss_weight))
+    Ok((
+        LinearClsHead::new(in_channels, cfg.num_classes, device),
+        loss_weight,
+    ))
 }
 
 inventory::submit! { ClsNeckEntry::new("GlobalAveragePooling", build_gap) }

@@ -11,7 +11,7 @@ use mona_core::checkpoint::{adapter_file, load_pretrained};
 use mona_core::config::Config;
 use mona_core::params::{param_data, set_trainable};
 use mona_core::runner::{
-    LrSchedule, Losses, Metrics, Optimizer, RunnerCfg, TrainModel, TrainOptions, train,
+    Losses, LrSchedule, Metrics, Optimizer, RunnerCfg, TrainModel, TrainOptions, train,
 };
 use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
 use mona_data::{DataLoader, Dataset, build_dataset};
@@ -50,6 +50,9 @@ fn workers(cfg: &Config) -> Result<usize, TaskError> {
         .unwrap_or(2))
 }
 
+/// Softmax scores (`n × classes`, row-major), labels and paths of a dataset, in order.
+pub type Predictions = (Vec<f32>, Vec<Option<usize>>, Vec<std::path::PathBuf>);
+
 /// Per-sample class scores (softmax) of a whole dataset, in dataset order.
 pub fn predict(
     model: &ImageClassifier,
@@ -57,7 +60,7 @@ pub fn predict(
     batch_size: usize,
     workers: usize,
     device: &Device,
-) -> Result<(Vec<f32>, Vec<Option<usize>>, Vec<std::path::PathBuf>), String> {
+) -> Result<Predictions, String> {
     let loader = DataLoader::new(dataset, batch_size.max(1), false, 0, workers, false)
         .map_err(|e| e.to_string())?;
     let mut scores = Vec::new();
@@ -82,9 +85,15 @@ pub fn predict(
 /// top-1 / top-5 accuracy (mmcls `accuracy` with topk (1, 5)), in percent.
 pub fn accuracy_metrics(scores: &[f32], classes: usize, labels: &[usize]) -> Metrics {
     let mut m = BTreeMap::new();
-    m.insert("accuracy_top-1".to_string(), accuracy_topk(scores, classes, labels, 1));
+    m.insert(
+        "accuracy_top-1".to_string(),
+        accuracy_topk(scores, classes, labels, 1),
+    );
     if classes >= 5 {
-        m.insert("accuracy_top-5".to_string(), accuracy_topk(scores, classes, labels, 5));
+        m.insert(
+            "accuracy_top-5".to_string(),
+            accuracy_topk(scores, classes, labels, 5),
+        );
     }
     m
 }
@@ -102,7 +111,10 @@ fn evaluate(
     Ok(accuracy_metrics(&scores, model.num_classes(), &labels))
 }
 
-fn load_from(cfg: &Config, explicit: Option<&Path>) -> Result<Option<std::path::PathBuf>, TaskError> {
+fn load_from(
+    cfg: &Config,
+    explicit: Option<&Path>,
+) -> Result<Option<std::path::PathBuf>, TaskError> {
     if let Some(p) = explicit {
         return Ok(Some(p.to_path_buf()));
     }
@@ -134,7 +146,8 @@ fn train_cls(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
     let workers = workers(cfg)?;
     let source = ClsSource::new(train_set, batch_size, args.seed, workers, device.clone())
         .map_err(TaskError::Data)?;
-    let optimizer = Optimizer::from_config(&cfg.node("optimizer")?, &model, &|k| rules.trainable(k))?;
+    let optimizer =
+        Optimizer::from_config(&cfg.node("optimizer")?, &model, &|k| rules.trainable(k))?;
     let schedule = match cfg.get("lr_config") {
         Some(n) => LrSchedule::from_config(&n)?,
         None => LrSchedule::constant(),
@@ -155,11 +168,18 @@ fn train_cls(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
     };
     let eval_device = args.device.clone();
     let mut eval = |m: &ImageClassifier| {
-        evaluate(&m.clone().valid(), val_set.clone(), batch_size, workers, &eval_device)
+        evaluate(
+            &m.clone().valid(),
+            val_set.clone(),
+            batch_size,
+            workers,
+            &eval_device,
+        )
     };
     let (model, summary) = train(model, optimizer, &schedule, &source, &mut eval, &opts)?;
     let metrics = if summary.metrics.is_empty() && !summary.interrupted {
-        evaluate(&model.valid(), val_set, batch_size, workers, &eval_device).map_err(TaskError::Data)?
+        evaluate(&model.valid(), val_set, batch_size, workers, &eval_device)
+            .map_err(TaskError::Data)?
     } else {
         summary.metrics
     };
@@ -175,7 +195,10 @@ pub fn load_for_test(
 ) -> Result<ImageClassifier, TaskError> {
     let model = ImageClassifier::from_config(&cfg.node("model")?, device)?;
     let sd = mona_core::checkpoint::StateDict::read(&args.checkpoint)?;
-    let is_adapter = sd.metadata.get(adapter_file::FORMAT_KEY).map(String::as_str)
+    let is_adapter = sd
+        .metadata
+        .get(adapter_file::FORMAT_KEY)
+        .map(String::as_str)
         == Some(adapter_file::FORMAT);
     let model = if is_adapter {
         let mut model = model;
@@ -184,11 +207,17 @@ pub fn load_for_test(
             tracing::info!("pretrained {}: {report}", path.display());
             model = loaded;
         } else {
-            tracing::warn!("adapter file without pretrained weights (no load_from): the frozen backbone keeps its initialisation");
+            tracing::warn!(
+                "adapter file without pretrained weights (no load_from): the frozen backbone keeps its initialisation"
+            );
         }
         let method = model.backbone.method().name().to_string();
         adapter_file::load_adapter(model, &args.checkpoint, &method)?.0
-    } else if sd.metadata.get("format").is_some_and(|f| f.starts_with("mona-checkpoint")) {
+    } else if sd
+        .metadata
+        .get("format")
+        .is_some_and(|f| f.starts_with("mona-checkpoint"))
+    {
         let ckpt = mona_core::runner::read_checkpoint(&args.checkpoint)?;
         let options = mona_core::checkpoint::LoadOptions {
             strict: true,
@@ -216,7 +245,10 @@ fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
         let all = accuracy_metrics(&scores, classes, &labels);
         for (k, v) in all {
             let wanted = args.metrics.is_empty()
-                || args.metrics.iter().any(|m| m == "accuracy" || k.starts_with(m.as_str()));
+                || args
+                    .metrics
+                    .iter()
+                    .any(|m| m == "accuracy" || k.starts_with(m.as_str()));
             if wanted {
                 metrics.insert(k, v);
             }
@@ -226,10 +258,9 @@ fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
         let rows: Vec<serde_json::Value> = (0..paths.len())
             .map(|i| {
                 let s = &scores[i * classes..(i + 1) * classes];
-                let (pred, score) = s
-                    .iter()
-                    .enumerate()
-                    .fold((0, f32::MIN), |best, (j, v)| if *v > best.1 { (j, *v) } else { best });
+                let (pred, score) = s.iter().enumerate().fold((0, f32::MIN), |best, (j, v)| {
+                    if *v > best.1 { (j, *v) } else { best }
+                });
                 serde_json::json!({
                     "path": paths[i],
                     "pred_label": pred,

@@ -17,7 +17,8 @@ fn root() -> PathBuf {
 fn demo_config(extra: &[String]) -> Config {
     let root = root();
     let data = root.join("data/fashion-mnist-mini");
-    let mut cfg = Config::from_file(root.join("configs/demo/fashion_mnist_swin_mona.toml")).unwrap();
+    let mut cfg =
+        Config::from_file(root.join("configs/demo/fashion_mnist_swin_mona.toml")).unwrap();
     let mut options = vec![
         "runner.max_epochs=3".to_string(),
         "evaluation.interval=3".to_string(),
@@ -27,8 +28,14 @@ fn demo_config(extra: &[String]) -> Config {
     for split in ["train", "val", "test"] {
         let ann = if split == "train" { "train" } else { "test" };
         options.push(format!("data.{split}.data_prefix={}", data.display()));
-        options.push(format!("data.{split}.ann_file={}/meta/{ann}.txt", data.display()));
-        options.push(format!("data.{split}.classes={}/classes.txt", data.display()));
+        options.push(format!(
+            "data.{split}.ann_file={}/meta/{ann}.txt",
+            data.display()
+        ));
+        options.push(format!(
+            "data.{split}.classes={}/classes.txt",
+            data.display()
+        ));
     }
     options.extend(extra.iter().cloned());
     cfg.apply_options(&options).unwrap();
@@ -37,7 +44,9 @@ fn demo_config(extra: &[String]) -> Config {
 
 fn fns() -> TaskFns {
     mona_cls::link();
-    find::<ModelEntry>("ImageClassifier").expect("ImageClassifier is registered").build
+    find::<ModelEntry>("ImageClassifier")
+        .expect("ImageClassifier is registered")
+        .build
 }
 
 fn train_args(work_dir: &Path) -> TrainArgs {
@@ -62,7 +71,13 @@ fn short_mona_run_learns_and_test_reproduces_it() {
     assert!(metrics["accuracy_top-5"] >= top1);
 
     // The work dir holds what resuming and publishing need.
-    for f in ["log.jsonl", "train.log", "epoch_3.safetensors", "last_checkpoint", "adapter_final.safetensors"] {
+    for f in [
+        "log.jsonl",
+        "train.log",
+        "epoch_3.safetensors",
+        "last_checkpoint",
+        "adapter_final.safetensors",
+    ] {
         assert!(dir.path().join(f).exists(), "{f} missing");
     }
     let test = |checkpoint: PathBuf| {
@@ -85,7 +100,8 @@ fn short_mona_run_learns_and_test_reproduces_it() {
     // random, so it is only reproducible with the same seed, which the checkpoint carries;
     // here we check the file loads and names its method.
     let preds: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("preds.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("preds.json")).unwrap())
+            .unwrap();
     assert_eq!(preds["predictions"].as_array().unwrap().len(), 400);
 }
 
@@ -95,7 +111,9 @@ fn unwritable_work_dir_names_the_path() {
     let file = dir.path().join("a_file");
     std::fs::write(&file, b"x").unwrap();
     let cfg = demo_config(&["runner.max_epochs=1".to_string()]);
-    let err = (fns().train)(&cfg, &train_args(&file.join("work"))).unwrap_err().to_string();
+    let err = (fns().train)(&cfg, &train_args(&file.join("work")))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("a_file"), "{err}");
 }
 
@@ -108,7 +126,9 @@ fn missing_image_names_the_path() {
         format!("data.train.ann_file={}", ann.display()),
         "runner.max_epochs=1".to_string(),
     ]);
-    let err = (fns().train)(&cfg, &train_args(&dir.path().join("w"))).unwrap_err().to_string();
+    let err = (fns().train)(&cfg, &train_args(&dir.path().join("w")))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("does_not_exist.png"), "{err}");
 }
 
@@ -116,7 +136,9 @@ fn missing_image_names_the_path() {
 fn unknown_pipeline_step_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = demo_config(&["data.train.pipeline.2.type=RandomFlipp".to_string()]);
-    let err = (fns().train)(&cfg, &train_args(dir.path())).unwrap_err().to_string();
+    let err = (fns().train)(&cfg, &train_args(dir.path()))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("data.train.pipeline.2.type"), "{err}");
     assert!(err.contains("RandomFlip"), "{err}");
 }

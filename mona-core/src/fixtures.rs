@@ -57,7 +57,8 @@ pub fn list_fixtures(dir: &Path) -> Result<Vec<Fixture>, String> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let json: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let st = path.with_extension("safetensors");
@@ -83,14 +84,26 @@ pub fn rel_err(actual: &TensorData, expected: &TensorData) -> f64 {
     if actual.shape() != expected.shape() {
         return f64::INFINITY;
     }
-    let a: Vec<f32> = actual.clone().convert::<f32>().try_into_vec().unwrap_or_default();
-    let b: Vec<f32> = expected.clone().convert::<f32>().try_into_vec().unwrap_or_default();
+    let a: Vec<f32> = actual
+        .clone()
+        .convert::<f32>()
+        .try_into_vec()
+        .unwrap_or_default();
+    let b: Vec<f32> = expected
+        .clone()
+        .convert::<f32>()
+        .try_into_vec()
+        .unwrap_or_default();
     let max_abs = b.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
     let max_diff = a
         .iter()
         .zip(&b)
         .fold(0f64, |m, (x, y)| m.max((*x as f64 - *y as f64).abs()));
-    if max_abs == 0.0 { max_diff } else { max_diff / max_abs }
+    if max_abs == 0.0 {
+        max_diff
+    } else {
+        max_diff / max_abs
+    }
 }
 
 /// Forward tolerance of the fixtures README.

@@ -247,7 +247,10 @@ impl ModuleMapper for LoadMapper<'_> {
 
 /// Writes `tensors` (by official key) into `module`, keeping each parameter's id and
 /// trainability. Keys of `tensors` that name no parameter are the caller's "unused" set.
-pub fn load_params<M: Module>(module: M, tensors: &HashMap<String, TensorData>) -> (M, LoadOutcome) {
+pub fn load_params<M: Module>(
+    module: M,
+    tensors: &HashMap<String, TensorData>,
+) -> (M, LoadOutcome) {
     let mut mapper = LoadMapper {
         path: PathStack::default(),
         tensors,

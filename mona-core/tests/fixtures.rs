@@ -63,14 +63,16 @@ fn check_grads(
     for key in param_keys {
         match (trainable(key), grads.get(key), expected.get(key)) {
             (true, Some(g), Some(e)) => out.grad_err = out.grad_err.max(rel_err(g, e)),
-            (true, None, _) => out.problems.push(format!("no gradient for trainable {key}")),
-            (true, Some(_), None) => out
+            (true, None, _) => out
                 .problems
-                .push(format!("{key} trains here but the fixture gives no gradient")),
+                .push(format!("no gradient for trainable {key}")),
+            (true, Some(_), None) => out.problems.push(format!(
+                "{key} trains here but the fixture gives no gradient"
+            )),
             (false, Some(_), _) => out.problems.push(format!("gradient for frozen {key}")),
-            (false, None, Some(_)) => out
-                .problems
-                .push(format!("{key} is frozen here but the fixture gives a gradient")),
+            (false, None, Some(_)) => out.problems.push(format!(
+                "{key} is frozen here but the fixture gives a gradient"
+            )),
             (false, None, None) => {}
         }
     }
@@ -105,7 +107,13 @@ fn run_mona_module(fx: &Fixture) -> Outcome {
         None => out.problems.push("no input gradient".into()),
     }
     let keys: Vec<String> = param_infos(&module).into_iter().map(|p| p.key).collect();
-    check_grads(fx, &param_grads(&module, &grads), &keys, &|_| true, &mut out);
+    check_grads(
+        fx,
+        &param_grads(&module, &grads),
+        &keys,
+        &|_| true,
+        &mut out,
+    );
     out
 }
 
@@ -136,8 +144,14 @@ fn run_swin_backbone(fx: &Fixture) -> Outcome {
     if fixture_keys != model_keys {
         out.problems.push(format!(
             "parameter keys differ: only in fixture {:?}, only in model {:?}",
-            fixture_keys.difference(&model_keys).take(5).collect::<Vec<_>>(),
-            model_keys.difference(&fixture_keys).take(5).collect::<Vec<_>>()
+            fixture_keys
+                .difference(&model_keys)
+                .take(5)
+                .collect::<Vec<_>>(),
+            model_keys
+                .difference(&fixture_keys)
+                .take(5)
+                .collect::<Vec<_>>()
         ));
         return out;
     }
@@ -204,7 +218,9 @@ fn run_bias_table_resize(fx: &Fixture) -> Outcome {
     let (rows, heads) = (input.shape()[0], input.shape()[1]);
     let values: Vec<f32> = input.clone().try_into_vec().unwrap_or_default();
     match resize_bias_table(&values, rows, heads, expected.shape()[0]) {
-        Some(v) => out.out_err = rel_err(&TensorData::new(v, [expected.shape()[0], heads]), expected),
+        Some(v) => {
+            out.out_err = rel_err(&TensorData::new(v, [expected.shape()[0], heads]), expected)
+        }
         None => out.problems.push("table is not square".into()),
     }
     out
@@ -230,7 +246,11 @@ fn run_ops(fx: &Fixture) -> Outcome {
                 // The derivative of exact GELU is Φ(x) + x·φ(x); check the backward too.
                 let grads = y.sum().backward();
                 let g = x.grad(&grads).map(|g| g.to_data());
-                let xs: Vec<f32> = fx.tensor("gelu.input").clone().try_into_vec().unwrap_or_default();
+                let xs: Vec<f32> = fx
+                    .tensor("gelu.input")
+                    .clone()
+                    .try_into_vec()
+                    .unwrap_or_default();
                 let expected: Vec<f32> = xs
                     .iter()
                     .map(|&v| {
@@ -310,8 +330,16 @@ fn golden_fixtures() {
             outcome.method,
             outcome.out_err,
             outcome.grad_err,
-            if outcome.notes.is_empty() { String::new() } else { format!("  [{}]", outcome.notes.join("; ")) },
-            if outcome.problems.is_empty() { String::new() } else { format!("\n    {}", outcome.problems.join("\n    ")) },
+            if outcome.notes.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", outcome.notes.join("; "))
+            },
+            if outcome.problems.is_empty() {
+                String::new()
+            } else {
+                format!("\n    {}", outcome.problems.join("\n    "))
+            },
         );
         if !outcome.passed() {
             failed.push(fx.name.clone());

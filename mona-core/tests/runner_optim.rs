@@ -24,8 +24,20 @@ fn cls_paramwise() -> ParamwiseCfg {
         norm_decay_mult: Some(0.0),
         bias_decay_mult: Some(0.0),
         custom_keys: BTreeMap::from([
-            (".absolute_pos_embed".into(), KeyMult { lr_mult: 1.0, decay_mult: 0.0 }),
-            (".relative_position_bias_table".into(), KeyMult { lr_mult: 1.0, decay_mult: 0.0 }),
+            (
+                ".absolute_pos_embed".into(),
+                KeyMult {
+                    lr_mult: 1.0,
+                    decay_mult: 0.0,
+                },
+            ),
+            (
+                ".relative_position_bias_table".into(),
+                KeyMult {
+                    lr_mult: 1.0,
+                    decay_mult: 0.0,
+                },
+            ),
         ]),
         ..Default::default()
     }
@@ -40,18 +52,34 @@ fn classification_decay_rules_match_the_spec() {
         info(&format!("{p}.gammax"), &[96], "Mona"),
         info(&format!("{p}.project1.weight"), &[64, 96], "Linear"),
         info(&format!("{p}.project1.bias"), &[64], "Linear"),
-        info(&format!("{p}.adapter_conv.conv1.weight"), &[64, 1, 3, 3], "Conv2d"),
+        info(
+            &format!("{p}.adapter_conv.conv1.weight"),
+            &[64, 1, 3, 3],
+            "Conv2d",
+        ),
         info(&format!("{p}.adapter_conv.conv1.bias"), &[64], "Conv2d"),
-        info(&format!("{p}.adapter_conv.projector.weight"), &[64, 64, 1, 1], "Conv2d"),
+        info(
+            &format!("{p}.adapter_conv.projector.weight"),
+            &[64, 64, 1, 1],
+            "Conv2d",
+        ),
         info(&format!("{p}.adapter_conv.projector.bias"), &[64], "Conv2d"),
         info(&format!("{p}.norm.weight"), &[96], "LayerNorm"),
         info(&format!("{p}.norm.bias"), &[96], "LayerNorm"),
-        info("backbone.layers.0.blocks.0.attn.relative_position_bias_table", &[169, 3], "WindowAttention"),
+        info(
+            "backbone.layers.0.blocks.0.attn.relative_position_bias_table",
+            &[169, 3],
+            "WindowAttention",
+        ),
         info("head.fc.weight", &[10, 768], "Linear"),
         info("head.fc.bias", &[10], "Linear"),
     ];
     let opt = Optimizer::new(
-        Rule::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 },
+        Rule::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
         3.125e-5,
         0.05,
         &cls_paramwise(),
@@ -70,7 +98,10 @@ fn classification_decay_rules_match_the_spec() {
     assert_eq!(decay(&format!("{p}.adapter_conv.projector.bias")), 0.0);
     assert_eq!(decay(&format!("{p}.norm.weight")), 0.0);
     assert_eq!(decay(&format!("{p}.norm.bias")), 0.0);
-    assert_eq!(decay("backbone.layers.0.blocks.0.attn.relative_position_bias_table"), 0.0);
+    assert_eq!(
+        decay("backbone.layers.0.blocks.0.attn.relative_position_bias_table"),
+        0.0
+    );
     assert_eq!(decay("head.fc.weight"), 0.05);
     assert_eq!(decay("head.fc.bias"), 0.0);
     assert!(opt.settings().values().all(|s| s.base_lr == 3.125e-5));
@@ -82,25 +113,79 @@ fn classification_decay_rules_match_the_spec() {
 fn longest_custom_key_wins() {
     let cfg = ParamwiseCfg {
         custom_keys: BTreeMap::from([
-            ("backbone".into(), KeyMult { lr_mult: 1.0, decay_mult: 1.0 }),
-            ("norm".into(), KeyMult { lr_mult: 1.0, decay_mult: 0.0 }),
-            ("absolute_pos_embed".into(), KeyMult { lr_mult: 1.0, decay_mult: 0.0 }),
-            ("relative_position_bias_table".into(), KeyMult { lr_mult: 1.0, decay_mult: 0.0 }),
+            (
+                "backbone".into(),
+                KeyMult {
+                    lr_mult: 1.0,
+                    decay_mult: 1.0,
+                },
+            ),
+            (
+                "norm".into(),
+                KeyMult {
+                    lr_mult: 1.0,
+                    decay_mult: 0.0,
+                },
+            ),
+            (
+                "absolute_pos_embed".into(),
+                KeyMult {
+                    lr_mult: 1.0,
+                    decay_mult: 0.0,
+                },
+            ),
+            (
+                "relative_position_bias_table".into(),
+                KeyMult {
+                    lr_mult: 1.0,
+                    decay_mult: 0.0,
+                },
+            ),
         ]),
         ..Default::default()
     };
     let infos = vec![
-        info("backbone.layers.0.blocks.0.my_module_1.norm.weight", &[192], "LayerNorm"),
-        info("backbone.layers.0.blocks.0.attn.relative_position_bias_table", &[169, 6], "WindowAttention"),
+        info(
+            "backbone.layers.0.blocks.0.my_module_1.norm.weight",
+            &[192],
+            "LayerNorm",
+        ),
+        info(
+            "backbone.layers.0.blocks.0.attn.relative_position_bias_table",
+            &[169, 6],
+            "WindowAttention",
+        ),
         info("decode_head.bottleneck.bn.weight", &[512], "BatchNorm"),
         info("decode_head.norm_like.weight", &[512], "LayerNorm"),
     ];
-    let opt = Optimizer::new(Rule::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 }, 3e-4, 0.01, &cfg, &infos, &|_| true);
+    let opt = Optimizer::new(
+        Rule::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        3e-4,
+        0.01,
+        &cfg,
+        &infos,
+        &|_| true,
+    );
     let s = opt.settings();
-    assert_eq!(s["backbone.layers.0.blocks.0.my_module_1.norm.weight"].weight_decay, 0.01);
-    assert_eq!(s["backbone.layers.0.blocks.0.my_module_1.norm.weight"].mults.rule, "custom_keys[\"backbone\"]");
+    assert_eq!(
+        s["backbone.layers.0.blocks.0.my_module_1.norm.weight"].weight_decay,
+        0.01
+    );
+    assert_eq!(
+        s["backbone.layers.0.blocks.0.my_module_1.norm.weight"]
+            .mults
+            .rule,
+        "custom_keys[\"backbone\"]"
+    );
     // "relative_position_bias_table" (28 chars) is longer than "backbone" and matches first.
-    assert_eq!(s["backbone.layers.0.blocks.0.attn.relative_position_bias_table"].weight_decay, 0.0);
+    assert_eq!(
+        s["backbone.layers.0.blocks.0.attn.relative_position_bias_table"].weight_decay,
+        0.0
+    );
     assert_eq!(s["decode_head.bottleneck.bn.weight"].weight_decay, 0.01);
     assert_eq!(s["decode_head.norm_like.weight"].weight_decay, 0.0);
 }
@@ -151,7 +236,18 @@ fn adamw_with_global_clipping_matches_pytorch_formulas() {
         bias_decay_mult: Some(0.0),
         ..Default::default()
     };
-    let mut opt = Optimizer::new(Rule::AdamW { beta1: b1, beta2: b2, eps }, lr, wd, &paramwise, &infos, &|k| k != "b");
+    let mut opt = Optimizer::new(
+        Rule::AdamW {
+            beta1: b1,
+            beta2: b2,
+            eps,
+        },
+        lr,
+        wd,
+        &paramwise,
+        &infos,
+        &|k| k != "b",
+    );
     let grads: BTreeMap<&str, Vec<f64>> = BTreeMap::from([
         ("a.weight", vec![1.0, -2.0, 3.0, 4.0]),
         ("a.bias", vec![0.5, -0.5]),
@@ -170,7 +266,11 @@ fn adamw_with_global_clipping_matches_pytorch_formulas() {
         let gp = grads_of(&model);
         let (next, stats) = opt.step(model, gp, &|base| base, Some(max_norm));
         model = next;
-        assert!((stats.grad_norm - norm).abs() < 1e-5, "grad norm {}", stats.grad_norm);
+        assert!(
+            (stats.grad_norm - norm).abs() < 1e-5,
+            "grad norm {}",
+            stats.grad_norm
+        );
         assert_eq!(stats.updated, 2);
         for (key, g) in &grads {
             let decay = if *key == "a.bias" { 0.0 } else { wd };
@@ -208,7 +308,11 @@ fn sgd_momentum_matches_pytorch_formula() {
     let mut model = tiny(&dev);
     let infos = param_infos(&model);
     let mut opt = Optimizer::new(
-        Rule::Sgd { momentum: 0.9, dampening: 0.0, nesterov: false },
+        Rule::Sgd {
+            momentum: 0.9,
+            dampening: 0.0,
+            nesterov: false,
+        },
         0.01,
         1e-4,
         &ParamwiseCfg::default(),
@@ -256,25 +360,39 @@ fn cosine_with_epoch_warmup_by_iteration() {
         "[lr_config]\npolicy = \"CosineAnnealing\"\nby_epoch = false\nmin_lr_ratio = 0.01\nwarmup = \"linear\"\nwarmup_ratio = 0.001\nwarmup_iters = 2\nwarmup_by_epoch = true\n",
     );
     let base = 1e-3;
-    let cos = |i: f64| 1e-5 + 0.5 * (1e-3 - 1e-5) * (1.0 + (std::f64::consts::PI * i / 100.0).cos());
+    let cos =
+        |i: f64| 1e-5 + 0.5 * (1e-3 - 1e-5) * (1.0 + (std::f64::consts::PI * i / 100.0).cos());
     let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
     assert!(close(s.lr(base, &at(0, 10, 10)), cos(0.0) * 1e-3));
-    assert!(close(s.lr(base, &at(5, 10, 10)), cos(5.0) * (1.0 - (1.0 - 0.25) * (1.0 - 1e-3))));
+    assert!(close(
+        s.lr(base, &at(5, 10, 10)),
+        cos(5.0) * (1.0 - (1.0 - 0.25) * (1.0 - 1e-3))
+    ));
     assert!(close(s.lr(base, &at(20, 10, 10)), cos(20.0)));
     assert!(close(s.lr(base, &at(99, 10, 10)), cos(99.0)));
 }
 
 #[test]
 fn step_and_poly_schedules() {
-    let s = schedule("[lr_config]\npolicy = \"step\"\nstep = [27, 33]\nwarmup = \"linear\"\nwarmup_iters = 500\nwarmup_ratio = 0.001\n");
+    let s = schedule(
+        "[lr_config]\npolicy = \"step\"\nstep = [27, 33]\nwarmup = \"linear\"\nwarmup_iters = 500\nwarmup_ratio = 0.001\n",
+    );
     let base = 1e-4;
     assert_eq!(s.lr(base, &at(26 * 1000 + 999, 1000, 36)), base);
     assert!((s.lr(base, &at(27 * 1000, 1000, 36)) - 1e-5).abs() < 1e-15);
     assert!((s.lr(base, &at(35 * 1000, 1000, 36)) - 1e-6).abs() < 1e-16);
     assert!((s.lr(base, &at(250, 1000, 36)) - base * (1.0 - 0.5 * 0.999)).abs() < 1e-15);
 
-    let p = schedule("[lr_config]\npolicy = \"poly\"\npower = 1.0\nmin_lr = 0.0\nby_epoch = false\nwarmup = \"linear\"\nwarmup_iters = 1500\nwarmup_ratio = 1e-6\n");
-    let prog = Progress { epoch: 0, iter: 80_000, epoch_len: 1, max_epochs: 1, max_iters: 160_000 };
+    let p = schedule(
+        "[lr_config]\npolicy = \"poly\"\npower = 1.0\nmin_lr = 0.0\nby_epoch = false\nwarmup = \"linear\"\nwarmup_iters = 1500\nwarmup_ratio = 1e-6\n",
+    );
+    let prog = Progress {
+        epoch: 0,
+        iter: 80_000,
+        epoch_len: 1,
+        max_epochs: 1,
+        max_iters: 160_000,
+    };
     assert!((p.lr(3e-4, &prog) - 1.5e-4).abs() < 1e-15);
     let warm = Progress { iter: 750, ..prog };
     let regular = 3e-4 * (1.0 - 750.0 / 160_000.0);
@@ -284,7 +402,9 @@ fn step_and_poly_schedules() {
 #[test]
 fn unknown_policy_names_file_and_key() {
     let cfg = Config::from_str_at("[lr_config]\npolicy = \"cosine\"\n", "sched.toml").unwrap();
-    let err = LrSchedule::from_config(&cfg.node("lr_config").unwrap()).unwrap_err().to_string();
+    let err = LrSchedule::from_config(&cfg.node("lr_config").unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("sched.toml"), "{err}");
     assert!(err.contains("lr_config.policy"), "{err}");
     assert!(err.contains("Cosine"), "{err}");

@@ -55,13 +55,20 @@ impl BatchSource<Batch> for Source {
     fn epoch_len(&self) -> usize {
         self.batches.len()
     }
-    fn iter_epoch(&self, epoch: usize, start: usize) -> Box<dyn Iterator<Item = Result<Batch, String>> + '_> {
+    fn iter_epoch(
+        &self,
+        epoch: usize,
+        start: usize,
+    ) -> Box<dyn Iterator<Item = Result<Batch, String>> + '_> {
         let n = self.batches.len();
         Box::new((start..n).map(move |i| {
             let (img, labels) = &self.batches[(i + epoch) % n];
             Ok((
                 Tensor::from_data(img.clone(), &self.device),
-                Tensor::from_data(TensorData::new(labels.clone(), [labels.len()]), &self.device),
+                Tensor::from_data(
+                    TensorData::new(labels.clone(), [labels.len()]),
+                    &self.device,
+                ),
             ))
         }))
     }
@@ -129,11 +136,18 @@ fn setup(method: &str) -> (Config, Toy, Source) {
 /// (dropout, DropPath, lazy init), so the runs of this file take turns.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn run(method: &str, work_dir: &std::path::Path, resume: Resume, stop_after: Option<usize>) -> (Toy, Toy) {
+fn run(
+    method: &str,
+    work_dir: &std::path::Path,
+    resume: Resume,
+    stop_after: Option<usize>,
+) -> (Toy, Toy) {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (cfg, toy, source) = setup(method);
     let initial = toy.clone();
-    let optimizer = Optimizer::from_config(&cfg.node("optimizer").unwrap(), &toy, &|k| toy.trainable(k)).unwrap();
+    let optimizer =
+        Optimizer::from_config(&cfg.node("optimizer").unwrap(), &toy, &|k| toy.trainable(k))
+            .unwrap();
     let schedule = LrSchedule::from_config(&cfg.node("lr_config").unwrap()).unwrap();
     let opts = TrainOptions {
         work_dir: work_dir.to_path_buf(),
@@ -145,7 +159,8 @@ fn run(method: &str, work_dir: &std::path::Path, resume: Resume, stop_after: Opt
         stop_after,
         export_adapter: true,
     };
-    let mut evaluate = |_: &Toy| -> Result<Metrics, String> { Ok(BTreeMap::from([("dummy".to_string(), 1.0)])) };
+    let mut evaluate =
+        |_: &Toy| -> Result<Metrics, String> { Ok(BTreeMap::from([("dummy".to_string(), 1.0)])) };
     // Materialise the lazy initial values while holding the turn.
     let _ = param_data(&initial, &|_| true);
     let (model, _) = train(toy, optimizer, &schedule, &source, &mut evaluate, &opts).unwrap();
@@ -173,7 +188,10 @@ fn resumed_run_equals_uninterrupted_run() {
     assert_eq!(params(&full), params(&resumed), "resume changed the result");
 
     let log = std::fs::read_to_string(dir.path().join("log.jsonl")).unwrap();
-    let last_train = log.lines().filter(|l| l.contains("\"mode\":\"train\"")).last().unwrap();
+    let last_train = log
+        .lines()
+        .rfind(|l| l.contains("\"mode\":\"train\""))
+        .unwrap();
     let rec: serde_json::Value = serde_json::from_str(last_train).unwrap();
     assert_eq!(rec["iter"], 6);
     assert!(rec["loss"].as_f64().unwrap().is_finite());
@@ -197,7 +215,10 @@ fn frozen_parameters_stay_bit_identical() {
             }
         }
         assert!(changed > 0, "{method}: nothing trained");
-        assert!(after["head.weight"] != before["head.weight"], "{method}: head did not train");
+        assert!(
+            after["head.weight"] != before["head.weight"],
+            "{method}: head did not train"
+        );
     }
 }
 
@@ -229,4 +250,3 @@ fn two_full_runs_are_identical() {
     let diff: Vec<_> = pa.keys().filter(|k| pa[*k] != pb[*k]).take(3).collect();
     assert!(diff.is_empty(), "trained differs: {diff:?}");
 }
-

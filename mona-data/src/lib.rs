@@ -37,3 +37,10 @@ pub use loader::{DataLoader, EpochIter, epoch_order};
 pub use results::{FlipDirection, Image, Results};
 pub use rng::{DataRng, sample_rng};
 pub use transforms::{Pipeline, Transform, TransformEntry, build_pipeline, build_transform};
+
+/// Call from binaries so the linker keeps this crate's registrations (an unreferenced crate
+/// is dropped with its `inventory` entries).
+#[inline(never)]
+pub fn link() {
+    std::hint::black_box(loader::epoch_order as fn(usize, bool, u64, u64) -> Vec<usize>);
+}

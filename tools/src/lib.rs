@@ -1,1 +1,26 @@
-//! placeholder
+//! The mona command-line tools: shared pieces of the binaries in `src/bin/`.
+//!
+//! - [`link`]: [`link_all`], which every binary calls so that every registering crate (and
+//!   its `inventory` entries) is linked in;
+//! - [`cli`]: logging set-up and the one-line error report of every binary;
+//! - [`config_args`]: loading a config with `--cfg-options`;
+//! - [`count`]: parameter counts per model part and the official trainable share;
+//! - [`methods`]: the paper's method list and display names, and swapping a config's method;
+//! - [`convert`]: checkpoint conversion to safetensors, optionally through a backbone;
+//! - [`registries`]: listing every registry and its names.
+//!
+//! The binaries: `train`, `test`, `print-config`, `count-params`, `convert-checkpoint`,
+//! `list-registry`.
+
+pub mod cli;
+pub mod config_args;
+pub mod convert;
+pub mod count;
+pub mod error;
+pub mod keys;
+pub mod link;
+pub mod methods;
+pub mod registries;
+
+pub use error::ToolError;
+pub use link::link_all;

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use burn::module::Module;
 
-use super::{CheckpointError, KeyReport, LoadOptions, StateDict, load_state_dict, write_safetensors};
+use super::{
+    CheckpointError, KeyReport, LoadOptions, StateDict, load_state_dict, write_safetensors,
+};
 use crate::params::param_data;
 
 /// Metadata key holding the file format tag.
@@ -69,7 +71,13 @@ pub fn load_adapter<M: Module>(
         return Err(err(format!(
             "{} tensor(s) match no parameter of the model: {}",
             report.unused.len(),
-            report.unused.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            report
+                .unused
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     Ok((module, report))

@@ -49,7 +49,12 @@ pub fn resize_bicubic(plane: &[f32], h: usize, w: usize, oh: usize, ow: usize) -
 /// Resizes a relative position bias table `((2s−1)², heads)` to `((2d−1)², heads)`:
 /// per head, the `(2s−1)×(2s−1)` grid is resized bicubically (spec: permute to
 /// `(1, heads, 2s−1, 2s−1)`, interpolate, permute back). `None` if `rows` is not a square.
-pub fn resize_bias_table(table: &[f32], rows: usize, heads: usize, dst_rows: usize) -> Option<Vec<f32>> {
+pub fn resize_bias_table(
+    table: &[f32],
+    rows: usize,
+    heads: usize,
+    dst_rows: usize,
+) -> Option<Vec<f32>> {
     let side = (rows as f64).sqrt().round() as usize;
     let dst_side = (dst_rows as f64).sqrt().round() as usize;
     if side * side != rows || dst_side * dst_side != dst_rows {

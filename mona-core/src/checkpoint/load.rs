@@ -79,7 +79,13 @@ fn summarize(keys: &[String]) -> String {
     for k in keys {
         let pattern: String = k
             .split('.')
-            .map(|p| if p.chars().all(|c| c.is_ascii_digit()) { "*" } else { p })
+            .map(|p| {
+                if p.chars().all(|c| c.is_ascii_digit()) {
+                    "*"
+                } else {
+                    p
+                }
+            })
             .collect::<Vec<_>>()
             .join(".");
         match groups.iter_mut().find(|(p, _)| *p == pattern) {
@@ -108,7 +114,11 @@ pub fn load_state_dict<M: Module>(
     let mut report = KeyReport::default();
     let mut source: Vec<(String, TensorData)> = match &options.strip_prefix {
         Some(prefix) if sd.tensors.keys().any(|k| k.starts_with(prefix.as_str())) => {
-            for k in sd.tensors.keys().filter(|k| !k.starts_with(prefix.as_str())) {
+            for k in sd
+                .tensors
+                .keys()
+                .filter(|k| !k.starts_with(prefix.as_str()))
+            {
                 report.unused.push(k.clone());
             }
             sd.with_prefix_stripped(prefix).into_iter().collect()
@@ -149,7 +159,10 @@ pub fn load_state_dict<M: Module>(
             && shape.len() == 2
             && found[1] == shape[1]
         {
-            let values: Vec<f32> = data.convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+            let values: Vec<f32> = data
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap_or_default();
             match resize_bias_table(&values, found[0], found[1], shape[0]) {
                 Some(v) => {
                     report.resized.push(key.clone());

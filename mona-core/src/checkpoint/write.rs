@@ -21,7 +21,11 @@ pub fn write_safetensors(
     let owned: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
         .map(|(k, d)| {
-            let values: Vec<f32> = d.clone().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+            let values: Vec<f32> = d
+                .clone()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap_or_default();
             let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
             (k.clone(), bytes, d.shape().to_vec())
         })
@@ -37,18 +41,20 @@ pub fn write_safetensors(
                 })
         })
         .collect::<Result<_, _>>()?;
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| {
-        CheckpointError::Format {
+    let bytes =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| CheckpointError::Format {
             path: path.to_path_buf(),
             message: e.to_string(),
-        }
-    })?;
+        })?;
     write_atomic(path, &bytes).map_err(io)
 }
 
 /// Temp file in the destination folder, fsync, rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path
         .file_name()

@@ -46,7 +46,12 @@ pub enum Placement {
 }
 
 /// The module of one adapter slot.
+///
+/// Variants differ in size (Mona holds four convs); a block holds at most two, built once, so
+/// the padding costs nothing worth a `Box` (which the module derive would also have to see
+/// through).
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum AdapterModule {
     Mona(Mona),
     Bottleneck(BottleneckAdapter),

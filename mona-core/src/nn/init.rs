@@ -24,7 +24,11 @@ fn lazy<const D: usize>(
 /// timm's `trunc_normal_(std)` with the default cut at ±2 (absolute): for std 0.02 that is
 /// ±100σ, i.e. effectively an untruncated normal (spec §1.4). Values beyond ±2 are clamped,
 /// which differs from resampling only on a set of negligible measure.
-pub fn trunc_normal<const D: usize>(shape: [usize; D], std: f64, device: &Device) -> Param<Tensor<D>> {
+pub fn trunc_normal<const D: usize>(
+    shape: [usize; D],
+    std: f64,
+    device: &Device,
+) -> Param<Tensor<D>> {
     lazy(shape, device, move |s, d| {
         Tensor::random(s, Distribution::Normal(0.0, std), d).clamp(-2.0, 2.0)
     })
@@ -45,7 +49,11 @@ pub fn uniform<const D: usize>(shape: [usize; D], bound: f64, device: &Device) -
 }
 
 /// A constant.
-pub fn constant<const D: usize>(shape: [usize; D], value: f64, device: &Device) -> Param<Tensor<D>> {
+pub fn constant<const D: usize>(
+    shape: [usize; D],
+    value: f64,
+    device: &Device,
+) -> Param<Tensor<D>> {
     lazy(shape, device, move |s, d| Tensor::full(s, value, d))
 }
 

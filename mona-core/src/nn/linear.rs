@@ -36,12 +36,14 @@ impl Linear {
         }
     }
 
+    /// Input features (read from the lazy shape: never draws the initial values).
     pub fn d_in(&self) -> usize {
-        self.weight.shape().dims::<2>()[1]
+        self.weight.lazy_shape().dims::<2>()[1]
     }
 
+    /// Output features.
     pub fn d_out(&self) -> usize {
-        self.weight.shape().dims::<2>()[0]
+        self.weight.lazy_shape().dims::<2>()[0]
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {

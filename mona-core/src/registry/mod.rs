@@ -32,22 +32,28 @@ pub struct RegistryInfo {
 }
 inventory::collect!(RegistryInfo);
 
+/// An unknown `type`: where it was asked for and what exists.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{file}: {key}: unknown {kind} type \"{name}\"{}; registered: {}",
+    suggestion_text(suggestions),
+    registered.join(", ")
+)]
+pub struct UnknownType {
+    pub kind: &'static str,
+    pub name: String,
+    pub file: String,
+    pub key: String,
+    pub suggestions: Vec<&'static str>,
+    pub registered: Vec<&'static str>,
+}
+
 /// The error of a failed lookup.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error(
-        "{file}: {key}: unknown {kind} type \"{name}\"{}; registered: {}",
-        suggestion_text(suggestions),
-        registered.join(", ")
-    )]
-    Unknown {
-        kind: &'static str,
-        name: String,
-        file: String,
-        key: String,
-        suggestions: Vec<&'static str>,
-        registered: Vec<&'static str>,
-    },
+    /// Boxed: registry errors travel inside every builder's `Result`.
+    #[error(transparent)]
+    Unknown(Box<UnknownType>),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
 }
@@ -82,7 +88,11 @@ pub fn lookup<R: Registration + inventory::Collect>(
     node: &ConfigNode<'_>,
 ) -> Result<&'static R, RegistryError> {
     let name = node.type_name()?;
-    lookup_name::<R>(name, &node.file().display().to_string(), &type_key(node.key()))
+    lookup_name::<R>(
+        name,
+        &node.file().display().to_string(),
+        &type_key(node.key()),
+    )
 }
 
 /// Like [`lookup`] for a name that does not come from a config node (a command-line flag).
@@ -95,14 +105,14 @@ pub fn lookup_name<R: Registration + inventory::Collect>(
         return Ok(entry);
     }
     let registered = names::<R>();
-    Err(RegistryError::Unknown {
+    Err(RegistryError::Unknown(Box::new(UnknownType {
         kind: R::KIND,
         name: name.to_string(),
         file: file.to_string(),
         key: key.to_string(),
         suggestions: closest(name, &registered),
         registered,
-    })
+    })))
 }
 
 fn type_key(node_key: &str) -> String {

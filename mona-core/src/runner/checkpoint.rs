@@ -52,8 +52,16 @@ pub fn write_checkpoint(
 ) -> Result<PathBuf, CheckpointError> {
     let path = work_dir.join(file_name);
     let mut tensors = Vec::with_capacity(model.len() + optimizer.len());
-    tensors.extend(model.iter().map(|(k, v)| (format!("state_dict.{k}"), v.clone())));
-    tensors.extend(optimizer.iter().map(|(k, v)| (format!("optimizer.{k}"), v.clone())));
+    tensors.extend(
+        model
+            .iter()
+            .map(|(k, v)| (format!("state_dict.{k}"), v.clone())),
+    );
+    tensors.extend(
+        optimizer
+            .iter()
+            .map(|(k, v)| (format!("optimizer.{k}"), v.clone())),
+    );
     let meta_json = serde_json::to_string(meta).map_err(|e| CheckpointError::Format {
         path: path.clone(),
         message: e.to_string(),

@@ -66,7 +66,11 @@ impl RunnerCfg {
     pub fn from_config(cfg: &Config) -> Result<Self, BuildError> {
         let runner_node = cfg.node("runner")?;
         let runner: RunnerNode = runner_node.extract()?;
-        let kind = match (runner.type_name.as_str(), runner.max_epochs, runner.max_iters) {
+        let kind = match (
+            runner.type_name.as_str(),
+            runner.max_epochs,
+            runner.max_iters,
+        ) {
             ("EpochBasedRunner" | "EpochBasedRunnerAmp", Some(e), _) => RunnerKind::Epochs(e),
             ("IterBasedRunner", _, Some(i)) => RunnerKind::Iters(i),
             (t @ ("EpochBasedRunner" | "EpochBasedRunnerAmp"), None, _) => {

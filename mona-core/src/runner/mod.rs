@@ -22,8 +22,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 
 pub use checkpoint::{
-    CheckpointMeta, TrainingCheckpoint, find_last_checkpoint, read_checkpoint,
-    write_checkpoint,
+    CheckpointMeta, TrainingCheckpoint, find_last_checkpoint, read_checkpoint, write_checkpoint,
 };
 pub use config::{RunnerCfg, RunnerKind};
 pub use logger::{JsonLog, memory_mb};

@@ -153,7 +153,14 @@ impl Optimizer {
             _ => 0.0,
         };
         let wd = cfg.weight_decay.unwrap_or(default_wd);
-        Ok(Self::new(rule, cfg.lr, wd, &cfg.paramwise_cfg, &param_infos(model), trainable))
+        Ok(Self::new(
+            rule,
+            cfg.lr,
+            wd,
+            &cfg.paramwise_cfg,
+            &param_infos(model),
+            trainable,
+        ))
     }
 
     /// An optimizer with explicit settings.
@@ -165,8 +172,10 @@ impl Optimizer {
         infos: &[ParamInfo],
         trainable: &dyn Fn(&str) -> bool,
     ) -> Self {
-        let shapes: HashMap<&str, &[usize]> =
-            infos.iter().map(|p| (p.key.as_str(), p.shape.as_slice())).collect();
+        let shapes: HashMap<&str, &[usize]> = infos
+            .iter()
+            .map(|p| (p.key.as_str(), p.shape.as_slice()))
+            .collect();
         let settings = infos
             .iter()
             .filter(|p| trainable(&p.key))
@@ -330,11 +339,7 @@ fn global_grad_norm<M: Module>(
 }
 
 fn join(path: &[Option<String>]) -> String {
-    path.iter()
-        .flatten()
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(".")
+    path.iter().flatten().cloned().collect::<Vec<_>>().join(".")
 }
 
 struct StepMapper<'a> {

@@ -250,7 +250,9 @@ impl LrSchedule {
             } => {
                 let exp = match steps {
                     Steps::Every(s) => progress / (*s).max(1),
-                    Steps::Milestones(ms) => ms.iter().position(|s| progress < *s).unwrap_or(ms.len()),
+                    Steps::Milestones(ms) => {
+                        ms.iter().position(|s| progress < *s).unwrap_or(ms.len())
+                    }
                 };
                 let lr = base * gamma.powi(exp as i32);
                 min_lr.map_or(lr, |m| lr.max(m))

@@ -165,7 +165,10 @@ where
                 "the checkpoint does not fit the model: {} missing, {} mismatched (first: {:?})",
                 outcome.missing.len(),
                 outcome.mismatched.len(),
-                outcome.missing.first().or(outcome.mismatched.first().map(|m| &m.key))
+                outcome
+                    .missing
+                    .first()
+                    .or(outcome.mismatched.first().map(|m| &m.key))
             )));
         }
         model = loaded;
@@ -263,14 +266,17 @@ where
             bar.set_position(iter as u64);
             bar.set_message(format!("loss {loss_value:.4}"));
 
-            if iter % opts.runner.log_interval == 0 || iter == max_iters {
+            if iter.is_multiple_of(opts.runner.log_interval) || iter == max_iters {
                 let elapsed = started.elapsed().as_secs_f64();
                 let per_iter = elapsed / (iter - start_iter).max(1) as f64;
                 let mut rec = Map::new();
                 rec.insert("mode".into(), json!("train"));
                 rec.insert("epoch".into(), json!(iter.div_ceil(epoch_len)));
                 rec.insert("iter".into(), json!(iter));
-                rec.insert("lr".into(), json!(schedule.lr(optimizer.base_lr, &progress)));
+                rec.insert(
+                    "lr".into(),
+                    json!(schedule.lr(optimizer.base_lr, &progress)),
+                );
                 let mut human_losses = String::new();
                 for (k, v) in &window_loss {
                     let mean = v / window_n as f64;
@@ -312,17 +318,22 @@ where
                 data_time = 0.0;
             }
 
-            let epoch_done = iter % epoch_len == 0;
+            let epoch_done = iter.is_multiple_of(epoch_len);
             let (eval_now, ckpt_now) = if by_epoch {
                 let e = iter / epoch_len;
                 (
-                    epoch_done && opts.runner.eval_interval > 0 && e % opts.runner.eval_interval == 0,
-                    epoch_done && (e % opts.runner.checkpoint_interval.max(1) == 0 || iter == max_iters),
+                    epoch_done
+                        && opts.runner.eval_interval > 0
+                        && e.is_multiple_of(opts.runner.eval_interval),
+                    epoch_done
+                        && (e.is_multiple_of(opts.runner.checkpoint_interval.max(1))
+                            || iter == max_iters),
                 )
             } else {
                 (
-                    opts.runner.eval_interval > 0 && iter % opts.runner.eval_interval == 0,
-                    iter % opts.runner.checkpoint_interval.max(1) == 0 || iter == max_iters,
+                    opts.runner.eval_interval > 0 && iter.is_multiple_of(opts.runner.eval_interval),
+                    iter.is_multiple_of(opts.runner.checkpoint_interval.max(1))
+                        || iter == max_iters,
                 )
             };
             let eval_now = eval_now || (iter == max_iters && opts.runner.eval_interval > 0);

@@ -107,13 +107,7 @@ impl SwinBlock {
     }
 
     /// Applies every adapter slot placed at `at` (slot 1 first).
-    fn adapt(
-        &self,
-        at: Placement,
-        x: Tensor<3>,
-        hw: (usize, usize),
-        training: bool,
-    ) -> Tensor<3> {
+    fn adapt(&self, at: Placement, x: Tensor<3>, hw: (usize, usize), training: bool) -> Tensor<3> {
         let mut x = x;
         for (placement, module) in [
             (self.placements.slot1, &self.my_module_1),
@@ -157,7 +151,10 @@ impl SwinBlock {
         let y = self.norm1.forward(x).reshape([b, h, w, c]);
         let (pad_b, pad_r) = ((ws - h % ws) % ws, (ws - w % ws) % ws);
         let y = if pad_b > 0 || pad_r > 0 {
-            y.pad([(0, 0), (0, pad_b), (0, pad_r), (0, 0)], PadMode::Constant(0.0))
+            y.pad(
+                [(0, 0), (0, pad_b), (0, pad_r), (0, 0)],
+                PadMode::Constant(0.0),
+            )
         } else {
             y
         };

@@ -153,7 +153,9 @@ impl SwinConfig {
     pub fn resolved(mut self) -> Result<Self, String> {
         let base = match &self.arch {
             Some(a) => Self::preset(a).ok_or_else(|| {
-                format!("arch: unknown Swin preset \"{a}\" (expected swin_t, swin_s, swin_b or swin_l)")
+                format!(
+                    "arch: unknown Swin preset \"{a}\" (expected swin_t, swin_s, swin_b or swin_l)"
+                )
             })?,
             None => Self::swin_t(),
         };
@@ -170,12 +172,17 @@ impl SwinConfig {
         }
         for (i, h) in heads.iter().enumerate() {
             let c = self.stage_channels(i);
-            if *h == 0 || c % h != 0 {
-                return Err(format!("num_heads.{i}: {h} heads do not divide {c} channels"));
+            if *h == 0 || !c.is_multiple_of(*h) {
+                return Err(format!(
+                    "num_heads.{i}: {h} heads do not divide {c} channels"
+                ));
             }
         }
         if let Some(i) = self.out_indices.iter().find(|i| **i >= depths.len()) {
-            return Err(format!("out_indices: stage {i} does not exist ({} stages)", depths.len()));
+            return Err(format!(
+                "out_indices: stage {i} does not exist ({} stages)",
+                depths.len()
+            ));
         }
         if self.ape {
             return Err("ape: absolute position embeddings are not supported (no official Mona config uses them)".into());

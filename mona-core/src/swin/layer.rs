@@ -54,7 +54,12 @@ impl BasicLayer {
                     attn_drop,
                     drop_path: drop_path[j],
                 };
-                SwinBlock::new(&args, method.block_adapters(dim, device), lora.as_ref(), device)
+                SwinBlock::new(
+                    &args,
+                    method.block_adapters(dim, device),
+                    lora.as_ref(),
+                    device,
+                )
             })
             .collect();
         Self {

@@ -15,9 +15,17 @@ pub struct PatchEmbed {
 
 impl PatchEmbed {
     /// `proj` keeps PyTorch's default Conv2d init (the official `init_weights` skips convs).
-    pub fn new(in_chans: usize, embed_dim: usize, patch_size: usize, norm: bool, device: &Device) -> Self {
+    pub fn new(
+        in_chans: usize,
+        embed_dim: usize,
+        patch_size: usize,
+        norm: bool,
+        device: &Device,
+    ) -> Self {
         Self {
-            proj: Conv2d::torch_default(in_chans, embed_dim, patch_size, patch_size, 0, 1, true, device),
+            proj: Conv2d::torch_default(
+                in_chans, embed_dim, patch_size, patch_size, 0, 1, true, device,
+            ),
             norm: norm.then(|| LayerNorm::new(embed_dim, device)),
             patch_size,
         }
@@ -29,7 +37,10 @@ impl PatchEmbed {
         let p = self.patch_size;
         let (pad_b, pad_r) = ((p - h % p) % p, (p - w % p) % p);
         let x = if pad_b > 0 || pad_r > 0 {
-            x.pad([(0, 0), (0, 0), (0, pad_b), (0, pad_r)], PadMode::Constant(0.0))
+            x.pad(
+                [(0, 0), (0, 0), (0, pad_b), (0, pad_r)],
+                PadMode::Constant(0.0),
+            )
         } else {
             x
         };
@@ -67,7 +78,10 @@ impl PatchMerging {
         let (h, w) = hw;
         let x = x.reshape([b, h, w, c]);
         let x = if h % 2 == 1 || w % 2 == 1 {
-            x.pad([(0, 0), (0, h % 2), (0, w % 2), (0, 0)], PadMode::Constant(0.0))
+            x.pad(
+                [(0, 0), (0, h % 2), (0, w % 2), (0, 0)],
+                PadMode::Constant(0.0),
+            )
         } else {
             x
         };

@@ -1,0 +1,24 @@
+//! The error type of the tools library. Every message names the file involved.
+
+use mona_core::checkpoint::CheckpointError;
+use mona_core::config::ConfigError;
+use mona_core::registry::BuildError;
+
+/// What can go wrong in a tool.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Boxed: a registry error carries the registered names and would make every `Result`
+    /// of this crate large.
+    #[error(transparent)]
+    Build(Box<BuildError>),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
+impl From<BuildError> for ToolError {
+    fn from(error: BuildError) -> Self {
+        ToolError::Build(Box::new(error))
+    }
+}
