@@ -45,6 +45,17 @@ lr = 1e-4
 weight_decay = 0.05
 "#;
 
+/// Mean milliseconds of `steps` runs of `body`, after one warm-up run (the first run pays
+/// for allocations and, on GPUs, kernel compilation).
+fn mean_ms(steps: usize, mut body: impl FnMut()) -> f64 {
+    body();
+    let t = Instant::now();
+    for _ in 0..steps {
+        body();
+    }
+    1000.0 * t.elapsed().as_secs_f64() / steps.max(1) as f64
+}
+
 fn main() {
     let steps = arg("--steps", 5);
     let batch = arg("--batch", 2);
@@ -54,7 +65,7 @@ fn main() {
     device.seed(0);
     let model = ImageClassifier::from_config(&cfg.node("model").unwrap(), &device).unwrap();
     let rules = model.clone();
-    let mut model = set_trainable(model, &|k| rules.trainable(k));
+    let model = set_trainable(model, &|k| rules.trainable(k));
     let _ = param_data(&model, &|_| true);
     let mut optim = Optimizer::from_config(&cfg.node("optimizer").unwrap(), &model, &|k| {
         rules.trainable(k)
@@ -69,20 +80,17 @@ fn main() {
     };
     let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![1i64; batch], [batch]), &device);
 
-    let mut times = Vec::new();
-    for i in 0..steps + 1 {
-        let x = images();
-        let t = Instant::now();
-        let logits = model.forward(x, true);
+    let mut state = Some(model);
+    let train_ms = mean_ms(steps, || {
+        let model = state.take().expect("model");
+        let logits = model.forward(images(), true);
         let loss = model.loss(logits, labels.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(model, grads, &|b| b, Some(5.0)).0;
+        let model = optim.step(model, grads, &|b| b, Some(5.0)).0;
         let _ = param_data(&model.head, &|_| true); // wait for the update to finish
-        if i > 0 {
-            times.push(t.elapsed().as_secs_f64());
-        }
-    }
-    let train_ms = 1000.0 * times.iter().sum::<f64>() / times.len() as f64;
+        state = Some(model);
+    });
+    let model = state.expect("model");
     println!(
         "{}",
         serde_json::json!({
@@ -94,16 +102,10 @@ fn main() {
 
     let eval = model.valid();
     let cpu = Device::flex();
-    let mut times = Vec::new();
-    for i in 0..steps + 1 {
+    let infer_ms = mean_ms(steps, || {
         let x = Tensor::<4>::random([batch, 3, size, size], Distribution::Normal(0.0, 1.0), &cpu);
-        let t = Instant::now();
         let _ = eval.forward(x, false).into_data();
-        if i > 0 {
-            times.push(t.elapsed().as_secs_f64());
-        }
-    }
-    let infer_ms = 1000.0 * times.iter().sum::<f64>() / times.len() as f64;
+    });
     println!(
         "{}",
         serde_json::json!({

@@ -1,19 +1,17 @@
 //! `train` and `test` for `ImageClassifier` configs.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use burn::module::Module;
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
-use mona_core::checkpoint::{adapter_file, load_pretrained};
+use mona_core::checkpoint::load_pretrained;
 use mona_core::config::Config;
 use mona_core::params::{param_data, set_trainable};
-use mona_core::runner::{
-    Losses, LrSchedule, Metrics, Optimizer, RunnerCfg, TrainModel, TrainOptions, train,
-};
+use mona_core::runner::{Losses, Metrics, TrainModel, train};
 use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
+use mona_core::task_setup::{load_from, train_setup, workers};
 use mona_data::{DataLoader, Dataset, build_dataset};
 
 use crate::data::{ClsBatch, ClsSource, collate};
@@ -40,14 +38,6 @@ impl TrainModel for ImageClassifier {
 
 fn dataset(cfg: &Config, key: &str) -> Result<Arc<dyn Dataset>, TaskError> {
     Ok(Arc::from(build_dataset(&cfg.node(key)?)?))
-}
-
-fn workers(cfg: &Config) -> Result<usize, TaskError> {
-    Ok(cfg
-        .get("data.workers_per_gpu")
-        .map(|n| n.extract::<usize>())
-        .transpose()?
-        .unwrap_or(2))
 }
 
 /// Softmax scores (`n × classes`, row-major), labels and paths of a dataset, in order.
@@ -111,22 +101,13 @@ fn evaluate(
     Ok(accuracy_metrics(&scores, model.num_classes(), &labels))
 }
 
-fn load_from(
-    cfg: &Config,
-    explicit: Option<&Path>,
-) -> Result<Option<std::path::PathBuf>, TaskError> {
-    if let Some(p) = explicit {
-        return Ok(Some(p.to_path_buf()));
-    }
-    Ok(cfg
-        .get("load_from")
-        .map(|n| n.extract::<String>())
-        .transpose()?
-        .filter(|s| !s.is_empty())
-        .map(Into::into))
-}
-
 fn train_cls(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
+    if cfg.get("fp16").is_some() {
+        tracing::warn!(
+            "{}: `fp16` (mmcv loss-scaled half precision) is not applied: training runs in float32",
+            cfg.path().display()
+        );
+    }
     let device = args.device.clone().autodiff();
     device.seed(args.seed);
     let mut model = ImageClassifier::from_config(&cfg.node("model")?, &device)?;
@@ -146,26 +127,9 @@ fn train_cls(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
     let workers = workers(cfg)?;
     let source = ClsSource::new(train_set, batch_size, args.seed, workers, device.clone())
         .map_err(TaskError::Data)?;
-    let optimizer =
-        Optimizer::from_config(&cfg.node("optimizer")?, &model, &|k| rules.trainable(k))?;
-    let schedule = match cfg.get("lr_config") {
-        Some(n) => LrSchedule::from_config(&n)?,
-        None => LrSchedule::constant(),
-    };
-    let mut runner = RunnerCfg::from_config(cfg)?;
-    if args.no_validate {
-        runner.eval_interval = 0;
-    }
-    let opts = TrainOptions {
-        work_dir: args.work_dir.clone(),
-        seed: args.seed,
-        resume: args.resume.clone(),
-        runner,
-        config_toml: cfg.to_toml_string(),
-        method: model.backbone.method().name().to_string(),
-        stop_after: args.stop_after,
-        export_adapter: true,
-    };
+    let method = model.backbone.method().name().to_string();
+    let (optimizer, schedule, opts) =
+        train_setup(cfg, args, &model, &|k| rules.trainable(k), &method)?;
     let eval_device = args.device.clone();
     let mut eval = |m: &ImageClassifier| {
         evaluate(
@@ -194,42 +158,8 @@ pub fn load_for_test(
     device: &Device,
 ) -> Result<ImageClassifier, TaskError> {
     let model = ImageClassifier::from_config(&cfg.node("model")?, device)?;
-    let sd = mona_core::checkpoint::StateDict::read(&args.checkpoint)?;
-    let is_adapter = sd
-        .metadata
-        .get(adapter_file::FORMAT_KEY)
-        .map(String::as_str)
-        == Some(adapter_file::FORMAT);
-    let model = if is_adapter {
-        let mut model = model;
-        if let Some(path) = load_from(cfg, args.load_from.as_deref())? {
-            let (loaded, report) = load_pretrained(model, &path)?;
-            tracing::info!("pretrained {}: {report}", path.display());
-            model = loaded;
-        } else {
-            tracing::warn!(
-                "adapter file without pretrained weights (no load_from): the frozen backbone keeps its initialisation"
-            );
-        }
-        let method = model.backbone.method().name().to_string();
-        adapter_file::load_adapter(model, &args.checkpoint, &method)?.0
-    } else if sd
-        .metadata
-        .get("format")
-        .is_some_and(|f| f.starts_with("mona-checkpoint"))
-    {
-        let ckpt = mona_core::runner::read_checkpoint(&args.checkpoint)?;
-        let options = mona_core::checkpoint::LoadOptions {
-            strict: true,
-            ..Default::default()
-        };
-        mona_core::checkpoint::load_state_dict(model, &ckpt.model, &options)?.0
-    } else {
-        let (model, report) = load_pretrained(model, &args.checkpoint)?;
-        tracing::info!("{}: {report}", args.checkpoint.display());
-        model
-    };
-    Ok(model)
+    let method = model.backbone.method().name().to_string();
+    mona_core::task_setup::load_for_test(cfg, model, args, &method)
 }
 
 fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {

@@ -35,6 +35,14 @@ impl Fixture {
             .unwrap_or_else(|| panic!("fixture {}: no tensor `{key}`", self.name))
     }
 
+    /// The tensor `key` as f32 values; empty when absent.
+    pub fn floats(&self, key: &str) -> Vec<f32> {
+        self.tensors
+            .get(key)
+            .and_then(|t| t.clone().convert::<f32>().try_into_vec().ok())
+            .unwrap_or_default()
+    }
+
     /// Tensors under `prefix`, with the prefix removed.
     pub fn with_prefix(&self, prefix: &str) -> BTreeMap<String, TensorData> {
         self.tensors
@@ -104,6 +112,19 @@ pub fn rel_err(actual: &TensorData, expected: &TensorData) -> f64 {
     } else {
         max_diff / max_abs
     }
+}
+
+/// The end of a fixture's report line: `  [notes]` when there are notes, then each problem
+/// on its own indented line.
+pub fn report_tail(notes: &[String], problems: &[String]) -> String {
+    let mut tail = String::new();
+    if !notes.is_empty() {
+        tail.push_str(&format!("  [{}]", notes.join("; ")));
+    }
+    if !problems.is_empty() {
+        tail.push_str(&format!("\n    {}", problems.join("\n    ")));
+    }
+    tail
 }
 
 /// Forward tolerance of the fixtures README.

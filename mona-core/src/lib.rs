@@ -15,11 +15,13 @@ pub mod config;
 pub mod fixtures;
 pub mod methods;
 pub mod nn;
+pub mod ops;
 pub mod params;
 pub mod registry;
 pub mod runner;
 pub mod swin;
 pub mod task;
+pub mod task_setup;
 
 /// Re-exported so that [`declare_registry!`] works in crates that do not depend on inventory.
 pub use inventory;

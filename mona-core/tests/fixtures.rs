@@ -6,12 +6,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::sync::Arc;
 
+use burn::tensor::Int;
 use burn::tensor::{Device, Tensor, TensorData};
 use mona_core::checkpoint::resize_bias_table;
 use mona_core::config::Config;
-use mona_core::fixtures::{FORWARD_TOL, Fixture, GRAD_TOL, fixtures_dir, list_fixtures, rel_err};
+use mona_core::fixtures::{
+    FORWARD_TOL, Fixture, GRAD_TOL, fixtures_dir, list_fixtures, rel_err, report_tail,
+};
 use mona_core::methods::{Mona, build_method};
 use mona_core::nn::gelu;
+use mona_core::ops::cross_entropy::{CeReduction, pixel_cross_entropy};
+use mona_core::ops::pool::adaptive_avg_pool2d;
+use mona_core::ops::resize::{ResizeMode, resize};
 use mona_core::params::{count, load_params, param_grads, param_infos};
 use mona_core::swin::{SwinConfig, SwinTransformer};
 
@@ -270,6 +276,52 @@ fn run_ops(fx: &Fixture) -> Outcome {
                 }
                 out.notes.push("gelu".into());
             }
+            "interp" => {
+                let x = tensor::<4>(fx.tensor("interp.input"), &dev);
+                for (key, data) in fx.with_prefix("interp.") {
+                    let Some((mode, size)) = key.split_once('.') else {
+                        continue;
+                    };
+                    let Some((h, w)) = size.split_once('x') else {
+                        continue;
+                    };
+                    let (Ok(h), Ok(w)) = (h.parse::<usize>(), w.parse::<usize>()) else {
+                        continue;
+                    };
+                    let mode = match mode {
+                        "bilinear" => ResizeMode::Bilinear,
+                        _ => ResizeMode::Nearest,
+                    };
+                    let y = resize(x.clone(), [h, w], mode);
+                    out.out_err = out.out_err.max(rel_err(&y.to_data(), &data));
+                }
+                out.notes.push("interp".into());
+            }
+            "adaptive_avg_pool" => {
+                let x = tensor::<4>(fx.tensor("interp.input"), &dev);
+                for (key, data) in fx.with_prefix("adaptive_avg_pool.") {
+                    let Ok(s) = key.parse::<usize>() else {
+                        continue;
+                    };
+                    let y = adaptive_avg_pool2d(x.clone(), [s, s]);
+                    out.out_err = out.out_err.max(rel_err(&y.to_data(), &data));
+                }
+                out.notes.push("adaptive_avg_pool".into());
+            }
+            "ce" => {
+                let logits = tensor::<4>(fx.tensor("ce.logits"), &dev);
+                let labels: Tensor<3, Int> =
+                    Tensor::<3>::from_data(fx.tensor("ce.labels").clone().convert::<f32>(), &dev)
+                        .int();
+                let loss = pixel_cross_entropy(logits, labels, 255, CeReduction::MeanNonIgnored);
+                out.out_err = out
+                    .out_err
+                    .max(rel_err(&loss.to_data(), fx.tensor("ce.loss_mean")));
+                out.notes.push("ce".into());
+            }
+            "box_iou" => det_ops::box_iou(fx, &mut out),
+            "nms" => det_ops::nms(fx, &mut out),
+            "focal" => det_ops::focal(fx, &mut out, &dev),
             other => out.notes.push(format!("{other}: not covered yet")),
         }
     }
@@ -324,26 +376,79 @@ fn golden_fixtures() {
         let verdict = if outcome.passed() { "PASS" } else { "FAIL" };
         let _ = writeln!(
             stderr,
-            "fixture {:<28} kind {:<17} method {:<12} output rel err {:.2e}  grad rel err {:.2e}  {verdict}{}{}",
+            "fixture {:<28} kind {:<17} method {:<12} output rel err {:.2e}  grad rel err {:.2e}  {verdict}{}",
             fx.name,
             fx.kind(),
             outcome.method,
             outcome.out_err,
             outcome.grad_err,
-            if outcome.notes.is_empty() {
-                String::new()
-            } else {
-                format!("  [{}]", outcome.notes.join("; "))
-            },
-            if outcome.problems.is_empty() {
-                String::new()
-            } else {
-                format!("\n    {}", outcome.problems.join("\n    "))
-            },
+            report_tail(&outcome.notes, &outcome.problems),
         );
         if !outcome.passed() {
             failed.push(fx.name.clone());
         }
     }
     assert!(failed.is_empty(), "fixtures failed: {failed:?}");
+}
+
+/// The detection groups of the `ops` fixture: box IoU, (batched) NMS, sigmoid focal loss.
+mod det_ops {
+    use super::{Fixture, Outcome, rel_err, tensor};
+    use burn::tensor::{Device, TensorData};
+    use mona_core::ops::boxes::{OverlapMode, bbox_overlaps, boxes_from_flat};
+    use mona_core::ops::focal_loss::sigmoid_focal_loss;
+    use mona_core::ops::nms::{batched_nms, nms as mmcv_nms};
+
+    fn floats(fx: &Fixture, key: &str) -> Vec<f32> {
+        fx.floats(key)
+    }
+
+    /// `box_iou` = IoU of `nms.boxes[0..10]` against `nms.boxes[10..25]`.
+    pub fn box_iou(fx: &Fixture, out: &mut Outcome) {
+        let boxes = boxes_from_flat(&floats(fx, "nms.boxes"));
+        let expected = fx.tensor("box_iou");
+        let [n, m] = [expected.shape()[0], expected.shape()[1]];
+        if boxes.len() < n + m {
+            out.problems.push("box_iou: too few boxes".into());
+            return;
+        }
+        let iou = bbox_overlaps(&boxes[..n], &boxes[n..n + m], OverlapMode::Iou);
+        out.out_err = out
+            .out_err
+            .max(rel_err(&TensorData::new(iou, [n, m]), expected));
+        out.notes.push("box_iou".into());
+    }
+
+    pub fn nms(fx: &Fixture, out: &mut Outcome) {
+        let boxes = boxes_from_flat(&floats(fx, "nms.boxes"));
+        let scores = floats(fx, "nms.scores");
+        let labels: Vec<usize> = floats(fx, "nms.labels")
+            .iter()
+            .map(|&l| l as usize)
+            .collect();
+        let as_idx = |v: Vec<f32>| v.into_iter().map(|x| x as usize).collect::<Vec<_>>();
+        let keep = mmcv_nms(&boxes, &scores, 0.5);
+        if keep != as_idx(floats(fx, "nms.keep")) {
+            out.problems.push(format!("nms keep differs: {keep:?}"));
+        }
+        let batched = batched_nms(&boxes, &scores, &labels, 0.5);
+        if batched != as_idx(floats(fx, "nms.batched_keep")) {
+            out.problems
+                .push(format!("batched nms keep differs: {batched:?}"));
+        }
+        out.notes.push("nms".into());
+    }
+
+    pub fn focal(fx: &Fixture, out: &mut Outcome, dev: &Device) {
+        let x = tensor::<2>(fx.tensor("focal.logits"), dev).require_grad();
+        let t = tensor::<2>(fx.tensor("focal.targets"), dev);
+        let loss = sigmoid_focal_loss(x.clone(), t, 0.25, 2.0);
+        out.out_err = out
+            .out_err
+            .max(rel_err(&loss.to_data(), fx.tensor("focal.loss")));
+        if x.grad(&loss.sum().backward()).is_none() {
+            out.problems.push("focal: no gradient".into());
+        }
+        out.notes.push("focal".into());
+    }
 }

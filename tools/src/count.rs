@@ -228,6 +228,62 @@ pub fn count_config(config: &Config, backbone_key: &str) -> Result<ModelCount, T
         method: method.name().to_string(),
         official_class: method.official_class().to_string(),
         frozen_stages,
-        parts: vec![PartCount::of(&BackbonePart(&backbone))],
+        parts: {
+            let mut parts = vec![PartCount::of(&BackbonePart(&backbone))];
+            parts.extend(head_parts(config)?);
+            parts
+        },
     })
+}
+
+/// A head of a task model: every parameter trains except BN running statistics.
+pub struct HeadPart {
+    pub name: String,
+    pub infos: Vec<ParamInfo>,
+}
+
+impl CountedPart for HeadPart {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn param_infos(&self) -> Vec<ParamInfo> {
+        self.infos.clone()
+    }
+    fn count(&self) -> ParamCount {
+        ParamCount {
+            total: self.infos.iter().map(ParamInfo::numel).sum(),
+            trainable: self
+                .infos
+                .iter()
+                .filter(|p| self.trainable(&p.key))
+                .map(ParamInfo::numel)
+                .sum(),
+        }
+    }
+    fn trainable(&self, key: &str) -> bool {
+        !mona_core::nn::BatchNorm2d::is_buffer(key)
+    }
+}
+
+/// The heads of an `EncoderDecoder` config (`decode_head`, `auxiliary_head`).
+fn head_parts(config: &Config) -> Result<Vec<PartCount>, ToolError> {
+    let is_seg = config
+        .get("model.type")
+        .and_then(|t| t.extract::<String>().ok())
+        .is_some_and(|t| t == "EncoderDecoder");
+    if !is_seg {
+        return Ok(Vec::new());
+    }
+    let model = mona_seg::EncoderDecoder::from_config(&config.node("model")?, &Device::flex())?;
+    let mut parts = vec![PartCount::of(&HeadPart {
+        name: "decode_head".into(),
+        infos: param_infos(&model.decode_head),
+    })];
+    if let Some(aux) = &model.auxiliary_head {
+        parts.push(PartCount::of(&HeadPart {
+            name: "auxiliary_head".into(),
+            infos: param_infos(aux),
+        }));
+    }
+    Ok(parts)
 }

@@ -7,6 +7,7 @@
 //! - [`count`]: parameter counts per model part and the official trainable share;
 //! - [`methods`]: the paper's method list and display names, and swapping a config's method;
 //! - [`convert`]: checkpoint conversion to safetensors, optionally through a backbone;
+//! - [`plot`]: training curves from `log.jsonl` files as a PNG (the `plot-log` binary);
 //! - [`registries`]: listing every registry and its names.
 //!
 //! The binaries: `train`, `test`, `print-config`, `count-params`, `convert-checkpoint`,
@@ -20,6 +21,7 @@ pub mod error;
 pub mod keys;
 pub mod link;
 pub mod methods;
+pub mod plot;
 pub mod registries;
 
 pub use error::ToolError;

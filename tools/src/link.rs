@@ -9,7 +9,6 @@
 // keeps their registrations, which are `#[used]` statics). When one gains a `link()`, call it
 // below instead, and add its names to the registry test.
 use mona_det as _;
-use mona_seg as _;
 
 /// References every crate that registers types into the `mona-core` registries.
 #[inline(never)]
@@ -17,4 +16,5 @@ pub fn link_all() {
     mona_cls::link();
     mona_data::link();
     mona_plugin_adapter::link();
+    mona_seg::link();
 }

@@ -79,9 +79,37 @@ fn lists_every_registered_name() {
         out.stdout
     );
     // mona-data
-    for name in ["LoadImageFromFile", "Normalize", "RandomFlip", "Resize"] {
+    for name in [
+        "LoadImageFromFile",
+        "Normalize",
+        "RandomFlip",
+        "Resize",
+        "LoadAnnotations",
+        "RandomCrop",
+        "PhotoMetricDistortion",
+        "Pad",
+    ] {
         assert!(
             names_of(&all, "transform").contains(&name),
+            "{name}:\n{}",
+            out.stdout
+        );
+    }
+}
+
+/// mona-seg's registrations reach the binaries through `mona_seg::link`.
+#[test]
+fn lists_segmentation_names() {
+    let out = run(BIN, &[]).ok();
+    let all = parse(&out.stdout);
+    assert!(
+        names_of(&all, "model").contains(&"EncoderDecoder"),
+        "{}",
+        out.stdout
+    );
+    for name in ["ADE20KDataset", "CustomSegDataset"] {
+        assert!(
+            names_of(&all, "dataset").contains(&name),
             "{name}:\n{}",
             out.stdout
         );

@@ -105,7 +105,8 @@ fn is_recomputed_buffer(key: &str) -> bool {
 }
 
 /// Loads `sd` into `module` by official key. A shape mismatch is an error naming the key and
-/// both shapes, except for relative position bias tables of another window, which are resized.
+/// both shapes (the first mismatching parameter in the model's order), except for relative
+/// position bias tables of another window, which are resized.
 pub fn load_state_dict<M: Module>(
     module: M,
     sd: &StateDict,
@@ -138,9 +139,19 @@ pub fn load_state_dict<M: Module>(
             report.unused.push(k.clone());
         }
     }
-    let expected: HashMap<String, Vec<usize>> = param_infos(&module)
-        .into_iter()
-        .map(|p| (p.key, p.shape))
+    let infos = param_infos(&module);
+    // Visit the checkpoint in the model's parameter order, so that a shape mismatch names the
+    // first parameter of the model that differs (`patch_embed.proj.weight` for another
+    // embedding width), not whichever key sorts first.
+    let position: HashMap<&str, usize> = infos
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.key.as_str(), i))
+        .collect();
+    source.sort_by_key(|(k, _)| position.get(k.as_str()).copied().unwrap_or(usize::MAX));
+    let expected: HashMap<String, Vec<usize>> = infos
+        .iter()
+        .map(|p| (p.key.clone(), p.shape.clone()))
         .collect();
     let mut tensors = HashMap::new();
     for (key, data) in source {

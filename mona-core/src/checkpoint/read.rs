@@ -21,7 +21,8 @@ pub struct StateDict {
 }
 
 impl StateDict {
-    /// Reads `.safetensors` by extension (or magic), anything else as a PyTorch file,
+    /// Reads safetensors (by the `.safetensors` extension or by the file's header), anything
+    /// else as a PyTorch file,
     /// trying the `state_dict` key, then `model`, then the root dict.
     pub fn read(path: impl AsRef<Path>) -> Result<Self, CheckpointError> {
         let path = path.as_ref();
@@ -35,7 +36,9 @@ impl StateDict {
                 message: "is a directory".into(),
             });
         }
-        let sd = if path.extension().is_some_and(|e| e == "safetensors") {
+        let sd = if path.extension().is_some_and(|e| e == "safetensors")
+            || has_safetensors_header(path, meta.len())
+        {
             Self::read_safetensors(path)?
         } else {
             Self::read_pytorch(path)?
@@ -138,6 +141,22 @@ impl StateDict {
             .filter_map(|(k, v)| k.strip_prefix(prefix).map(|s| (s.to_string(), v.clone())))
             .collect()
     }
+}
+
+/// Whether the file starts like safetensors whatever its extension: a little-endian u64
+/// header length that fits the file, then the JSON header's `{`. PyTorch files start with a
+/// ZIP (`PK..`) or pickle (`0x80`) header, whose first 8 bytes never give such a length.
+fn has_safetensors_header(path: &Path, file_len: u64) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 9];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
+    if read.is_err() {
+        return false;
+    }
+    let header_len = u64::from_le_bytes([
+        head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7],
+    ]);
+    head[8] == b'{' && header_len >= 2 && header_len <= file_len.saturating_sub(8)
 }
 
 fn strip_module_prefix(name: &str) -> String {

@@ -6,6 +6,7 @@
 //! 1:1 without adapters.
 
 mod activation;
+mod batch_norm;
 mod conv;
 mod drop_path;
 mod dropout;
@@ -14,6 +15,7 @@ mod layer_norm;
 mod linear;
 
 pub use activation::gelu;
+pub use batch_norm::BatchNorm2d;
 pub use conv::Conv2d;
 pub use drop_path::DropPath;
 pub use dropout::Dropout;

@@ -126,11 +126,13 @@ impl SwinTransformer {
         &self.out_indices
     }
 
-    /// Channels of each output, in `out_indices` order.
+    /// Channels of each output, in the order [`Self::forward`] returns them: stage order
+    /// (as the official `for i in range(num_layers): if i in out_indices`), whatever the
+    /// order of `out_indices` in the config.
     pub fn out_channels(&self) -> Vec<usize> {
-        self.out_indices
-            .iter()
-            .map(|i| self.config.stage_channels(*i))
+        (0..self.layers.len())
+            .filter(|i| self.out_indices.contains(i))
+            .map(|i| self.config.stage_channels(i))
             .collect()
     }
 

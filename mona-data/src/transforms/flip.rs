@@ -24,8 +24,11 @@ pub struct RandomFlip {
 struct Args {
     #[serde(rename = "type")]
     _type: IgnoredAny,
-    #[serde(default = "default_prob")]
-    flip_prob: f64,
+    #[serde(default)]
+    flip_prob: Option<f64>,
+    /// mmseg's name for `flip_prob`.
+    #[serde(default)]
+    prob: Option<f64>,
     #[serde(default = "default_direction")]
     direction: String,
 }
@@ -40,11 +43,23 @@ fn default_direction() -> String {
 
 fn build(node: &ConfigNode<'_>) -> Result<Box<dyn Transform>, BuildError> {
     let args: Args = node.extract()?;
-    if !(0.0..=1.0).contains(&args.flip_prob) {
+    let (key, flip_prob) = match (args.flip_prob, args.prob) {
+        (Some(_), Some(_)) => {
+            return Err(BuildError::invalid(
+                node,
+                Some("prob"),
+                "give either flip_prob (mmcls) or prob (mmseg), not both",
+            ));
+        }
+        (Some(p), None) => ("flip_prob", p),
+        (None, Some(p)) => ("prob", p),
+        (None, None) => ("flip_prob", default_prob()),
+    };
+    if !(0.0..=1.0).contains(&flip_prob) {
         return Err(BuildError::invalid(
             node,
-            Some("flip_prob"),
-            format!("must be in [0, 1], found {}", args.flip_prob),
+            Some(key),
+            format!("must be in [0, 1], found {flip_prob}"),
         ));
     }
     let direction = match args.direction.as_str() {
@@ -59,7 +74,7 @@ fn build(node: &ConfigNode<'_>) -> Result<Box<dyn Transform>, BuildError> {
         }
     };
     Ok(Box::new(RandomFlip {
-        prob: args.flip_prob,
+        prob: flip_prob,
         direction,
     }))
 }

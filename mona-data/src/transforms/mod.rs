@@ -18,9 +18,13 @@ mod center_crop;
 mod flip;
 mod formatting;
 mod geometry;
+mod load_annotations;
 mod loading;
 mod normalize;
+mod pad;
 mod params;
+mod photometric;
+mod random_crop;
 mod random_resized_crop;
 mod resize;
 
@@ -34,8 +38,12 @@ use crate::rng::DataRng;
 pub use center_crop::CenterCrop;
 pub use flip::RandomFlip;
 pub use formatting::{CheckKeys, RESULT_KEYS};
+pub use load_annotations::{LoadAnnotations, reduce_zero_label};
 pub use loading::LoadImageFromFile;
 pub use normalize::Normalize;
+pub use pad::Pad;
+pub use photometric::PhotoMetricDistortion;
+pub use random_crop::RandomCrop;
 pub use random_resized_crop::{CropBox, RandomResizedCrop, sample_crop_box};
 pub use resize::{Resize, ResizeMode};
 

@@ -13,6 +13,7 @@
 
 use mona_core::config::ConfigNode;
 use mona_core::registry::BuildError;
+use rand::Rng;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -34,12 +35,32 @@ pub enum AdaptiveSide {
 }
 
 /// What a [`Resize`] aims for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ResizeMode {
     /// Exactly `height × width`.
     Exact { height: usize, width: usize },
     /// One side to `target`, keeping the aspect ratio.
     Adaptive { target: usize, side: AdaptiveSide },
+    /// mmseg 0.x `Resize(img_scale=(w, h), ratio_range, keep_ratio)`: the scale is multiplied
+    /// by `r ~ U(ratio_range)` when given (`(int(w·r), int(h·r))`), then the image is rescaled
+    /// keeping its ratio (long side ≤ max, short side ≤ min of the scale; sizes rounded
+    /// `int(x·f + 0.5)`) or resized to exactly `w × h`.
+    Rescale {
+        scale: (usize, usize),
+        ratio_range: Option<(f64, f64)>,
+        keep_ratio: bool,
+    },
+}
+
+/// mmcv `rescale_size`: the `(w, h)` of a `width × height` image rescaled into `scale`.
+pub fn rescale_size(width: usize, height: usize, scale: (usize, usize)) -> (usize, usize) {
+    let long = scale.0.max(scale.1) as f64;
+    let short = scale.0.min(scale.1) as f64;
+    let f = (long / width.max(height) as f64).min(short / width.min(height) as f64);
+    (
+        ((width as f64 * f) + 0.5) as usize,
+        ((height as f64 * f) + 0.5) as usize,
+    )
 }
 
 impl ResizeMode {
@@ -74,6 +95,13 @@ impl ResizeMode {
                     Some((((target * w) as f64 / h as f64) as usize, target))
                 }
             }
+            ResizeMode::Rescale {
+                scale, keep_ratio, ..
+            } => Some(if keep_ratio {
+                rescale_size(width, height, scale)
+            } else {
+                scale
+            }),
         }
     }
 }
@@ -91,11 +119,19 @@ pub struct Resize {
 struct Args {
     #[serde(rename = "type")]
     _type: IgnoredAny,
-    size: SizeArg,
-    #[serde(default = "params::default_interpolation")]
-    interpolation: String,
-    #[serde(default = "params::default_backend")]
-    backend: String,
+    #[serde(default)]
+    size: Option<SizeArg>,
+    /// mmseg keys.
+    #[serde(default)]
+    img_scale: Option<[usize; 2]>,
+    #[serde(default)]
+    ratio_range: Option<[f64; 2]>,
+    #[serde(default)]
+    keep_ratio: Option<bool>,
+    #[serde(default)]
+    interpolation: Option<String>,
+    #[serde(default)]
+    backend: Option<String>,
     #[serde(default = "default_side")]
     adaptive_side: String,
 }
@@ -121,29 +157,104 @@ fn build(node: &ConfigNode<'_>) -> Result<Box<dyn Transform>, BuildError> {
             ));
         }
     };
-    let mode = match args.size.pair(node, "size")? {
-        (n, -1) if matches!(args.size, SizeArg::Pair(_)) && n > 0 => ResizeMode::Adaptive {
+    if let Some(scale) = args.img_scale {
+        if args.size.is_some() {
+            return Err(BuildError::invalid(
+                node,
+                Some("img_scale"),
+                "give either size (mmcls) or img_scale (mmseg), not both",
+            ));
+        }
+        if scale.contains(&0) {
+            return Err(BuildError::invalid(
+                node,
+                Some("img_scale"),
+                "must be positive",
+            ));
+        }
+        if let Some([lo, hi]) = args.ratio_range
+            && !(0.0 < lo && lo <= hi)
+        {
+            return Err(BuildError::invalid(
+                node,
+                Some("ratio_range"),
+                format!("expected 0 < min <= max, found [{lo}, {hi}]"),
+            ));
+        }
+        // mmseg / mmcv resize with cv2 (bilinear image, nearest labels).
+        return Ok(Box::new(Resize {
+            mode: ResizeMode::Rescale {
+                scale: (scale[0], scale[1]),
+                ratio_range: args.ratio_range.map(|r| (r[0], r[1])),
+                keep_ratio: args.keep_ratio.unwrap_or(true),
+            },
+            interpolation: params::interpolation(
+                node,
+                args.interpolation.as_deref().unwrap_or("bilinear"),
+            )?,
+            backend: params::backend(node, args.backend.as_deref().unwrap_or("cv2"))?,
+        }));
+    }
+    let Some(size) = args.size else {
+        return Err(BuildError::invalid(
+            node,
+            Some("size"),
+            "Resize needs size (mmcls) or img_scale (mmseg)",
+        ));
+    };
+    if args.ratio_range.is_some() || args.keep_ratio.is_some() {
+        return Err(BuildError::invalid(
+            node,
+            Some("ratio_range"),
+            "ratio_range / keep_ratio need img_scale",
+        ));
+    }
+    let mode = match size.pair(node, "size")? {
+        (n, -1) if matches!(size, SizeArg::Pair(_)) && n > 0 => ResizeMode::Adaptive {
             target: n as usize,
             side,
         },
         _ => {
-            let (height, width) = args.size.positive(node, "size")?;
+            let (height, width) = size.positive(node, "size")?;
             ResizeMode::Exact { height, width }
         }
     };
     Ok(Box::new(Resize {
         mode,
-        interpolation: params::interpolation(node, &args.interpolation)?,
-        backend: params::backend(node, &args.backend)?,
+        interpolation: params::interpolation(
+            node,
+            &args
+                .interpolation
+                .unwrap_or_else(params::default_interpolation),
+        )?,
+        backend: params::backend(node, &args.backend.unwrap_or_else(params::default_backend))?,
     }))
 }
 
 inventory::submit! { TransformEntry::new("Resize", build) }
 
 impl Transform for Resize {
-    fn apply(&self, r: Results, _rng: &mut DataRng) -> Result<Results, DataError> {
+    fn apply(&self, r: Results, rng: &mut DataRng) -> Result<Results, DataError> {
         let [h, w, _] = r.img.shape();
-        match self.mode.output_size(w, h) {
+        let mode = match self.mode {
+            ResizeMode::Rescale {
+                scale,
+                ratio_range: Some((lo, hi)),
+                keep_ratio,
+            } => {
+                let ratio = lo + rng.random::<f64>() * (hi - lo);
+                ResizeMode::Rescale {
+                    scale: (
+                        (scale.0 as f64 * ratio) as usize,
+                        (scale.1 as f64 * ratio) as usize,
+                    ),
+                    ratio_range: None,
+                    keep_ratio,
+                }
+            }
+            m => m,
+        };
+        match mode.output_size(w, h) {
             None => Ok(r),
             Some(size) => geometry::resize(r, size, self.interpolation, self.backend, self.name()),
         }
@@ -168,5 +279,13 @@ mod tests {
         assert_eq!(m.output_size(200, 300), Some((256, 384)));
         assert_eq!(m.output_size(333, 500), Some((256, 384))); // 256*500/333 = 384.38
         assert_eq!(m.output_size(256, 999), None);
+    }
+
+    #[test]
+    fn mmseg_rescale_keeps_ratio() {
+        // (2048, 512): a 640x480 image is limited by its short side: f = 512/480.
+        assert_eq!(rescale_size(640, 480, (2048, 512)), (683, 512));
+        // a very wide image is limited by its long side: f = 2048/4000.
+        assert_eq!(rescale_size(4000, 500, (2048, 512)), (2048, 256));
     }
 }

@@ -1,0 +1,117 @@
+use burn::module::{Module, Param, RunningState};
+use burn::tensor::{Device, Tensor};
+
+use super::init;
+
+/// `nn.BatchNorm2d` with PyTorch's names: `weight`, `bias` (trainable), `running_mean`,
+/// `running_var` (buffers, never trained; `num_batches_tracked` is not kept). eps 1e-5,
+/// momentum 0.1.
+///
+/// `training = true` normalises with the batch statistics (biased variance) and updates the
+/// running statistics with the unbiased variance, as PyTorch does; `training = false` uses
+/// the running statistics.
+#[derive(Module, Debug)]
+pub struct BatchNorm2d {
+    pub weight: Param<Tensor<1>>,
+    pub bias: Param<Tensor<1>>,
+    pub running_mean: RunningState<Tensor<1>>,
+    pub running_var: RunningState<Tensor<1>>,
+}
+
+impl BatchNorm2d {
+    pub const EPS: f64 = 1e-5;
+    pub const MOMENTUM: f64 = 0.1;
+
+    /// weight 1, bias 0, running mean 0, running var 1 (PyTorch defaults and mmcv's
+    /// `constant_init(bn, 1)`).
+    pub fn new(channels: usize, device: &Device) -> Self {
+        Self {
+            weight: init::constant([channels], 1.0, device),
+            bias: init::constant([channels], 0.0, device),
+            running_mean: RunningState::new(Tensor::zeros([channels], device)),
+            running_var: RunningState::new(Tensor::ones([channels], device)),
+        }
+    }
+
+    /// Whether `key`'s last segment names a buffer rather than a trainable parameter.
+    pub fn is_buffer(key: &str) -> bool {
+        key.ends_with(".running_mean") || key.ends_with(".running_var")
+    }
+
+    pub fn forward(&self, x: Tensor<4>, training: bool) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        let (mean, var) = if training {
+            let n = b * h * w;
+            // (B, C, H, W) → (C, B·H·W)
+            let flat = x.clone().swap_dims(0, 1).reshape([c, n]);
+            let mean = flat.clone().mean_dim(1).reshape([c]);
+            let centred = flat - mean.clone().reshape([c, 1]);
+            let var = centred.powi_scalar(2).mean_dim(1).reshape([c]);
+            let unbiased = var.clone().detach() * (n as f64 / (n.max(2) - 1) as f64);
+            let rm = self.running_mean.value_sync();
+            let rv = self.running_var.value_sync();
+            self.running_mean.update(
+                rm.clone() * (1.0 - Self::MOMENTUM)
+                    + mean.clone().detach().to_device(&rm.device()) * Self::MOMENTUM,
+            );
+            self.running_var.update(
+                rv.clone() * (1.0 - Self::MOMENTUM)
+                    + unbiased.to_device(&rv.device()) * Self::MOMENTUM,
+            );
+            (mean, var)
+        } else {
+            (
+                self.running_mean.value_sync(),
+                self.running_var.value_sync(),
+            )
+        };
+        let scale = self.weight.val() / (var + Self::EPS).sqrt();
+        let shift = self.bias.val() - mean * scale.clone();
+        x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    #[test]
+    fn train_mode_uses_batch_stats_and_updates_running_stats() {
+        let device = Device::flex();
+        let bn = BatchNorm2d::new(1, &device);
+        // one channel, values 1, 2, 3, 4: mean 2.5, biased var 1.25, unbiased 5/3.
+        let x = Tensor::<4>::from_data(
+            TensorData::new(vec![1f32, 2., 3., 4.], [1, 1, 2, 2]),
+            &device,
+        );
+        let y: Vec<f32> = bn
+            .forward(x.clone(), true)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let expected = (1.0f32 - 2.5) / (1.25f32 + 1e-5).sqrt();
+        assert!((y[0] - expected).abs() < 1e-5);
+        let rm: Vec<f32> = bn
+            .running_mean
+            .value_sync()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let rv: Vec<f32> = bn
+            .running_var
+            .value_sync()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert!((rm[0] - 0.25).abs() < 1e-6);
+        assert!((rv[0] - (0.9 + 0.1 * 5.0 / 3.0)).abs() < 1e-6);
+        // eval mode uses the running statistics.
+        let z: Vec<f32> = bn
+            .forward(x, false)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert!((z[0] - (1.0 - 0.25) / (rv[0] + 1e-5).sqrt()).abs() < 1e-5);
+    }
+}

@@ -1,0 +1,122 @@
+//! mmseg's `mean_iou` / `eval_metrics`: per-class intersection, union, prediction and label
+//! areas summed over the whole dataset; pixels labelled `ignore_index` are dropped; with
+//! `reduce_zero_label` label 0 becomes ignored and the others shift by −1 (done by the
+//! dataset before it reaches here). A class whose union (IoU) or label area (Acc) is 0 gets
+//! NaN and is left out of the mean (`np.nanmean`).
+
+use std::collections::BTreeMap;
+
+/// Accumulated areas of a dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegStats {
+    pub num_classes: usize,
+    pub intersect: Vec<u64>,
+    pub union: Vec<u64>,
+    pub pred_area: Vec<u64>,
+    pub label_area: Vec<u64>,
+}
+
+impl SegStats {
+    pub fn new(num_classes: usize) -> Self {
+        Self {
+            num_classes,
+            intersect: vec![0; num_classes],
+            union: vec![0; num_classes],
+            pred_area: vec![0; num_classes],
+            label_area: vec![0; num_classes],
+        }
+    }
+
+    /// Adds one image. `pred` and `label` have the same length; labels equal to
+    /// `ignore_index` (and any label ≥ `num_classes`, as mmseg's histogram range drops them)
+    /// are skipped.
+    pub fn add(&mut self, pred: &[u8], label: &[u8], ignore_index: u8) {
+        let k = self.num_classes;
+        let mut inter = vec![0u64; k];
+        let mut parea = vec![0u64; k];
+        let mut larea = vec![0u64; k];
+        for (&p, &l) in pred.iter().zip(label) {
+            if l == ignore_index {
+                continue;
+            }
+            let (p, l) = (p as usize, l as usize);
+            if l < k {
+                larea[l] += 1;
+            }
+            if p < k {
+                parea[p] += 1;
+            }
+            if p == l && l < k {
+                inter[l] += 1;
+            }
+        }
+        for c in 0..k {
+            self.intersect[c] += inter[c];
+            self.pred_area[c] += parea[c];
+            self.label_area[c] += larea[c];
+            self.union[c] += parea[c] + larea[c] - inter[c];
+        }
+    }
+
+    /// Per-class IoU (NaN when the union is 0).
+    pub fn iou(&self) -> Vec<f64> {
+        (0..self.num_classes)
+            .map(|c| ratio(self.intersect[c], self.union[c]))
+            .collect()
+    }
+
+    /// Per-class accuracy (NaN when the class has no labelled pixel).
+    pub fn acc(&self) -> Vec<f64> {
+        (0..self.num_classes)
+            .map(|c| ratio(self.intersect[c], self.label_area[c]))
+            .collect()
+    }
+
+    /// Overall pixel accuracy.
+    pub fn a_acc(&self) -> f64 {
+        ratio(self.intersect.iter().sum(), self.label_area.iter().sum())
+    }
+
+    /// `mIoU`, `mAcc`, `aAcc` in percent (mmseg reports them ×100), plus `IoU.<class>`.
+    pub fn metrics(&self, class_names: &[String]) -> BTreeMap<String, f64> {
+        let mut m = BTreeMap::new();
+        m.insert("mIoU".into(), nanmean(&self.iou()) * 100.0);
+        m.insert("mAcc".into(), nanmean(&self.acc()) * 100.0);
+        m.insert("aAcc".into(), self.a_acc() * 100.0);
+        for (c, v) in self.iou().into_iter().enumerate() {
+            if !v.is_nan() {
+                let name = class_names.get(c).cloned().unwrap_or_else(|| c.to_string());
+                m.insert(format!("IoU.{name}"), v * 100.0);
+            }
+        }
+        m
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        f64::NAN
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// Mean of the non-NaN values; NaN when all are NaN.
+pub fn nanmean(v: &[f64]) -> f64 {
+    let vals: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+    if vals.is_empty() {
+        f64::NAN
+    } else {
+        vals.iter().sum::<f64>() / vals.len() as f64
+    }
+}
+
+/// mmseg's `reduce_zero_label` on a label map: 0 → 255, others − 1 (255 stays 255).
+pub fn reduce_zero_label(label: &mut [u8]) {
+    for v in label.iter_mut() {
+        *v = match *v {
+            0 | 255 => 255,
+            x => x - 1,
+        };
+    }
+}

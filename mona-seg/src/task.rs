@@ -1,0 +1,271 @@
+//! `train` and `test` for `EncoderDecoder` configs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use image::{GrayImage, Rgb, RgbImage};
+use mona_core::checkpoint::load_pretrained;
+use mona_core::config::Config;
+use mona_core::ops::resize::bilinear;
+use mona_core::params::{param_data, set_trainable};
+use mona_core::runner::{BatchSource, Losses, Metrics, TrainModel, train};
+use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
+use mona_core::task_setup::{load_for_test, load_from, train_setup, workers};
+use mona_data::{DataLoader, Dataset, Results, sample_rng, stack_images};
+
+use crate::dataset::SegDataset;
+use crate::metrics::SegStats;
+use crate::segmentor::{EncoderDecoder, SegBatch};
+
+impl TrainModel for EncoderDecoder {
+    type Batch = SegBatch;
+
+    fn losses(&self, batch: &SegBatch, training: bool) -> Losses {
+        let labels = batch
+            .labels
+            .clone()
+            .expect("training batches carry label maps");
+        EncoderDecoder::losses(self, batch.images.clone(), labels, training)
+    }
+
+    fn trainable(&self, key: &str) -> bool {
+        EncoderDecoder::trainable(self, key)
+    }
+}
+
+/// Stacks pipeline results (same size, e.g. after `Pad`) onto `device`.
+pub fn collate(batch: &[Results], device: &Device) -> Result<SegBatch, String> {
+    let (pixels, shape) = stack_images(batch).map_err(|e| e.to_string())?;
+    let [b, _, h, w] = shape;
+    let images = Tensor::<4>::from_data(TensorData::new(pixels, shape), device);
+    let labels = if batch.iter().all(|r| r.gt_seg.is_some()) {
+        let mut v = Vec::with_capacity(b * h * w);
+        for r in batch {
+            let seg = r.gt_seg.as_ref().expect("checked above");
+            if (seg.height() as usize, seg.width() as usize) != (h, w) {
+                return Err(format!(
+                    "{}: label map {}x{} does not match the image {w}x{h}",
+                    r.path.display(),
+                    seg.width(),
+                    seg.height()
+                ));
+            }
+            v.extend(seg.as_raw().iter().map(|&x| x as i64));
+        }
+        Some(Tensor::<3, Int>::from_data(
+            TensorData::new(v, [b, h, w]),
+            device,
+        ))
+    } else {
+        None
+    };
+    Ok(SegBatch {
+        images,
+        labels,
+        paths: batch.iter().map(|r| r.path.clone()).collect(),
+    })
+}
+
+/// Training batches from a shuffled loader.
+pub struct SegSource {
+    pub loader: DataLoader,
+    pub device: Device,
+}
+
+impl BatchSource<SegBatch> for SegSource {
+    fn epoch_len(&self) -> usize {
+        self.loader.epoch_len()
+    }
+
+    fn iter_epoch(
+        &self,
+        epoch: usize,
+        start: usize,
+    ) -> Box<dyn Iterator<Item = Result<SegBatch, String>> + '_> {
+        Box::new(
+            self.loader
+                .iter_epoch(epoch as u64, start)
+                .map(move |batch| collate(&batch.map_err(|e| e.to_string())?, &self.device)),
+        )
+    }
+}
+
+fn seg_dataset(cfg: &Config, key: &str) -> Result<Arc<SegDataset>, TaskError> {
+    let node = cfg.node(key)?;
+    Ok(Arc::new(crate::dataset::build_concrete(&node)?))
+}
+
+/// Per-image predictions (class index per pixel, original size) of a dataset, in order.
+pub fn predict_one(
+    model: &EncoderDecoder,
+    dataset: &SegDataset,
+    idx: usize,
+    device: &Device,
+) -> Result<(GrayImage, Results), String> {
+    let mut rng = sample_rng(0, 0, idx as u64);
+    let r = dataset.load(idx, &mut rng).map_err(|e| e.to_string())?;
+    let b = collate(std::slice::from_ref(&r), device)?;
+    let logits = model.inference(b.images);
+    let [oh, ow, _] = r.ori_shape;
+    let logits = bilinear(logits, [oh, ow]);
+    let pred = logits.argmax(1).reshape([oh * ow]);
+    let v: Vec<i64> = pred
+        .into_data()
+        .convert::<i64>()
+        .try_into_vec()
+        .map_err(|e| format!("{e:?}"))?;
+    let img = GrayImage::from_raw(ow as u32, oh as u32, v.iter().map(|&x| x as u8).collect())
+        .ok_or("prediction size mismatch")?;
+    Ok((img, r))
+}
+
+/// mIoU / mAcc / aAcc (and per-class IoU) of `model` on `dataset`; with `show_dir`, writes
+/// a colour overlay per image.
+pub fn evaluate(
+    model: &EncoderDecoder,
+    dataset: &SegDataset,
+    device: &Device,
+    show_dir: Option<&Path>,
+) -> Result<Metrics, String> {
+    let mut stats = SegStats::new(model.num_classes());
+    for idx in 0..dataset.len() {
+        let (pred, r) = predict_one(model, dataset, idx, device)?;
+        let gt = dataset.gt(idx).map_err(|e| e.to_string())?;
+        if gt.dimensions() != pred.dimensions() {
+            return Err(format!(
+                "{}: label map is {}x{} but the image is {}x{}",
+                dataset.samples()[idx]
+                    .ann
+                    .as_ref()
+                    .map_or(r.path.clone(), Clone::clone)
+                    .display(),
+                gt.width(),
+                gt.height(),
+                pred.width(),
+                pred.height()
+            ));
+        }
+        stats.add(pred.as_raw(), gt.as_raw(), 255);
+        if let Some(dir) = show_dir {
+            write_overlay(dir, &r.path, &dataset.samples()[idx].name, &pred)?;
+        }
+    }
+    Ok(stats.metrics(dataset.classes()))
+}
+
+/// A fixed colour per class (mmseg draws a random palette; this one is deterministic).
+pub fn palette(class: u8) -> [u8; 3] {
+    let c = class as u32;
+    let mut h = c.wrapping_mul(2_654_435_761);
+    h ^= h >> 13;
+    [
+        (h & 0xff) as u8,
+        ((h >> 8) & 0xff) as u8,
+        ((h >> 16) & 0xff) as u8,
+    ]
+}
+
+/// `0.5 · image + 0.5 · colour(pred)`, written to `dir/<name>.png`.
+pub fn write_overlay(dir: &Path, image: &Path, name: &str, pred: &GrayImage) -> Result<(), String> {
+    let img = mona_data::read_image(image).map_err(|e| e.to_string())?;
+    let mut out = RgbImage::new(pred.width(), pred.height());
+    for (x, y, p) in out.enumerate_pixels_mut() {
+        let src = if x < img.width() && y < img.height() {
+            img.get_pixel(x, y).0
+        } else {
+            [0, 0, 0]
+        };
+        let col = palette(pred.get_pixel(x, y).0[0]);
+        *p = Rgb(std::array::from_fn(|i| {
+            ((src[i] as u16 + col[i] as u16) / 2) as u8
+        }));
+    }
+    let path: PathBuf = dir.join(format!("{}.png", name.replace('/', "_")));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    out.save(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn train_seg(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
+    let device = args.device.clone().autodiff();
+    device.seed(args.seed);
+    let mut model = EncoderDecoder::from_config(&cfg.node("model")?, &device)?;
+    if let Some(path) = load_from(cfg, args.load_from.as_deref())? {
+        if path.exists() {
+            let (loaded, report) = load_pretrained(model, &path)?;
+            tracing::info!("load_from {}: {report}", path.display());
+            model = loaded;
+        } else {
+            return Err(TaskError::Other(format!(
+                "load_from {}: no such file (pass --load-from or set load_from = \"\")",
+                path.display()
+            )));
+        }
+    }
+    let rules = model.clone();
+    let model = set_trainable(model, &|k| rules.trainable(k));
+    let _ = param_data(&model, &|_| true);
+    let train_set = seg_dataset(cfg, "data.train")?;
+    let val_set = seg_dataset(cfg, "data.val")?;
+    let batch_size: usize = cfg.extract("data.samples_per_gpu")?;
+    let loader = DataLoader::new(
+        train_set as Arc<dyn Dataset>,
+        batch_size,
+        true,
+        args.seed,
+        workers(cfg)?,
+        true,
+    )
+    .map_err(|e| TaskError::Data(e.to_string()))?;
+    let source = SegSource {
+        loader,
+        device: device.clone(),
+    };
+    let method = model.backbone.method().name().to_string();
+    let (optimizer, schedule, opts) =
+        train_setup(cfg, args, &model, &|k| rules.trainable(k), &method)?;
+    let eval_device = args.device.clone();
+    let mut eval = |m: &EncoderDecoder| evaluate(&m.clone().valid(), &val_set, &eval_device, None);
+    let (model, summary) = train(model, optimizer, &schedule, &source, &mut eval, &opts)?;
+    if summary.metrics.is_empty() && !summary.interrupted {
+        return evaluate(&model.valid(), &val_set, &eval_device, None).map_err(TaskError::Data);
+    }
+    Ok(summary.metrics)
+}
+
+fn test_seg(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
+    let device = args.device.clone();
+    let model = EncoderDecoder::from_config(&cfg.node("model")?, &device)?;
+    let method = model.backbone.method().name().to_string();
+    let model = load_for_test(cfg, model, args, &method)?;
+    let test_set = seg_dataset(cfg, "data.test")?;
+    let all =
+        evaluate(&model, &test_set, &device, args.show_dir.as_deref()).map_err(TaskError::Data)?;
+    let metrics: Metrics = all
+        .into_iter()
+        .filter(|(k, _)| {
+            args.metrics.is_empty()
+                || args
+                    .metrics
+                    .iter()
+                    .any(|m| m == "mIoU" || k.starts_with(m.as_str()))
+        })
+        .collect();
+    if let Some(out) = &args.out {
+        let text = serde_json::to_string_pretty(&serde_json::json!({ "metrics": metrics }))
+            .map_err(|e| TaskError::Other(e.to_string()))?;
+        std::fs::write(out, text).map_err(|source| TaskError::Io {
+            path: out.clone(),
+            source,
+        })?;
+    }
+    Ok(metrics)
+}
+
+inventory::submit! {
+    ModelEntry::new("EncoderDecoder", TaskFns { train: train_seg, test: test_seg })
+}

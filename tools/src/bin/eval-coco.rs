@@ -1,0 +1,38 @@
+//! `eval-coco ANNOTATIONS.json RESULTS.json [--iou-type bbox|segm] [--max-dets 100,300,1000]`:
+//! COCO AP of a results file, the 12 statistics printed as JSON.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mona_det::metrics::coco::{CocoIouType, MMDET_MAX_DETS, coco_evaluate_files};
+
+/// Evaluate COCO-format detections (pycocotools semantics, mmdet's defaults).
+#[derive(Parser, Debug)]
+#[command(name = "eval-coco", version)]
+struct Args {
+    /// The ground-truth annotation file (COCO json).
+    annotations: PathBuf,
+    /// The results file: a json list of `{image_id, category_id, bbox|segmentation, score}`.
+    results: PathBuf,
+    /// `bbox` or `segm`.
+    #[arg(long = "iou-type", default_value = "bbox")]
+    iou_type: CocoIouType,
+    /// The three detection caps (mmdet: 100,300,1000; pycocotools: 1,10,100).
+    #[arg(long = "max-dets", value_delimiter = ',', default_values_t = MMDET_MAX_DETS.to_vec())]
+    max_dets: Vec<usize>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    mona_tools::cli::run(|| -> anyhow::Result<()> {
+        let stats = coco_evaluate_files(
+            &args.annotations,
+            &args.results,
+            args.iou_type,
+            &args.max_dets,
+        )?;
+        println!("{}", stats.to_json_string());
+        Ok(())
+    })
+}
