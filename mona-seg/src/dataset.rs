@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use image::GrayImage;
 use mona_core::config::ConfigNode;
 use mona_core::registry::BuildError;
+use mona_data::datasets::ClassesArg;
 use mona_data::error::DataError;
 use mona_data::ops::{Backend, Interpolation};
 use mona_data::transforms::{Resize, ResizeMode, build_transform, reduce_zero_label};
@@ -207,13 +208,6 @@ impl Dataset for SegDataset {
     fn gt_labels(&self) -> Vec<usize> {
         Vec::new()
     }
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ClassesArg {
-    Names(Vec<String>),
-    File(String),
 }
 
 #[derive(Deserialize)]

@@ -124,10 +124,11 @@ impl Dataset for CustomDataset {
     }
 }
 
-/// `classes`: a list of names or the path of a class file.
+/// `classes` of a dataset config: a list of names or the path of a class file (shared by the
+/// classification and segmentation datasets).
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum ClassesArg {
+pub enum ClassesArg {
     Names(Vec<String>),
     File(String),
 }

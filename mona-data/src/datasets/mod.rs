@@ -24,7 +24,7 @@ use crate::rng::DataRng;
 
 pub use ann_file::{Sample, parse_ann_text, read_ann_file};
 pub use classes::{flower_classes, pet_classes, read_class_file, voc_classes};
-pub use custom::CustomDataset;
+pub use custom::{ClassesArg, CustomDataset};
 pub use image_folder::{IMAGE_EXTENSIONS, scan_image_folder};
 
 /// A source of samples.

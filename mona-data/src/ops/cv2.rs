@@ -149,16 +149,7 @@ pub fn resize_nearest(
             .map(|i| ((i as f64 * step).floor() as usize).min(s - 1))
             .collect()
     };
-    let xs = map(sw, dw);
-    let ys = map(sh, dh);
-    let mut dst = Vec::with_capacity(dw * dh * cn);
-    for &y in &ys {
-        let row = &src[y * sw * cn..(y + 1) * sw * cn];
-        for &x in &xs {
-            dst.extend_from_slice(&row[x * cn..(x + 1) * cn]);
-        }
-    }
-    dst
+    super::gather_pixels(src, sw, cn, &map(sw, dw), &map(sh, dh))
 }
 
 #[cfg(test)]

@@ -107,3 +107,17 @@ where
         image::imageops::flip_vertical(img)
     }
 }
+
+/// Nearest-neighbour gather shared by the OpenCV and Pillow resizes, which differ only in how
+/// they map output to source coordinates: output pixel `(x, y)` copies source pixel
+/// `(xs[x], ys[y])` of an interleaved `cn`-channel image `sw` pixels wide.
+fn gather_pixels(src: &[u8], sw: usize, cn: usize, xs: &[usize], ys: &[usize]) -> Vec<u8> {
+    let mut dst = Vec::with_capacity(xs.len() * ys.len() * cn);
+    for &y in ys {
+        let row = &src[y * sw * cn..(y + 1) * sw * cn];
+        for &x in xs {
+            dst.extend_from_slice(&row[x * cn..(x + 1) * cn]);
+        }
+    }
+    dst
+}
