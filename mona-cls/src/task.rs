@@ -34,6 +34,14 @@ impl TrainModel for ImageClassifier {
     fn trainable(&self, key: &str) -> bool {
         ImageClassifier::trainable(self, key)
     }
+
+    fn batch_to_device(batch: &ClsBatch, device: &Device) -> Option<ClsBatch> {
+        Some(ClsBatch {
+            images: batch.images.clone().to_device(device),
+            labels: batch.labels.clone().map(|l| l.to_device(device)),
+            paths: batch.paths.clone(),
+        })
+    }
 }
 
 fn dataset(cfg: &Config, key: &str) -> Result<Arc<dyn Dataset>, TaskError> {
@@ -102,12 +110,6 @@ fn evaluate(
 }
 
 fn train_cls(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
-    if cfg.get("fp16").is_some() {
-        tracing::warn!(
-            "{}: `fp16` (mmcv loss-scaled half precision) is not applied: training runs in float32",
-            cfg.path().display()
-        );
-    }
     let device = args.device.clone().autodiff();
     device.seed(args.seed);
     let mut model = ImageClassifier::from_config(&cfg.node("model")?, &device)?;

@@ -58,6 +58,7 @@ fn train_args(work_dir: &Path) -> TrainArgs {
         device: Device::flex(),
         stop_after: None,
         no_validate: false,
+        replicas: Vec::new(),
     }
 }
 
@@ -89,6 +90,7 @@ fn short_mona_run_learns_and_test_reproduces_it() {
                 metrics: vec![],
                 out: Some(dir.path().join("preds.json")),
                 show_dir: None,
+                format_only: false,
                 device: Device::flex(),
             },
         )

@@ -16,6 +16,16 @@ pub fn fixtures_dir() -> PathBuf {
     }
 }
 
+/// The device parity tests run on: `$MONA_TEST_DEVICE` (`flex`, `cuda:N` in a build with the
+/// `cuda` feature), default `flex`, always with autodiff. It lets the same fixture test binary
+/// check a GPU against the PyTorch fixtures.
+pub fn test_device() -> burn::tensor::Device {
+    let name = std::env::var("MONA_TEST_DEVICE").unwrap_or_else(|_| "flex".to_string());
+    crate::task::parse_device(&name)
+        .unwrap_or_else(|e| panic!("MONA_TEST_DEVICE: {e}"))
+        .autodiff()
+}
+
 /// One fixture case: its JSON description and its tensors.
 pub struct Fixture {
     pub name: String,

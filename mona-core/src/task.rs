@@ -25,6 +25,8 @@ pub struct TrainArgs {
     pub stop_after: Option<usize>,
     /// Skip the evaluations during training (the final one still runs).
     pub no_validate: bool,
+    /// Devices that train data-parallel replicas besides `device` (`train --gpus N`).
+    pub replicas: Vec<Device>,
 }
 
 /// What `test` was asked to do.
@@ -40,6 +42,9 @@ pub struct TestArgs {
     pub out: Option<PathBuf>,
     /// Write visualisations here.
     pub show_dir: Option<PathBuf>,
+    /// Only write the predictions (`out`), compute no metrics (mmdet `--format-only`);
+    /// tasks without a results format ignore it.
+    pub format_only: bool,
     pub device: Device,
 }
 

@@ -42,7 +42,11 @@ pub fn train_setup<M: Module>(
     trainable: &dyn Fn(&str) -> bool,
     method: &str,
 ) -> Result<(Optimizer, LrSchedule, TrainOptions), TaskError> {
-    let optimizer = Optimizer::from_config(&cfg.node("optimizer")?, model, trainable)?;
+    let mut optimizer = Optimizer::from_config(&cfg.node("optimizer")?, model, trainable)?;
+    if let Some(factor) = auto_scale_lr(cfg, 1 + args.replicas.len())? {
+        tracing::info!("auto_scale_lr: learning rates scaled by {factor}");
+        optimizer.scale_lr(factor);
+    }
     let schedule = match cfg.get("lr_config") {
         Some(n) => LrSchedule::from_config(&n)?,
         None => LrSchedule::constant(),
@@ -60,8 +64,34 @@ pub fn train_setup<M: Module>(
         method: method.to_string(),
         stop_after: args.stop_after,
         export_adapter: true,
+        replicas: args.replicas.clone(),
     };
     Ok((optimizer, schedule, opts))
+}
+
+/// mmdet's `auto_scale_lr = {enable = true, base_batch_size = B}`: the lr factor
+/// `devices × data.samples_per_gpu / B`; `None` when absent or not enabled.
+pub fn auto_scale_lr(cfg: &Config, devices: usize) -> Result<Option<f64>, TaskError> {
+    let Some(node) = cfg.get("auto_scale_lr") else {
+        return Ok(None);
+    };
+    let enabled = match node.get("enable") {
+        Some(e) => e.extract::<bool>()?,
+        None => false,
+    };
+    if !enabled {
+        return Ok(None);
+    }
+    let base: f64 = node.child("base_batch_size")?.extract()?;
+    let per_device: f64 = cfg.node("data.samples_per_gpu")?.extract()?;
+    if base <= 0.0 {
+        return Err(TaskError::Config(crate::config::ConfigError::Invalid {
+            file: node.file().to_path_buf(),
+            key: "auto_scale_lr.base_batch_size".into(),
+            message: format!("must be positive, got {base}"),
+        }));
+    }
+    Ok(Some(devices as f64 * per_device / base))
 }
 
 /// Loads what `test` was given into `model`: a training checkpoint, an adapter file on top
@@ -100,4 +130,36 @@ pub fn load_for_test<M: Module>(
         tracing::info!("{}: {report}", args.checkpoint.display());
         Ok(model)
     }
+}
+
+/// The training precision: `--amp` on the command line, else the config's `amp.dtype`
+/// (`"fp32"` or `"bf16"`), else bf16 autocast for an mmcv `fp16` section (the official
+/// configs ask for loss-scaled float16 to save memory and time; bf16 autocast serves the
+/// same purpose and needs no loss scale), else float32.
+pub fn training_precision(
+    cfg: &Config,
+    cli_amp: bool,
+) -> Result<crate::nn::amp::Precision, TaskError> {
+    use crate::nn::amp::Precision;
+    if cli_amp {
+        return Ok(Precision::Bf16);
+    }
+    if let Some(node) = cfg.get("amp.dtype") {
+        let name: String = node.extract()?;
+        return name.parse::<Precision>().map_err(|message| {
+            TaskError::Config(crate::config::ConfigError::Invalid {
+                file: node.file().to_path_buf(),
+                key: "amp.dtype".into(),
+                message,
+            })
+        });
+    }
+    if cfg.get("fp16").is_some() {
+        tracing::info!(
+            "{}: `fp16` (mmcv loss-scaled float16) runs as bf16 autocast with float32 master weights",
+            cfg.path().display()
+        );
+        return Ok(Precision::Bf16);
+    }
+    Ok(Precision::Fp32)
 }

@@ -46,7 +46,7 @@ impl Outcome {
 }
 
 fn device() -> Device {
-    Device::flex().autodiff()
+    mona_core::fixtures::test_device()
 }
 
 fn tensor<const D: usize>(data: &TensorData, device: &Device) -> Tensor<D> {
@@ -322,6 +322,7 @@ fn run_ops(fx: &Fixture) -> Outcome {
             "box_iou" => det_ops::box_iou(fx, &mut out),
             "nms" => det_ops::nms(fx, &mut out),
             "focal" => det_ops::focal(fx, &mut out, &dev),
+            "roi_align" => det_ops::roi_align(fx, &mut out, &dev),
             other => out.notes.push(format!("{other}: not covered yet")),
         }
     }
@@ -398,6 +399,7 @@ mod det_ops {
     use mona_core::ops::boxes::{OverlapMode, bbox_overlaps, boxes_from_flat};
     use mona_core::ops::focal_loss::sigmoid_focal_loss;
     use mona_core::ops::nms::{batched_nms, nms as mmcv_nms};
+    use mona_core::ops::roi_align::{Roi, RoiAlignConfig, reference, roi_align as roi_align_op};
 
     fn floats(fx: &Fixture, key: &str) -> Vec<f32> {
         fx.floats(key)
@@ -450,5 +452,75 @@ mod det_ops {
             out.problems.push("focal: no gradient".into());
         }
         out.notes.push("focal".into());
+    }
+
+    /// `roi_align.out.<size>.<sampling_ratio>` (spatial scale 0.25, aligned) for every case
+    /// present. The fixture has no gradients, so the backward (autodiff through the gather
+    /// and matmuls) is checked against a port of mmcv's backward kernel, for a fixed random
+    /// output weight. Per-case errors go into the notes.
+    pub fn roi_align(fx: &Fixture, out: &mut Outcome, dev: &Device) {
+        let feat = fx.tensor("roi_align.feature");
+        let dims: [usize; 4] = match feat.shape()[..] {
+            [a, b, c, d] => [a, b, c, d],
+            _ => {
+                out.problems.push("roi_align: feature is not 4-D".into());
+                return;
+            }
+        };
+        let values = floats(fx, "roi_align.feature");
+        let f64s: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+        let rois: Vec<Roi> = floats(fx, "roi_align.rois")
+            .chunks_exact(5)
+            .map(|r| [r[0], r[1], r[2], r[3], r[4]])
+            .collect();
+        for (key, expected) in fx.with_prefix("roi_align.out.") {
+            let Some((size, ratio)) = key.split_once('.') else {
+                continue;
+            };
+            let (Ok(size), Ok(ratio)) = (size.parse::<usize>(), ratio.parse::<usize>()) else {
+                out.problems.push(format!("roi_align: bad case name {key}"));
+                continue;
+            };
+            let cfg = RoiAlignConfig::new(size, 0.25, ratio);
+            let x = tensor::<4>(feat, dev).require_grad();
+            let y = match roi_align_op(x.clone(), &rois, &cfg) {
+                Ok(y) => y,
+                Err(e) => {
+                    out.problems.push(e.to_string());
+                    continue;
+                }
+            };
+            let fwd = rel_err(&y.to_data(), &expected);
+            // backward against mmcv's kernel, for L = sum(y * w) with w in [-1, 1)
+            let n: usize = y.dims().iter().product();
+            let w: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919 + 13) % 2003) as f32 / 1001.5 - 1.0)
+                .collect();
+            let wt =
+                burn::tensor::Tensor::<4>::from_data(TensorData::new(w.clone(), y.dims()), dev);
+            let grads = (y * wt).sum().backward();
+            let w64: Vec<f64> = w.iter().map(|&v| v as f64).collect();
+            let eg = reference::backward(&w64, dims, &rois, &cfg);
+            let eg = TensorData::new(eg.iter().map(|&v| v as f32).collect::<Vec<_>>(), dims);
+            let bwd = match x.grad(&grads) {
+                Some(g) => rel_err(&g.to_data(), &eg),
+                None => {
+                    out.problems.push("roi_align: no feature gradient".into());
+                    f64::INFINITY
+                }
+            };
+            // and the reference forward agrees with the fixture (guards the reference itself)
+            let rf = reference::forward(&f64s, dims, &rois, &cfg);
+            let rf = TensorData::new(
+                rf.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                expected.shape().to_vec(),
+            );
+            let ref_err = rel_err(&rf, &expected);
+            out.out_err = out.out_err.max(fwd).max(ref_err);
+            out.grad_err = out.grad_err.max(bwd);
+            out.notes.push(format!(
+                "roi_align {size}x{size} sr{ratio}: fwd {fwd:.1e} bwd {bwd:.1e} (ref fwd {ref_err:.1e})"
+            ));
+        }
     }
 }

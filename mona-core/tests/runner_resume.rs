@@ -1,6 +1,7 @@
 //! The runner end to end on a tiny Swin + linear head: resuming reproduces an uninterrupted
 //! run bit for bit, frozen parameters never change, and a run killed while writing a
-//! checkpoint resumes from the previous one.
+//! checkpoint resumes from the previous one; data-parallel training on two devices equals one
+//! device with the double batch.
 
 use std::collections::BTreeMap;
 
@@ -43,6 +44,9 @@ impl TrainModel for Toy {
             Some(k) => self.backbone.trainable_in_training(k),
             None => true,
         }
+    }
+    fn batch_to_device(batch: &Batch, device: &Device) -> Option<Batch> {
+        Some(Toy::forked_batch(batch, device))
     }
 }
 
@@ -112,7 +116,11 @@ interval = 1
 "#;
 
 fn setup(method: &str) -> (Config, Toy, Source) {
-    let cfg = Config::from_str_at(&CONFIG.replace("METHOD", method), "toy.toml").unwrap();
+    setup_from(&CONFIG.replace("METHOD", method))
+}
+
+fn setup_from(config: &str) -> (Config, Toy, Source) {
+    let cfg = Config::from_str_at(config, "toy.toml").unwrap();
     let device = Device::flex().autodiff();
     device.seed(7);
     let backbone = build_backbone(&cfg.node("model.backbone").unwrap(), &device).unwrap();
@@ -158,6 +166,7 @@ fn run(
         method: method.into(),
         stop_after,
         export_adapter: true,
+        replicas: Vec::new(),
     };
     let mut evaluate =
         |_: &Toy| -> Result<Metrics, String> { Ok(BTreeMap::from([("dummy".to_string(), 1.0)])) };
@@ -249,4 +258,136 @@ fn two_full_runs_are_identical() {
     let (pa, pb) = (params(&ra), params(&rb));
     let diff: Vec<_> = pa.keys().filter(|k| pa[*k] != pb[*k]).take(3).collect();
     assert!(diff.is_empty(), "trained differs: {diff:?}");
+}
+
+impl Toy {
+    fn forked_batch(batch: &Batch, device: &Device) -> Batch {
+        (
+            batch.0.clone().to_device(device),
+            batch.1.clone().to_device(device),
+        )
+    }
+}
+
+/// 12 synthetic images in batches of `per_batch`, labels 0..3.
+fn batches_of(per_batch: usize) -> Vec<(TensorData, Vec<i64>)> {
+    let all: Vec<f32> = (0..12 * 3 * 16 * 16)
+        .map(|i| (((i * 37 + i / 768 * 101) % 97) as f32 / 97.0) - 0.5)
+        .collect();
+    let labels: Vec<i64> = (0..12).map(|i| (i * 7 % 3) as i64).collect();
+    let per_image = 3 * 16 * 16;
+    (0..12 / per_batch)
+        .map(|b| {
+            let start = b * per_batch;
+            (
+                TensorData::new(
+                    all[start * per_image..(start + per_batch) * per_image].to_vec(),
+                    [per_batch, 3, 16, 16],
+                ),
+                labels[start..start + per_batch].to_vec(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn two_device_data_parallel_equals_one_device_with_the_double_batch() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // No random draws (Mona's dropout and DropPath masks are drawn per device: full
+    // fine-tuning without DropPath), one epoch (the toy source rotates its batches per
+    // epoch), no checkpoints.
+    let config = CONFIG
+        .replace("METHOD", "full")
+        .replace("drop_path_rate = 0.2", "drop_path_rate = 0.0")
+        .replace("max_iters = 6", "max_iters = 3")
+        .replace("interval = 3", "interval = 100");
+    let run_on = |devices: usize| -> (Toy, String) {
+        let (cfg, toy, mut source) = setup_from(&config);
+        // Materialise the lazy initial values before any replica is forked.
+        let _ = param_data(&toy, &|_| true);
+        source.batches = batches_of(4 / devices);
+        let optimizer =
+            Optimizer::from_config(&cfg.node("optimizer").unwrap(), &toy, &|k| toy.trainable(k))
+                .unwrap();
+        let schedule = LrSchedule::from_config(&cfg.node("lr_config").unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let opts = TrainOptions {
+            work_dir: dir.path().to_path_buf(),
+            seed: 42,
+            resume: Resume::No,
+            runner: RunnerCfg::from_config(&cfg).unwrap(),
+            config_toml: cfg.to_toml_string(),
+            method: "full".into(),
+            stop_after: None,
+            export_adapter: false,
+            replicas: vec![source.device.clone(); devices - 1],
+        };
+        let mut evaluate = |_: &Toy| -> Result<Metrics, String> { Ok(BTreeMap::new()) };
+        let (model, summary) =
+            train(toy, optimizer, &schedule, &source, &mut evaluate, &opts).unwrap();
+        assert_eq!(summary.iters, 3);
+        let log = std::fs::read_to_string(dir.path().join("log.jsonl")).unwrap();
+        (model, log)
+    };
+    let (one, one_log) = run_on(1);
+    let (two, two_log) = run_on(2);
+    let (a, b) = (params(&one), params(&two));
+    let mut worst = 0.0f32;
+    let mut trained = 0;
+    for (key, va) in &a {
+        let vb = &b[key];
+        for (x, y) in va.iter().zip(vb) {
+            worst = worst.max((x - y).abs());
+        }
+        trained += usize::from(one.trainable(key));
+    }
+    assert!(trained > 0);
+    assert!(worst < 2e-5, "two devices differ from one by {worst:e}");
+    // The logged loss is the mean over the devices: the same as the one-device loss.
+    let loss = |log: &str| -> Vec<f64> {
+        log.lines()
+            .filter(|l| l.contains("\"mode\":\"train\""))
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let (l1, l2) = (loss(&one_log), loss(&two_log));
+    assert_eq!(l1.len(), 3);
+    for (x, y) in l1.iter().zip(&l2) {
+        assert!((x - y).abs() < 1e-5, "loss {x} vs {y}");
+    }
+    // A source too short for the devices is refused with a clear message.
+    let (cfg, toy, mut source) = setup_from(&config);
+    source.batches = batches_of(12);
+    let optimizer =
+        Optimizer::from_config(&cfg.node("optimizer").unwrap(), &toy, &|k| toy.trainable(k))
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TrainOptions {
+        work_dir: dir.path().to_path_buf(),
+        seed: 42,
+        resume: Resume::No,
+        runner: RunnerCfg::from_config(&cfg).unwrap(),
+        config_toml: String::new(),
+        method: "mona".into(),
+        stop_after: None,
+        export_adapter: false,
+        replicas: vec![source.device.clone()],
+    };
+    let err = train(
+        toy,
+        optimizer,
+        &LrSchedule::constant(),
+        &source,
+        &mut |_: &Toy| Ok(BTreeMap::new()),
+        &opts,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "data-parallel training on 2 devices needs at least 2 batches per epoch; the data gives 1"
+    );
 }

@@ -22,6 +22,7 @@
 pub mod batch;
 pub mod datasets;
 pub mod decode;
+pub mod draw;
 pub mod error;
 pub mod loader;
 pub mod ops;

@@ -88,8 +88,16 @@ pub struct Results {
     pub img: Image,
     /// `[h, w, c]` right after decoding.
     pub ori_shape: [usize; 3],
-    /// `[h, w, c]` after the latest geometric transform.
+    /// `[h, w, c]` after the latest geometric transform (not counting `Pad`, as in mmdet:
+    /// boxes are clipped to it and the padding holds no image).
     pub img_shape: [usize; 3],
+    /// `[h, w, c]` after `Pad` (mmdet's `pad_shape`); `None` before padding. Detection heads
+    /// mark anchors outside it invalid.
+    pub pad_shape: Option<[usize; 3]>,
+    /// mmdet's `scale_factor` `[w_scale, h_scale, w_scale, h_scale]` of the latest resize
+    /// (new size / old size per axis); `None` when never resized (all ones). Detections are
+    /// divided by it to return to the original image.
+    pub scale_factor: Option<[f32; 4]>,
     /// Whether a flip was applied.
     pub flip: bool,
     /// The axis of the flip, when `flip` is true.
@@ -102,6 +110,9 @@ pub struct Results {
     pub gt_bboxes: Vec<[f32; 4]>,
     /// Detection labels, one per box.
     pub gt_labels: Vec<usize>,
+    /// Ignored boxes (VOC `difficult`, COCO `iscrowd`), transformed with the image like
+    /// `gt_bboxes`.
+    pub gt_bboxes_ignore: Vec<[f32; 4]>,
 }
 
 impl Results {

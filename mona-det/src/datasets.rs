@@ -1,6 +1,20 @@
 //! Annotation readers of mmdet 2.x's `XMLDataset` (Pascal VOC) and `CocoDataset`: boxes as
 //! `[x1, y1, x2, y2]`, class indices in the order of the dataset's class list, difficult /
 //! crowd boxes set apart as ignored. Errors name the file and the element or key at fault.
+//!
+//! Bad input, and what happens to it (tests in `tests/datasets_bad_input.rs`):
+//!
+//! | input | VOC XML | COCO json |
+//! |---|---|---|
+//! | malformed file | error: file and line | error: file, line and column |
+//! | missing / non-numeric field (COCO: `area` included) | error: file and element path (`object[2]/bndbox/xmax`) | error: file, `annotations[i]` and annotation id |
+//! | `x2 < x1`, zero-area box | kept as written (mmdet's `XMLDataset` checks nothing; [`apply_min_size`] is its optional `min_size` filter) | dropped (`w < 1`, `h < 1` or `area <= 0`, mmdet `_parse_ann_info`) |
+//! | box partly outside the image | kept, not clipped | kept, not clipped |
+//! | box entirely outside the image | kept | dropped (no overlap with the image) |
+//! | category id not in `categories` | - (unknown class *names* are skipped, as mmdet) | error: file and annotation id |
+//! | polygon part with < 3 points or an odd number of coordinates | - | part dropped (mmdet `LoadAnnotations._process_polygons`) |
+//! | RLE whose `size` is not the image's `[height, width]`, or whose counts do not cover it | - | error: file and annotation id |
+//! | annotation of an image not in `images`, duplicate image id | - | error: file and ids |
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -39,7 +53,7 @@ pub enum DatasetError {
         element: String,
         text: String,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}: invalid COCO json: {source}", path.display())]
     Json {
         path: PathBuf,
         source: serde_json::Error,
@@ -49,6 +63,26 @@ pub enum DatasetError {
         path: PathBuf,
         id: u64,
         image_id: u64,
+    },
+    #[error("{}: `{element}`: {message}", path.display())]
+    Element {
+        path: PathBuf,
+        element: String,
+        message: String,
+    },
+    #[error("{}: annotation {id} has category_id {category_id}, which is not in `categories`", path.display())]
+    UnknownCategory {
+        path: PathBuf,
+        id: u64,
+        category_id: u64,
+    },
+    #[error("{}: image id {id} appears twice in `images`", path.display())]
+    DuplicateImage { path: PathBuf, id: u64 },
+    #[error("{}: annotation {id}: {message}", path.display())]
+    Segmentation {
+        path: PathBuf,
+        id: u64,
+        message: String,
     },
 }
 
@@ -64,6 +98,16 @@ impl Element {
     fn child(&self, name: &str) -> Option<&Element> {
         self.children.iter().find(|c| c.name == name)
     }
+}
+
+/// 1-based line of byte offset `pos` in `text`.
+fn line_of(text: &str, pos: u64) -> usize {
+    let pos = usize::try_from(pos).unwrap_or(usize::MAX).min(text.len());
+    text.as_bytes()[..pos]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 fn parse_xml(text: &str, path: &Path) -> Result<Element, DatasetError> {
@@ -89,12 +133,13 @@ fn parse_xml(text: &str, path: &Path) -> Result<Element, DatasetError> {
                 }
             }
             Ok(Event::End(_)) => {
+                let line = line_of(text, reader.buffer_position());
                 let el = stack
                     .pop()
-                    .ok_or_else(|| err("unbalanced end tag".into()))?;
+                    .ok_or_else(|| err(format!("line {line}: unbalanced end tag")))?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(el),
-                    None => return Err(err("unbalanced end tag".into())),
+                    None => return Err(err(format!("line {line}: unbalanced end tag"))),
                 }
             }
             Ok(Event::Text(t)) => {
@@ -106,12 +151,17 @@ fn parse_xml(text: &str, path: &Path) -> Result<Element, DatasetError> {
             Ok(Event::Eof) => break,
             Ok(_) => {}
             Err(e) => {
-                return Err(err(format!("at byte {}: {e}", reader.error_position())));
+                let line = line_of(text, reader.error_position());
+                return Err(err(format!("line {line}: {e}")));
             }
         }
     }
     if stack.len() != 1 {
-        return Err(err("unclosed element".into()));
+        let open: Vec<&str> = stack[1..].iter().map(|e| e.name.as_str()).collect();
+        return Err(err(format!(
+            "unexpected end of file inside <{}>",
+            open.join("><")
+        )));
     }
     let mut root = stack.pop().unwrap_or_default();
     root.children
@@ -121,7 +171,9 @@ fn parse_xml(text: &str, path: &Path) -> Result<Element, DatasetError> {
 
 /// Reads a Pascal VOC annotation (`Annotations/NAME.xml`) like mmdet's `XMLDataset`:
 /// objects of unknown classes are skipped, coordinates are `int(float(text))` (1-based, as
-/// stored), `difficult` boxes go to the ignored set.
+/// stored), `difficult` boxes go to the ignored set. Like mmdet, boxes are kept exactly as
+/// written: not clipped to the image, not reordered when `xmax < xmin`, zero-area boxes kept
+/// (mmdet's optional `min_size` filter is [`apply_min_size`]).
 pub fn read_voc_xml(path: &Path, classes: &[String]) -> Result<DetAnnotation, DatasetError> {
     let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Io {
         path: path.to_path_buf(),
@@ -141,18 +193,30 @@ pub fn parse_voc_xml(
         path: path.to_path_buf(),
         element: element.to_string(),
     };
+    // `inf` / `NaN` parse as f64 but are no coordinates: refused like any other non-number
     let number = |el: &Element, at: &str| -> Result<f64, DatasetError> {
-        el.text.parse::<f64>().map_err(|_| DatasetError::Number {
-            path: path.to_path_buf(),
-            element: at.to_string(),
-            text: el.text.clone(),
-        })
+        match el.text.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            _ => Err(DatasetError::Number {
+                path: path.to_path_buf(),
+                element: at.to_string(),
+                text: el.text.clone(),
+            }),
+        }
     };
     let size = root.child("size").ok_or_else(|| missing("size"))?;
     let dim = |name: &str| -> Result<usize, DatasetError> {
         let at = format!("size/{name}");
         let el = size.child(name).ok_or_else(|| missing(&at))?;
-        Ok(number(el, &at)? as usize)
+        let v = number(el, &at)?;
+        if v < 0.0 {
+            return Err(DatasetError::Number {
+                path: path.to_path_buf(),
+                element: at,
+                text: el.text.clone(),
+            });
+        }
+        Ok(v as usize)
     };
     let mut ann = DetAnnotation {
         width: dim("width")?,
@@ -195,6 +259,23 @@ pub fn parse_voc_xml(
         }
     }
     Ok(ann)
+}
+
+/// mmdet `XMLDataset(min_size=...)`: boxes whose width or height (`x2 - x1`, `y2 - y1`, so a
+/// box with `x2 < x1` too) is below `min_size` move to the ignored set.
+pub fn apply_min_size(ann: &mut DetAnnotation, min_size: f32) {
+    let (mut bboxes, mut labels) = (Vec::new(), Vec::new());
+    for (b, l) in ann.bboxes.drain(..).zip(ann.labels.drain(..)) {
+        if b[2] - b[0] < min_size || b[3] - b[1] < min_size {
+            ann.bboxes_ignore.push(b);
+            ann.labels_ignore.push(l);
+        } else {
+            bboxes.push(b);
+            labels.push(l);
+        }
+    }
+    ann.bboxes = bboxes;
+    ann.labels = labels;
 }
 
 /// mmdet's `VOCDataset.CLASSES` (the 20 PASCAL VOC classes, shared with classification).
@@ -257,20 +338,41 @@ struct CocoAnn {
     image_id: u64,
     category_id: u64,
     bbox: [f64; 4],
-    #[serde(default)]
+    /// Required: mmdet reads `ann['area']` (a KeyError without it); defaulting it to 0
+    /// would silently drop every box of such a file through the `area <= 0` rule.
     area: f64,
     #[serde(default)]
     iscrowd: u8,
     #[serde(default)]
     ignore: bool,
+    #[serde(default)]
+    segmentation: Option<serde_json::Value>,
 }
 
+/// The top level, elements kept as values so that a bad element is reported by its index and
+/// id rather than by serde's line / column in a one-line file.
 #[derive(Debug, Clone, Deserialize)]
 struct CocoFile {
-    images: Vec<CocoImage>,
+    images: Vec<serde_json::Value>,
     #[serde(default)]
-    annotations: Vec<CocoAnn>,
-    categories: Vec<CocoCategory>,
+    annotations: Vec<serde_json::Value>,
+    categories: Vec<serde_json::Value>,
+}
+
+/// The mask of a COCO annotation (`segmentation`), as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CocoSegmentation {
+    /// Polygon parts `[x1, y1, x2, y2, ...]`; parts with fewer than 3 points or an odd number
+    /// of coordinates are dropped, as mmdet's `LoadAnnotations._process_polygons` does (so
+    /// the list can end up empty: an empty mask, which mmdet keeps too).
+    Polygons(Vec<Vec<f64>>),
+    /// A run-length encoding (compressed strings decoded), column-major, starting with a run of
+    /// zeros; its size equals the image's and its counts cover every pixel.
+    Rle {
+        height: usize,
+        width: usize,
+        counts: Vec<u32>,
+    },
 }
 
 /// A COCO annotation file read like mmdet's `CocoDataset`.
@@ -281,11 +383,115 @@ pub struct CocoAnnotations {
     pub categories: Vec<CocoCategory>,
     /// Per image of `images`, in order.
     pub annotations: Vec<DetAnnotation>,
+    /// Per image, the `segmentation` of each kept box, aligned with `annotations[i].bboxes`
+    /// (mmdet's `gt_masks_ann`; `None` where the annotation has none).
+    pub masks: Vec<Vec<Option<CocoSegmentation>>>,
+}
+
+/// pycocotools' `rleFrString`: the LEB128-like compressed counts of a COCO RLE.
+fn rle_from_string(s: &str) -> Result<Vec<u32>, String> {
+    let bytes = s.as_bytes();
+    let mut counts: Vec<u32> = Vec::new();
+    let mut p = 0;
+    while p < bytes.len() {
+        let (mut x, mut k, mut more) = (0i64, 0u32, true);
+        while more {
+            let Some(&b) = bytes.get(p) else {
+                return Err("compressed RLE counts end inside a number".into());
+            };
+            if !(48..48 + 64).contains(&b) || k > 11 {
+                return Err(format!("invalid compressed RLE counts at character {p}"));
+            }
+            let c = i64::from(b - 48);
+            x |= (c & 0x1f) << (5 * k);
+            more = c & 0x20 != 0;
+            p += 1;
+            k += 1;
+            if !more && c & 0x10 != 0 {
+                x |= -1i64 << (5 * k);
+            }
+        }
+        if counts.len() > 2 {
+            x += i64::from(counts[counts.len() - 2]);
+        }
+        let v = u32::try_from(x)
+            .map_err(|_| format!("compressed RLE counts give run {x} at character {p}"))?;
+        counts.push(v);
+    }
+    Ok(counts)
+}
+
+/// Validates one `segmentation` against its image (`height`, `width`).
+fn parse_segmentation(
+    v: &serde_json::Value,
+    height: usize,
+    width: usize,
+) -> Result<Option<CocoSegmentation>, String> {
+    use serde_json::Value;
+    match v {
+        Value::Null => Ok(None),
+        Value::Array(parts) => {
+            let mut kept = Vec::new();
+            for (j, part) in parts.iter().enumerate() {
+                let coords: Option<Vec<f64>> = part.as_array().and_then(|a| {
+                    a.iter()
+                        .map(|c| c.as_f64().filter(|c| c.is_finite()))
+                        .collect()
+                });
+                let coords =
+                    coords.ok_or_else(|| format!("segmentation[{j}] is not a list of numbers"))?;
+                if coords.len() % 2 == 0 && coords.len() >= 6 {
+                    kept.push(coords);
+                }
+            }
+            Ok(Some(CocoSegmentation::Polygons(kept)))
+        }
+        Value::Object(rle) => {
+            let size: Option<Vec<usize>> =
+                rle.get("size").and_then(Value::as_array).and_then(|a| {
+                    a.iter()
+                        .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+                        .collect()
+                });
+            let Some([h, w]) = size.and_then(|s| <[usize; 2]>::try_from(s).ok()) else {
+                return Err("RLE `size` must be [height, width]".into());
+            };
+            if (h, w) != (height, width) {
+                return Err(format!(
+                    "RLE size [{h}, {w}] does not match the image ([height, width] = [{height}, {width}])"
+                ));
+            }
+            let counts = match rle.get("counts") {
+                Some(Value::String(s)) => rle_from_string(s)?,
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|c| c.as_u64().and_then(|c| u32::try_from(c).ok()))
+                    .collect::<Option<Vec<u32>>>()
+                    .ok_or("RLE `counts` must be non-negative integers")?,
+                _ => return Err("RLE `counts` must be a string or a list".into()),
+            };
+            let total: u128 = counts.iter().map(|&c| u128::from(c)).sum();
+            let pixels = h as u128 * w as u128;
+            if total != pixels {
+                return Err(format!(
+                    "RLE counts cover {total} pixels, the image has {h} x {w} = {pixels}"
+                ));
+            }
+            Ok(Some(CocoSegmentation::Rle {
+                height: h,
+                width: w,
+                counts,
+            }))
+        }
+        _ => Err("`segmentation` must be a list of polygons or an RLE object".into()),
+    }
 }
 
 /// Reads `instances_*.json`: boxes `[x, y, w, h]` → `[x1, y1, x1 + w, y1 + h]`; skipped as in
 /// mmdet `_parse_ann_info`: `ignore` flags, boxes not overlapping the image, `area ≤ 0`,
-/// `w < 1` or `h < 1`; crowd boxes go to the ignored set.
+/// `w < 1` or `h < 1` (so also boxes written with `x2 < x1`); nothing is clipped; crowd boxes
+/// go to the ignored set. A `category_id` missing from `categories` is an error (mmdet would
+/// silently skip it, hiding a corrupt file); see the module table for the other checks.
 pub fn read_coco_json(path: &Path) -> Result<CocoAnnotations, DatasetError> {
     let text = std::fs::read_to_string(path).map_err(|source| DatasetError::Io {
         path: path.to_path_buf(),
@@ -295,21 +501,52 @@ pub fn read_coco_json(path: &Path) -> Result<CocoAnnotations, DatasetError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut categories = file.categories;
+    let element = |what: &str, i: usize, v: &serde_json::Value, e: serde_json::Error| {
+        let id = v
+            .get("id")
+            .and_then(serde_json::Value::as_u64)
+            .map_or(String::new(), |id| format!(" (id {id})"));
+        DatasetError::Element {
+            path: path.to_path_buf(),
+            element: format!("{what}[{i}]{id}"),
+            message: e.to_string(),
+        }
+    };
+    let images: Vec<CocoImage> = file
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, v)| CocoImage::deserialize(v).map_err(|e| element("images", i, v, e)))
+        .collect::<Result<_, _>>()?;
+    let mut categories: Vec<CocoCategory> = file
+        .categories
+        .iter()
+        .enumerate()
+        .map(|(i, v)| CocoCategory::deserialize(v).map_err(|e| element("categories", i, v, e)))
+        .collect::<Result<_, _>>()?;
     categories.sort_by_key(|c| c.id);
+    if let Some(w) = categories.windows(2).find(|w| w[0].id == w[1].id) {
+        return Err(DatasetError::Element {
+            path: path.to_path_buf(),
+            element: "categories".into(),
+            message: format!("category id {} appears twice", w[0].id),
+        });
+    }
     let label: HashMap<u64, usize> = categories
         .iter()
         .enumerate()
         .map(|(i, c)| (c.id, i))
         .collect();
-    let position: HashMap<u64, usize> = file
-        .images
-        .iter()
-        .enumerate()
-        .map(|(i, im)| (im.id, i))
-        .collect();
-    let mut annotations: Vec<DetAnnotation> = file
-        .images
+    let mut position: HashMap<u64, usize> = HashMap::with_capacity(images.len());
+    for (i, im) in images.iter().enumerate() {
+        if position.insert(im.id, i).is_some() {
+            return Err(DatasetError::DuplicateImage {
+                path: path.to_path_buf(),
+                id: im.id,
+            });
+        }
+    }
+    let mut annotations: Vec<DetAnnotation> = images
         .iter()
         .map(|im| DetAnnotation {
             width: im.width,
@@ -317,7 +554,9 @@ pub fn read_coco_json(path: &Path) -> Result<CocoAnnotations, DatasetError> {
             ..DetAnnotation::default()
         })
         .collect();
-    for a in &file.annotations {
+    let mut masks: Vec<Vec<Option<CocoSegmentation>>> = vec![Vec::new(); images.len()];
+    for (k, v) in file.annotations.iter().enumerate() {
+        let a = CocoAnn::deserialize(v).map_err(|e| element("annotations", k, v, e))?;
         let &i = position
             .get(&a.image_id)
             .ok_or_else(|| DatasetError::UnknownImage {
@@ -325,16 +564,37 @@ pub fn read_coco_json(path: &Path) -> Result<CocoAnnotations, DatasetError> {
                 id: a.id,
                 image_id: a.image_id,
             })?;
-        let im = &file.images[i];
+        let &l = label
+            .get(&a.category_id)
+            .ok_or_else(|| DatasetError::UnknownCategory {
+                path: path.to_path_buf(),
+                id: a.id,
+                category_id: a.category_id,
+            })?;
+        let im = &images[i];
+        let segmentation = match &a.segmentation {
+            Some(seg) => parse_segmentation(seg, im.height, im.width).map_err(|message| {
+                DatasetError::Segmentation {
+                    path: path.to_path_buf(),
+                    id: a.id,
+                    message,
+                }
+            })?,
+            None => None,
+        };
         let [x1, y1, w, h] = a.bbox;
+        if !a.bbox.iter().all(|v| v.is_finite()) {
+            return Err(DatasetError::Element {
+                path: path.to_path_buf(),
+                element: format!("annotations[{k}] (id {})", a.id),
+                message: format!("bbox {:?} is not finite", a.bbox),
+            });
+        }
         let inter_w = ((x1 + w).min(im.width as f64) - x1.max(0.0)).max(0.0);
         let inter_h = ((y1 + h).min(im.height as f64) - y1.max(0.0)).max(0.0);
         if a.ignore || inter_w * inter_h == 0.0 || a.area <= 0.0 || w < 1.0 || h < 1.0 {
             continue;
         }
-        let Some(&l) = label.get(&a.category_id) else {
-            continue;
-        };
         let b = [x1 as f32, y1 as f32, (x1 + w) as f32, (y1 + h) as f32];
         let ann = &mut annotations[i];
         if a.iscrowd != 0 {
@@ -343,12 +603,14 @@ pub fn read_coco_json(path: &Path) -> Result<CocoAnnotations, DatasetError> {
         } else {
             ann.bboxes.push(b);
             ann.labels.push(l);
+            masks[i].push(segmentation);
         }
     }
     Ok(CocoAnnotations {
-        images: file.images,
+        images,
         categories,
         annotations,
+        masks,
     })
 }
 

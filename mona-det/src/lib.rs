@@ -4,13 +4,28 @@
 pub mod anchor;
 pub mod assigner;
 pub mod coder;
+pub mod data;
 pub mod datasets;
 pub mod fpn;
 pub mod metrics;
 pub mod model;
 pub mod retina;
+pub mod roi;
+pub mod rpn;
+pub mod sampler;
+pub mod task;
 
 pub use anchor::{AnchorGenerator, AnchorGeneratorConfig};
 pub use assigner::{AssignResult, MaxIoUAssigner, MaxIoUAssignerConfig};
 pub use coder::{DeltaCoderConfig, DeltaXYWHBBoxCoder};
 pub use model::RetinaNet;
+pub use roi::{SingleRoIExtractor, SingleRoIExtractorConfig};
+pub use rpn::{RpnHead, RpnHeadConfig, RpnLogic};
+pub use sampler::{RandomSampler, RandomSamplerConfig, SamplerRng, SamplingResult};
+
+/// Call from binaries so the linker keeps this crate's registrations (an unreferenced crate
+/// is dropped with its `inventory` entries).
+#[inline(never)]
+pub fn link() {
+    std::hint::black_box(task::config_metrics as fn(&_) -> _);
+}

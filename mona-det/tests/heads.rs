@@ -209,7 +209,7 @@ fn run_assigner(fx: &Fixture) -> Outcome {
 }
 
 fn device() -> Device {
-    Device::flex().autodiff()
+    mona_core::fixtures::test_device()
 }
 
 fn tensor<const D: usize>(fx: &Fixture, key: &str, dev: &Device) -> Tensor<D> {

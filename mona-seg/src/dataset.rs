@@ -15,9 +15,8 @@ use mona_core::config::ConfigNode;
 use mona_core::registry::BuildError;
 use mona_data::datasets::ClassesArg;
 use mona_data::error::DataError;
-use mona_data::ops::{Backend, Interpolation};
-use mona_data::transforms::{Resize, ResizeMode, build_transform, reduce_zero_label};
-use mona_data::{DataRng, Dataset, DatasetEntry, Pipeline, Results, Transform};
+use mona_data::transforms::reduce_zero_label;
+use mona_data::{DataRng, Dataset, DatasetEntry, Pipeline, Results};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -234,46 +233,10 @@ struct Args {
     _test_mode: Option<bool>,
 }
 
-/// Builds the pipeline, flattening `MultiScaleFlipAug` and skipping `DefaultFormatBundle`.
+/// Builds the pipeline, flattening `MultiScaleFlipAug` (see
+/// [`mona_data::transforms::build_flat_pipeline`], shared with detection).
 pub fn build_seg_pipeline(node: &ConfigNode<'_>) -> Result<Pipeline, BuildError> {
-    let mut out: Vec<Box<dyn Transform>> = Vec::new();
-    for item in node.items() {
-        match item.type_name()? {
-            "DefaultFormatBundle" => {}
-            "MultiScaleFlipAug" => {
-                let scale: [usize; 2] = item.child("img_scale")?.extract()?;
-                if item.extract_field::<bool>("flip")?.unwrap_or(false) {
-                    return Err(BuildError::invalid(
-                        &item,
-                        Some("flip"),
-                        "flip test-time augmentation is not supported",
-                    ));
-                }
-                for inner in item.child("transforms")?.items() {
-                    match inner.type_name()? {
-                        "Resize" => {
-                            let keep_ratio =
-                                inner.extract_field::<bool>("keep_ratio")?.unwrap_or(true);
-                            out.push(Box::new(Resize {
-                                mode: ResizeMode::Rescale {
-                                    scale: (scale[0], scale[1]),
-                                    ratio_range: None,
-                                    keep_ratio,
-                                },
-                                interpolation: Interpolation::Bilinear,
-                                backend: Backend::Cv2,
-                            }));
-                        }
-                        // flip = false: the inner RandomFlip never flips.
-                        "RandomFlip" | "DefaultFormatBundle" => {}
-                        _ => out.push(build_transform(&inner)?),
-                    }
-                }
-            }
-            _ => out.push(build_transform(&item)?),
-        }
-    }
-    Ok(Pipeline::new(out))
+    mona_data::transforms::build_flat_pipeline(node)
 }
 
 /// Builds an `ADE20KDataset` / `CustomSegDataset` node as the concrete type.

@@ -33,6 +33,14 @@ impl TrainModel for EncoderDecoder {
     fn trainable(&self, key: &str) -> bool {
         EncoderDecoder::trainable(self, key)
     }
+
+    fn batch_to_device(batch: &SegBatch, device: &Device) -> Option<SegBatch> {
+        Some(SegBatch {
+            images: batch.images.clone().to_device(device),
+            labels: batch.labels.clone().map(|l| l.to_device(device)),
+            paths: batch.paths.clone(),
+        })
+    }
 }
 
 /// Stacks pipeline results (same size, e.g. after `Pad`) onto `device`.

@@ -55,6 +55,7 @@ fn demo_beats_all_background_and_writes_overlays() {
         device: Device::flex(),
         stop_after: None,
         no_validate: false,
+        replicas: Vec::new(),
     };
     let metrics = (entry.build.train)(&cfg, &args).unwrap_or_else(|e| panic!("{e}"));
     let miou = metrics["mIoU"];
@@ -83,6 +84,7 @@ fn demo_beats_all_background_and_writes_overlays() {
         metrics: vec![],
         out: None,
         show_dir: Some(show.clone()),
+        format_only: false,
         device: Device::flex(),
     };
     let tm = (entry.build.test)(&cfg, &targs).unwrap_or_else(|e| panic!("{e}"));

@@ -13,7 +13,7 @@ use mona_core::params::{load_params, param_grads, param_infos};
 use mona_seg::{FCNHead, UPerHead};
 
 fn device() -> Device {
-    Device::flex().autodiff()
+    mona_core::fixtures::test_device()
 }
 
 fn tensor(data: &TensorData, device: &Device) -> Tensor<4> {

@@ -15,6 +15,9 @@ pub enum ToolError {
     Build(Box<BuildError>),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// A device failed to run or synchronise its work.
+    #[error("device error: {0}")]
+    Device(String),
 }
 
 impl From<BuildError> for ToolError {

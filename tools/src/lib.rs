@@ -2,6 +2,7 @@
 //!
 //! - [`link`]: [`link_all`], which every binary calls so that every registering crate (and
 //!   its `inventory` entries) is linked in;
+//! - [`bench`]: the performance cases (GPU table, CPU case) and their runner;
 //! - [`cli`]: logging set-up and the one-line error report of every binary;
 //! - [`config_args`]: loading a config with `--cfg-options`;
 //! - [`count`]: parameter counts per model part and the official trainable share;
@@ -11,8 +12,9 @@
 //! - [`registries`]: listing every registry and its names.
 //!
 //! The binaries: `train`, `test`, `print-config`, `count-params`, `convert-checkpoint`,
-//! `list-registry`.
+//! `list-registry`, `bench`.
 
+pub mod bench;
 pub mod cli;
 pub mod config_args;
 pub mod convert;

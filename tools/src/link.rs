@@ -5,16 +5,12 @@
 //! type" although the crate is a dependency. Every binary calls [`link_all`] first, and
 //! `tests/list_registry.rs` checks the registered names, so a dropped crate fails loudly.
 
-// Crates without a `link()` function yet: the `use` keeps them in the crate graph (rustc then
-// keeps their registrations, which are `#[used]` statics). When one gains a `link()`, call it
-// below instead, and add its names to the registry test.
-use mona_det as _;
-
 /// References every crate that registers types into the `mona-core` registries.
 #[inline(never)]
 pub fn link_all() {
     mona_cls::link();
     mona_data::link();
+    mona_det::link();
     mona_plugin_adapter::link();
     mona_seg::link();
 }

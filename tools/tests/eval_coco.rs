@@ -57,3 +57,61 @@ fn prints_twelve_stats_and_names_missing_files() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.json"));
 }
+
+/// The tool on the committed parity cases of `mona-det/tests/data/coco_parity` (see its
+/// `make_cases.py`): boxes with mmdet's caps (the default) and masks with pycocotools' caps,
+/// each of the 12 statistics equal to pycocotools' to 1e-6.
+#[test]
+fn matches_pycocotools_on_committed_cases() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mona-det/tests/data/coco_parity");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let find = |case: &str, settings: &str| -> Vec<f64> {
+        let e = expected
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["case"] == case && e["settings"] == settings)
+            .unwrap_or_else(|| panic!("no {case} {settings} in expected.json"));
+        e["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let runs: [(&str, &str, &[&str], [usize; 3]); 2] = [
+        ("bbox_many", "mmdet", &[], [100, 300, 1000]),
+        (
+            "segm_mixed",
+            "pycocotools",
+            &["--iou-type", "segm", "--max-dets", "1,10,100"],
+            [1, 10, 100],
+        ),
+    ];
+    for (case, settings, extra, caps) in runs {
+        let out = Command::new(env!("CARGO_BIN_EXE_eval-coco"))
+            .arg(dir.join(format!("{case}.gt.json")))
+            .arg(dir.join(format!("{case}.res.json")))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let names = mona_det::metrics::coco::stat_names(&caps);
+        for (name, want) in names.iter().zip(find(case, settings)) {
+            let got = json[name.as_str()]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{case}: no `{name}` in {json}"));
+            assert!(
+                (got - want).abs() <= 1e-6,
+                "{case} {name}: {got}, pycocotools {want}"
+            );
+        }
+    }
+}

@@ -116,6 +116,36 @@ fn lists_segmentation_names() {
     }
 }
 
+/// mona-det's registrations reach the binaries through `mona_det::link`; the dataset
+/// wrappers and detection formatting come from mona-data.
+#[test]
+fn lists_detection_names() {
+    let out = run(BIN, &[]).ok();
+    let all = parse(&out.stdout);
+    assert!(
+        names_of(&all, "model").contains(&"RetinaNet"),
+        "{}",
+        out.stdout
+    );
+    for name in [
+        "VOCDataset",
+        "CocoDataset",
+        "RepeatDataset",
+        "ConcatDataset",
+    ] {
+        assert!(
+            names_of(&all, "dataset").contains(&name),
+            "{name}:\n{}",
+            out.stdout
+        );
+    }
+    assert!(
+        names_of(&all, "transform").contains(&"DefaultFormatBundle"),
+        "{}",
+        out.stdout
+    );
+}
+
 /// The binary sees exactly what a program that calls `link_all` sees (this test does).
 #[test]
 fn binary_matches_link_all() {

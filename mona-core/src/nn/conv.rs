@@ -1,7 +1,7 @@
 use burn::module::{Module, Param};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, FloatDType, Tensor};
 
 use super::init;
 
@@ -40,16 +40,18 @@ impl Conv2d {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv2d(
-            x,
-            self.weight.val(),
-            self.bias.as_ref().map(|b| b.val()),
-            ConvOptions::new(
-                [self.stride, self.stride],
-                [self.padding, self.padding],
-                [1, 1],
-                self.groups,
-            ),
-        )
+        let options = ConvOptions::new(
+            [self.stride, self.stride],
+            [self.padding, self.padding],
+            [1, 1],
+            self.groups,
+        );
+        let (w, b) = (self.weight.val(), self.bias.as_ref().map(|b| b.val()));
+        match super::amp::autocast() {
+            None => conv2d(x, w, b, options),
+            Some(dt) => {
+                conv2d(x.cast(dt), w.cast(dt), b.map(|b| b.cast(dt)), options).cast(FloatDType::F32)
+            }
+        }
     }
 }

@@ -1,5 +1,5 @@
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, FloatDType, Tensor};
 
 use super::init;
 
@@ -47,10 +47,14 @@ impl Linear {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        burn::tensor::module::linear(
-            x,
+        let (w, b) = (
             self.weight.val().transpose(),
             self.bias.as_ref().map(|b| b.val()),
-        )
+        );
+        match super::amp::autocast() {
+            None => burn::tensor::module::linear(x, w, b),
+            Some(dt) => burn::tensor::module::linear(x.cast(dt), w.cast(dt), b.map(|b| b.cast(dt)))
+                .cast(FloatDType::F32),
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! 1:1 without adapters.
 
 mod activation;
+pub mod amp;
 mod batch_norm;
 mod conv;
 mod drop_path;

@@ -8,3 +8,4 @@ pub mod focal_loss;
 pub mod nms;
 pub mod pool;
 pub mod resize;
+pub mod roi_align;

@@ -10,6 +10,7 @@
 mod checkpoint;
 mod config;
 mod logger;
+mod parallel;
 mod paramwise;
 mod train;
 
@@ -27,6 +28,7 @@ pub use checkpoint::{
 pub use config::{RunnerCfg, RunnerKind};
 pub use logger::{JsonLog, memory_mb};
 pub use optim::{Optimizer, OptimizerCfg, OptimizerEntry, Rule, StepStats};
+pub use parallel::{average_grads, replica_devices};
 pub use paramwise::{KeyMult, ParamMults, ParamwiseCfg};
 pub use schedule::{LrConfig, LrSchedule, Policy, Progress, ScheduleEntry};
 pub use train::{Resume, TrainError, TrainOptions, TrainSummary, train};
@@ -50,6 +52,14 @@ pub trait TrainModel: Module + Sized + 'static {
     /// trains: the backbone method's rule plus `frozen_stages` for the backbone, everything
     /// else in necks and heads.
     fn trainable(&self, key: &str) -> bool;
+    /// A copy of `batch` on `device`, for data-parallel training (`train --gpus N`); `None`
+    /// (the default) when the model does not support it.
+    fn batch_to_device(
+        _batch: &Self::Batch,
+        _device: &burn::tensor::Device,
+    ) -> Option<Self::Batch> {
+        None
+    }
 }
 
 /// Training batches by epoch, deterministic for a seed so that a resumed run sees the same

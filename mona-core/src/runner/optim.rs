@@ -201,6 +201,15 @@ impl Optimizer {
         }
     }
 
+    /// Multiplies every learning rate by `factor` (mmdet's `auto_scale_lr`: the lr of a
+    /// config written for one total batch size, used with another).
+    pub fn scale_lr(&mut self, factor: f64) {
+        self.base_lr *= factor;
+        for setting in self.settings.values_mut() {
+            setting.base_lr *= factor;
+        }
+    }
+
     /// The settings of every optimised parameter, by key.
     pub fn settings(&self) -> &BTreeMap<String, ParamSetting> {
         &self.settings

@@ -11,6 +11,7 @@ use super::checkpoint::{CheckpointMeta, find_last_checkpoint, read_checkpoint, w
 use super::config::{RunnerCfg, RunnerKind};
 use super::logger::{JsonLog, memory_mb};
 use super::optim::Optimizer;
+use super::parallel::average_grads;
 use super::schedule::{LrSchedule, Progress};
 use super::{BatchSource, Metrics, TrainModel};
 use crate::checkpoint::{CheckpointError, adapter_file};
@@ -41,6 +42,9 @@ pub struct TrainOptions {
     pub stop_after: Option<usize>,
     /// Export the trainable parameters as an adapter file at the end.
     pub export_adapter: bool,
+    /// Devices besides the model's that train data-parallel replicas (empty: one device);
+    /// see [`super::parallel`].
+    pub replicas: Vec<burn::tensor::Device>,
 }
 
 /// What a run did.
@@ -80,6 +84,12 @@ pub enum TrainError {
     NonFinite { iter: usize, loss: f64 },
     #[error("the training set is empty (0 batches per epoch)")]
     EmptyData,
+    #[error(
+        "data-parallel training on {devices} devices needs at least {devices} batches per epoch; the data gives {batches}"
+    )]
+    TooFewBatches { devices: usize, batches: usize },
+    #[error("this model does not support data-parallel training (--gpus)")]
+    NoDataParallel,
 }
 
 fn work_dir_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
@@ -119,9 +129,19 @@ where
     let work_dir = &opts.work_dir;
     std::fs::create_dir_all(work_dir).map_err(work_dir_err(work_dir))?;
     let mut log = JsonLog::open(work_dir).map_err(work_dir_err(work_dir))?;
-    let epoch_len = source.epoch_len();
-    if epoch_len == 0 {
+    // With N devices an iteration consumes N batches (one per device); a remainder at the
+    // end of an epoch is dropped, as mmcv's distributed sampler pads or truncates.
+    let n_devices = 1 + opts.replicas.len();
+    let batches_per_epoch = source.epoch_len();
+    if batches_per_epoch == 0 {
         return Err(TrainError::EmptyData);
+    }
+    let epoch_len = batches_per_epoch / n_devices;
+    if epoch_len == 0 {
+        return Err(TrainError::TooFewBatches {
+            devices: n_devices,
+            batches: batches_per_epoch,
+        });
     }
     let (max_iters, max_epochs, by_epoch) = match opts.runner.kind {
         RunnerKind::Epochs(e) => (e * epoch_len, e, true),
@@ -215,34 +235,70 @@ where
 
     'outer: while iter < max_iters {
         let epoch = iter / epoch_len;
-        let mut batches = source.iter_epoch(epoch, iter % epoch_len);
+        let mut batches = source.iter_epoch(epoch, (iter % epoch_len) * n_devices);
         loop {
             if iter >= max_iters {
                 break;
             }
             let t_data = Instant::now();
-            let Some(batch) = batches.next() else { break };
-            let batch = batch.map_err(TrainError::Data)?;
+            let mut batch_group = Vec::with_capacity(n_devices);
+            for _ in 0..n_devices {
+                match batches.next() {
+                    Some(b) => batch_group.push(b.map_err(TrainError::Data)?),
+                    None => break,
+                }
+            }
+            if batch_group.len() < n_devices {
+                break;
+            }
             data_time += t_data.elapsed().as_secs_f64();
             let t_iter = Instant::now();
 
-            device.seed(iter_seed(opts.seed, iter));
             let progress = progress_at(iter);
-            let losses = model.losses(&batch, true);
-            let loss_value = losses.total.clone().into_scalar::<f32>() as f64;
-            if !loss_value.is_finite() {
-                return Err(TrainError::NonFinite {
-                    iter: iter + 1,
-                    loss: loss_value,
+            let mut loss_value = 0.0;
+            let mut parts: Vec<(String, f64)> = Vec::new();
+            let mut device_grads = Vec::with_capacity(n_devices);
+            for (k, batch) in batch_group.iter().enumerate() {
+                let seed = iter_seed(opts.seed.wrapping_add(k as u64), iter);
+                let (replica, moved);
+                let (model_k, batch_k) = if k == 0 {
+                    device.seed(seed);
+                    (&model, batch)
+                } else {
+                    let dev = &opts.replicas[k - 1];
+                    dev.seed(seed);
+                    replica = model.clone().fork(dev);
+                    moved = M::batch_to_device(batch, dev).ok_or(TrainError::NoDataParallel)?;
+                    (&replica, &moved)
+                };
+                let losses = model_k.losses(batch_k, true);
+                let value = losses.total.clone().into_scalar::<f32>() as f64;
+                if !value.is_finite() {
+                    return Err(TrainError::NonFinite {
+                        iter: iter + 1,
+                        loss: value,
+                    });
+                }
+                loss_value += value / n_devices as f64;
+                for (name, v) in &losses.parts {
+                    let v = v.clone().into_scalar::<f32>() as f64 / n_devices as f64;
+                    match parts.iter_mut().find(|(n, _)| n == name) {
+                        Some(slot) => slot.1 += v,
+                        None => parts.push((name.clone(), v)),
+                    }
+                }
+                let grads = GradientsParams::from_grads(losses.total.backward(), model_k);
+                device_grads.push(if k == 0 {
+                    grads
+                } else {
+                    grads.to_device(&device, model_k)
                 });
             }
-            let parts: Vec<(String, f64)> = losses
-                .parts
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone().into_scalar::<f32>() as f64))
-                .collect();
-            let grads = losses.total.backward();
-            let grads = GradientsParams::from_grads(grads, &model);
+            let grads = if n_devices == 1 {
+                device_grads.pop().expect("one device")
+            } else {
+                average_grads(&model, device_grads)
+            };
             let lr_at = |base: f64| schedule.lr(base, &progress);
             let (stepped, stats) = optimizer.step(model, grads, &lr_at, opts.runner.grad_clip);
             model = stepped;

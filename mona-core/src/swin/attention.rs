@@ -3,7 +3,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::methods::{LoraLinear, LoraSpec};
-use crate::nn::{Dropout, Linear, init};
+use crate::nn::{Dropout, Linear, amp, init};
 
 /// Window multi-head self-attention with relative position bias (spec §2.4).
 #[derive(Module, Debug)]
@@ -101,7 +101,7 @@ impl WindowAttention {
         let q = qkv.clone().narrow(0, 0, 1).reshape([bn, h, n, hd]) * self.scale;
         let k = qkv.clone().narrow(0, 1, 1).reshape([bn, h, n, hd]);
         let v = qkv.narrow(0, 2, 1).reshape([bn, h, n, hd]);
-        let mut attn = q.matmul(k.swap_dims(2, 3));
+        let mut attn = amp::matmul(q, k.swap_dims(2, 3));
         attn = attn + self.relative_position_bias().unsqueeze::<4>();
         if let Some(mask) = mask {
             let nw = mask.dims()[0];
@@ -109,7 +109,7 @@ impl WindowAttention {
                 .reshape([bn, h, n, n]);
         }
         let attn = self.attn_drop.forward(softmax(attn, 3), training);
-        let out = attn.matmul(v).swap_dims(1, 2).reshape([bn, n, c]);
+        let out = amp::matmul(attn, v).swap_dims(1, 2).reshape([bn, n, c]);
         self.proj_drop.forward(self.proj.forward(out), training)
     }
 }

@@ -14,6 +14,7 @@ mod ann_file;
 mod classes;
 mod custom;
 mod image_folder;
+mod wrappers;
 
 use mona_core::config::ConfigNode;
 use mona_core::registry::BuildError;
@@ -26,6 +27,7 @@ pub use ann_file::{Sample, parse_ann_text, read_ann_file};
 pub use classes::{flower_classes, pet_classes, read_class_file, voc_classes};
 pub use custom::{ClassesArg, CustomDataset};
 pub use image_folder::{IMAGE_EXTENSIONS, scan_image_folder};
+pub use wrappers::{ConcatDataset, RepeatDataset};
 
 /// A source of samples.
 pub trait Dataset: Send + Sync {

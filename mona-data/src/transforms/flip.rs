@@ -29,6 +29,9 @@ struct Args {
     /// mmseg's name for `flip_prob`.
     #[serde(default)]
     prob: Option<f64>,
+    /// mmdet 2.x's name for `flip_prob`.
+    #[serde(default)]
+    flip_ratio: Option<f64>,
     #[serde(default = "default_direction")]
     direction: String,
 }
@@ -43,17 +46,24 @@ fn default_direction() -> String {
 
 fn build(node: &ConfigNode<'_>) -> Result<Box<dyn Transform>, BuildError> {
     let args: Args = node.extract()?;
-    let (key, flip_prob) = match (args.flip_prob, args.prob) {
-        (Some(_), Some(_)) => {
+    let given: Vec<(&str, f64)> = [
+        ("flip_prob", args.flip_prob),
+        ("prob", args.prob),
+        ("flip_ratio", args.flip_ratio),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    let (key, flip_prob) = match given.as_slice() {
+        [] => ("flip_prob", default_prob()),
+        [one] => *one,
+        _ => {
             return Err(BuildError::invalid(
                 node,
-                Some("prob"),
-                "give either flip_prob (mmcls) or prob (mmseg), not both",
+                Some(given[1].0),
+                "give one of flip_prob (mmcls), prob (mmseg) or flip_ratio (mmdet)",
             ));
         }
-        (Some(p), None) => ("flip_prob", p),
-        (None, Some(p)) => ("prob", p),
-        (None, None) => ("flip_prob", default_prob()),
     };
     if !(0.0..=1.0).contains(&flip_prob) {
         return Err(BuildError::invalid(

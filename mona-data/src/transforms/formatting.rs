@@ -23,6 +23,7 @@ pub const RESULT_KEYS: &[&str] = &[
     "gt_semantic_seg",
     "gt_bboxes",
     "gt_labels",
+    "gt_bboxes_ignore",
 ];
 
 /// A formatting step that checks that its `keys` are present.
@@ -49,7 +50,7 @@ fn present(r: &Results, key: &str) -> bool {
         "gt_label" => r.gt_label.is_some(),
         "gt_semantic_seg" => r.gt_seg.is_some(),
         // Lists: an image without objects is a valid sample.
-        "gt_bboxes" | "gt_labels" => true,
+        "gt_bboxes" | "gt_labels" | "gt_bboxes_ignore" => true,
         _ => false,
     }
 }
@@ -106,6 +107,34 @@ fn build_collect(node: &ConfigNode<'_>) -> Result<Box<dyn Transform>, BuildError
     build_named(node, "Collect")
 }
 
+/// mmdet / mmseg `DefaultFormatBundle`: converts every present key to a tensor in mmcv; here
+/// batching does that, so it only checks that it has no arguments.
+#[derive(Clone, Debug)]
+pub struct DefaultFormatBundle;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {
+    #[serde(rename = "type")]
+    _type: IgnoredAny,
+}
+
+fn build_format_bundle(node: &ConfigNode<'_>) -> Result<Box<dyn Transform>, BuildError> {
+    let _: NoArgs = node.extract()?;
+    Ok(Box::new(DefaultFormatBundle))
+}
+
+impl Transform for DefaultFormatBundle {
+    fn apply(&self, r: Results, _rng: &mut DataRng) -> Result<Results, DataError> {
+        Ok(r)
+    }
+
+    fn name(&self) -> &'static str {
+        "DefaultFormatBundle"
+    }
+}
+
+inventory::submit! { TransformEntry::new("DefaultFormatBundle", build_format_bundle) }
 inventory::submit! { TransformEntry::new("ImageToTensor", build_image_to_tensor) }
 inventory::submit! { TransformEntry::new("ToTensor", build_to_tensor) }
 inventory::submit! { TransformEntry::new("Collect", build_collect) }

@@ -22,7 +22,7 @@ pub(crate) fn crop(
     transform: &'static str,
 ) -> Result<Results, DataError> {
     r.check_seg_size(transform)?;
-    if !r.gt_bboxes.is_empty() {
+    if !r.gt_bboxes.is_empty() || !r.gt_bboxes_ignore.is_empty() {
         // Which boxes survive a crop is a per-transform rule (mmdet filters, clips, or keeps
         // them); the detection transforms define it. Refuse rather than guess.
         return Err(r.error(
@@ -98,7 +98,8 @@ pub(crate) fn resize(
         r.gt_seg = Some(ops::resize(seg, nw, nh, Interpolation::Nearest, backend));
     }
     let (sx, sy) = (width as f32 / w as f32, height as f32 / h as f32);
-    for b in &mut r.gt_bboxes {
+    r.scale_factor = Some([sx, sy, sx, sy]);
+    for b in r.gt_bboxes.iter_mut().chain(r.gt_bboxes_ignore.iter_mut()) {
         *b = [
             (b[0] * sx).clamp(0.0, width as f32),
             (b[1] * sy).clamp(0.0, height as f32),
@@ -132,8 +133,9 @@ pub(crate) fn flip(
     if let Some(seg) = &r.gt_seg {
         r.gt_seg = Some(ops::flip(seg, horizontal));
     }
+    // mmdet 2.x `bbox_flip`: x1' = w - x2, x2' = w - x1 (no -1: boxes are continuous).
     let (w, h) = (w as f32, h as f32);
-    for b in &mut r.gt_bboxes {
+    for b in r.gt_bboxes.iter_mut().chain(r.gt_bboxes_ignore.iter_mut()) {
         *b = if horizontal {
             [w - b[2], b[1], w - b[0], b[3]]
         } else {

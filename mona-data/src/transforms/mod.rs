@@ -32,12 +32,13 @@ use mona_core::config::ConfigNode;
 use mona_core::registry::BuildError;
 
 use crate::error::DataError;
+use crate::ops::{Backend, Interpolation};
 use crate::results::Results;
 use crate::rng::DataRng;
 
 pub use center_crop::CenterCrop;
 pub use flip::RandomFlip;
-pub use formatting::{CheckKeys, RESULT_KEYS};
+pub use formatting::{CheckKeys, DefaultFormatBundle, RESULT_KEYS};
 pub use load_annotations::{LoadAnnotations, reduce_zero_label};
 pub use loading::LoadImageFromFile;
 pub use normalize::Normalize;
@@ -45,7 +46,7 @@ pub use pad::Pad;
 pub use photometric::PhotoMetricDistortion;
 pub use random_crop::RandomCrop;
 pub use random_resized_crop::{CropBox, RandomResizedCrop, sample_crop_box};
-pub use resize::{Resize, ResizeMode};
+pub use resize::{MultiscaleMode, Resize, ResizeMode};
 
 /// One step of a pipeline.
 pub trait Transform: Send + Sync {
@@ -124,4 +125,52 @@ pub fn build_pipeline(node: &ConfigNode<'_>) -> Result<Pipeline, BuildError> {
         .map(build_transform)
         .collect::<Result<Vec<_>, _>>()
         .map(Pipeline::new)
+}
+
+/// Builds a test pipeline the way mmseg / mmdet run it with one scale and no flip:
+/// `MultiScaleFlipAug(img_scale, flip = false, transforms)` is flattened into its transforms,
+/// its `Resize` taking the `img_scale` (bilinear, cv2) and its `RandomFlip` dropped (with
+/// `flip = false` it never flips). Flip or multi-scale test-time augmentation is refused.
+pub fn build_flat_pipeline(node: &ConfigNode<'_>) -> Result<Pipeline, BuildError> {
+    let mut out: Vec<Box<dyn Transform>> = Vec::new();
+    for item in node.items() {
+        if item.type_name()? != "MultiScaleFlipAug" {
+            out.push(build_transform(&item)?);
+            continue;
+        }
+        let scale: [usize; 2] = item.child("img_scale")?.extract().map_err(|_| {
+            BuildError::invalid(
+                &item,
+                Some("img_scale"),
+                "expected one [w, h] scale (multi-scale test-time augmentation is not supported)",
+            )
+        })?;
+        if item.extract_field::<bool>("flip")?.unwrap_or(false) {
+            return Err(BuildError::invalid(
+                &item,
+                Some("flip"),
+                "flip test-time augmentation is not supported",
+            ));
+        }
+        for inner in item.child("transforms")?.items() {
+            match inner.type_name()? {
+                "Resize" => {
+                    let keep_ratio = inner.extract_field::<bool>("keep_ratio")?.unwrap_or(true);
+                    out.push(Box::new(Resize {
+                        mode: ResizeMode::Rescale {
+                            scale: (scale[0], scale[1]),
+                            ratio_range: None,
+                            keep_ratio,
+                        },
+                        interpolation: Interpolation::Bilinear,
+                        backend: Backend::Cv2,
+                    }));
+                }
+                // flip = false: the inner RandomFlip never flips.
+                "RandomFlip" => {}
+                _ => out.push(build_transform(&inner)?),
+            }
+        }
+    }
+    Ok(Pipeline::new(out))
 }

@@ -82,6 +82,7 @@ impl Transform for Pad {
         let [h, w, _] = r.img.shape();
         let (th, tw) = self.target(h, w);
         if (th, tw) == (h, w) {
+            r.pad_shape = Some(r.img.shape());
             return Ok(r);
         }
         r.img = match std::mem::take(&mut r.img) {
@@ -118,7 +119,8 @@ impl Transform for Pad {
             image::imageops::replace(&mut out, seg, 0, 0);
             r.gt_seg = Some(out);
         }
-        r.img_shape = [th, tw, 3];
+        // mmdet / mmseg: `img_shape` stays the unpadded size, `pad_shape` is the padded one.
+        r.pad_shape = Some(r.img.shape());
         Ok(r)
     }
 

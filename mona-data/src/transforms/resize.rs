@@ -8,6 +8,13 @@
 //!   image whose chosen side is already `n` is left untouched. This is the test pipeline of the
 //!   Mona classification configs (`size = [256, -1]`).
 //!
+//! mmdet 2.x (`img_scale` as one `[w, h]` or a list of them): one scale with an optional
+//! `ratio_range`, or a list with `multiscale_mode = "value"` (one scale of the list, uniformly)
+//! or `"range"` (long edge uniform in `[min long, max long]`, short edge uniform in
+//! `[min short, max short]`, integers inclusive, as mmdet's `random_sample`). Boxes (and
+//! ignored boxes) are scaled by `new size / old size` per axis and clipped to the new image
+//! (`bbox_clip_border = true`), and `scale_factor` is recorded.
+//!
 //! Bilinear uses OpenCV's `INTER_LINEAR` arithmetic (half-pixel centres), or Pillow's with
 //! `backend = "pillow"`; see [`crate::ops`].
 
@@ -34,8 +41,17 @@ pub enum AdaptiveSide {
     Width,
 }
 
+/// How mmdet picks one of several `img_scale`s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MultiscaleMode {
+    /// One of the listed scales, uniformly.
+    Value,
+    /// Long and short edges drawn independently between the listed extremes.
+    Range,
+}
+
 /// What a [`Resize`] aims for.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum ResizeMode {
     /// Exactly `height × width`.
     Exact { height: usize, width: usize },
@@ -48,6 +64,13 @@ pub enum ResizeMode {
     Rescale {
         scale: (usize, usize),
         ratio_range: Option<(f64, f64)>,
+        keep_ratio: bool,
+    },
+    /// mmdet 2.x with several `img_scale`s: a scale is drawn per sample by `mode`, then
+    /// applied as [`ResizeMode::Rescale`] without ratio range.
+    MultiScale {
+        scales: Vec<(usize, usize)>,
+        mode: MultiscaleMode,
         keep_ratio: bool,
     },
 }
@@ -102,6 +125,19 @@ impl ResizeMode {
             } else {
                 scale
             }),
+            // The scale is drawn in `apply`; without a draw, the first one.
+            ResizeMode::MultiScale {
+                ref scales,
+                keep_ratio,
+                ..
+            } => {
+                let scale = *scales.first()?;
+                Some(if keep_ratio {
+                    rescale_size(width, height, scale)
+                } else {
+                    scale
+                })
+            }
         }
     }
 }
@@ -121,9 +157,13 @@ struct Args {
     _type: IgnoredAny,
     #[serde(default)]
     size: Option<SizeArg>,
-    /// mmseg keys.
+    /// mmseg / mmdet keys.
     #[serde(default)]
-    img_scale: Option<[usize; 2]>,
+    img_scale: Option<ImgScaleArg>,
+    #[serde(default)]
+    multiscale_mode: Option<String>,
+    #[serde(default)]
+    bbox_clip_border: Option<bool>,
     #[serde(default)]
     ratio_range: Option<[f64; 2]>,
     #[serde(default)]
@@ -134,6 +174,14 @@ struct Args {
     backend: Option<String>,
     #[serde(default = "default_side")]
     adaptive_side: String,
+}
+
+/// `img_scale`: one `[w, h]` or a list of them (mmdet).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ImgScaleArg {
+    One([usize; 2]),
+    Many(Vec<[usize; 2]>),
 }
 
 fn default_side() -> String {
@@ -157,7 +205,59 @@ fn build(node: &ConfigNode<'_>) -> Result<Box<dyn Transform>, BuildError> {
             ));
         }
     };
-    if let Some(scale) = args.img_scale {
+    if args.bbox_clip_border == Some(false) {
+        return Err(BuildError::invalid(
+            node,
+            Some("bbox_clip_border"),
+            "only bbox_clip_border = true (mmdet's default) is supported",
+        ));
+    }
+    let img_scale = match args.img_scale {
+        None => None,
+        Some(ImgScaleArg::One(s)) => Some(vec![s]),
+        Some(ImgScaleArg::Many(v)) => Some(v),
+    };
+    let mode = args.multiscale_mode.as_deref().unwrap_or("range");
+    let multiscale_mode = match mode {
+        "range" => MultiscaleMode::Range,
+        "value" => MultiscaleMode::Value,
+        other => {
+            return Err(BuildError::invalid(
+                node,
+                Some("multiscale_mode"),
+                format!("unsupported multiscale_mode \"{other}\"; supported: range, value"),
+            ));
+        }
+    };
+    if let Some(scales) = img_scale.as_ref().filter(|s| s.len() != 1) {
+        if scales.is_empty() || scales.iter().any(|s| s.contains(&0)) {
+            return Err(BuildError::invalid(
+                node,
+                Some("img_scale"),
+                "needs at least one scale, each positive",
+            ));
+        }
+        if args.size.is_some() || args.ratio_range.is_some() {
+            return Err(BuildError::invalid(
+                node,
+                Some("img_scale"),
+                "several img_scales exclude size and ratio_range (mmdet asserts this)",
+            ));
+        }
+        return Ok(Box::new(Resize {
+            mode: ResizeMode::MultiScale {
+                scales: scales.iter().map(|s| (s[0], s[1])).collect(),
+                mode: multiscale_mode,
+                keep_ratio: args.keep_ratio.unwrap_or(true),
+            },
+            interpolation: params::interpolation(
+                node,
+                args.interpolation.as_deref().unwrap_or("bilinear"),
+            )?,
+            backend: params::backend(node, args.backend.as_deref().unwrap_or("cv2"))?,
+        }));
+    }
+    if let Some(scale) = img_scale.and_then(|v| v.first().copied()) {
         if args.size.is_some() {
             return Err(BuildError::invalid(
                 node,
@@ -236,7 +336,7 @@ inventory::submit! { TransformEntry::new("Resize", build) }
 impl Transform for Resize {
     fn apply(&self, r: Results, rng: &mut DataRng) -> Result<Results, DataError> {
         let [h, w, _] = r.img.shape();
-        let mode = match self.mode {
+        let mode = match self.mode.clone() {
             ResizeMode::Rescale {
                 scale,
                 ratio_range: Some((lo, hi)),
@@ -248,6 +348,34 @@ impl Transform for Resize {
                         (scale.0 as f64 * ratio) as usize,
                         (scale.1 as f64 * ratio) as usize,
                     ),
+                    ratio_range: None,
+                    keep_ratio,
+                }
+            }
+            ResizeMode::MultiScale {
+                scales,
+                mode,
+                keep_ratio,
+            } => {
+                let scale = match mode {
+                    // mmdet `random_select`: np.random.randint(len(img_scales))
+                    MultiscaleMode::Value => scales[rng.random_range(0..scales.len())],
+                    // mmdet `random_sample`: long and short edges drawn independently
+                    MultiscaleMode::Range => {
+                        let longs = scales.iter().map(|s| s.0.max(s.1));
+                        let shorts = scales.iter().map(|s| s.0.min(s.1));
+                        let (llo, lhi) = (longs.clone().min(), longs.max());
+                        let (slo, shi) = (shorts.clone().min(), shorts.max());
+                        match (llo, lhi, slo, shi) {
+                            (Some(a), Some(b), Some(c), Some(d)) => {
+                                (rng.random_range(a..=b), rng.random_range(c..=d))
+                            }
+                            _ => return Err(r.error(self.name(), "no img_scale to draw from")),
+                        }
+                    }
+                };
+                ResizeMode::Rescale {
+                    scale,
                     ratio_range: None,
                     keep_ratio,
                 }
@@ -279,6 +407,42 @@ mod tests {
         assert_eq!(m.output_size(200, 300), Some((256, 384)));
         assert_eq!(m.output_size(333, 500), Some((256, 384))); // 256*500/333 = 384.38
         assert_eq!(m.output_size(256, 999), None);
+    }
+
+    #[test]
+    fn mmdet_multiscale_draws_listed_scales_and_scales_boxes() {
+        use crate::results::{Image, Results};
+        use image::RgbImage;
+        let t = Resize {
+            mode: ResizeMode::MultiScale {
+                scales: vec![(1333, 640), (1333, 800)],
+                mode: MultiscaleMode::Value,
+                keep_ratio: true,
+            },
+            interpolation: Interpolation::Bilinear,
+            backend: Backend::Cv2,
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..20 {
+            let mut r = Results::new("x.jpg");
+            r.img = Image::U8(RgbImage::new(100, 50));
+            r.gt_bboxes = vec![[10.0, 5.0, 50.0, 25.0]];
+            r.gt_bboxes_ignore = vec![[0.0, 0.0, 100.0, 50.0]];
+            let out = t
+                .apply(r, &mut crate::rng::sample_rng(seed, 0, 0))
+                .expect("resize");
+            let [h, w, _] = out.img_shape;
+            seen.insert((w, h));
+            let f = w as f32 / 100.0;
+            assert_eq!(
+                out.scale_factor,
+                Some([f, h as f32 / 50.0, f, h as f32 / 50.0])
+            );
+            assert!((out.gt_bboxes[0][2] - 50.0 * f).abs() < 1e-3);
+            assert_eq!(out.gt_bboxes_ignore[0][2], w as f32);
+        }
+        // (1333, 640) -> 1280x640, (1333, 800) -> 1333x667: the long side limits the second.
+        assert_eq!(seen, [(1280, 640), (1333, 667)].into_iter().collect());
     }
 
     #[test]

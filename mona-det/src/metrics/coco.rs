@@ -1,5 +1,13 @@
 //! COCO box / mask AP through `hotcoco` (a faithful pycocotools port), with mmdet's
 //! defaults: `maxDets = [100, 300, 1000]` and the 12 summary statistics.
+//!
+//! Parity with pycocotools is checked case by case in `tests/coco_parity.rs`. One place
+//! where hotcoco departs from it is patched here: pycocotools' `summarize()` computes
+//! `stats[0]` (AP over IoU .50:.95, area all) with `_summarize(1)`, i.e. at its default
+//! `maxDets=100`, not at `params.maxDets[2]` as every other AP statistic. So under mmdet's
+//! `proposal_nums = (100, 300, 1000)` mmdet's `mAP` is AP@100 while `mAP_50` … `mAP_l` are
+//! AP@1000, and with caps that do not contain 100 `stats[0]` is `-1`. hotcoco reads every AP
+//! at the largest cap; [`coco_evaluate`] recomputes `stats[0]` the pycocotools way.
 
 use std::path::{Path, PathBuf};
 
@@ -59,6 +67,9 @@ pub enum CocoEvalError {
         path: PathBuf,
         source: hotcoco::Error,
     },
+    /// Input pycocotools refuses (an assertion or a `KeyError` there), named precisely here.
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
     #[error("COCO evaluation failed: {0}")]
     Evaluate(hotcoco::Error),
     #[error("max_dets needs 3 values (small, medium, largest), got {0:?}")]
@@ -110,7 +121,9 @@ pub fn coco_evaluate(
         CocoIouType::Segm => IouType::Segm,
     };
     let mut ev = COCOeval::new(gt, dt, iou);
-    ev.params.max_dets = max_dets.to_vec();
+    // pycocotools sorts `maxDets` inside `evaluate()`; hotcoco keeps the caller's order on
+    // its M axis, so sort here and both index the same way.
+    ev.params.max_dets = sorted.to_vec();
     ev.evaluate().map_err(CocoEvalError::Evaluate)?;
     ev.accumulate();
     // the summary table goes to the log, never to stdout (tools print JSON there)
@@ -118,17 +131,152 @@ pub fn coco_evaluate(
         tracing::info!("{line}");
     }
     let stats = ev.stats().unwrap_or(&[]);
-    let stats: [f64; 12] = stats
+    let mut stats: [f64; 12] = stats
         .try_into()
         .map_err(|_| CocoEvalError::Stats(stats.len()))?;
+    if ev.params.max_det() != 100 {
+        stats[0] = ev
+            .accumulated()
+            .map_or(-1.0, |acc| ap_at_cap(acc, &ev.params, 100));
+        tracing::info!(
+            "stats[0] (mAP) taken at maxDets=100 as pycocotools does: {:.3}",
+            stats[0]
+        );
+    }
     Ok(CocoStats {
         stats,
         max_dets: sorted,
     })
 }
 
+/// AP over every IoU threshold, recall threshold and category at area `all` and the
+/// detection cap `cap`: pycocotools' `_summarize(1, maxDets=cap)`, `-1` when `cap` is not one
+/// of the caps or nothing was computed (the mean skips pycocotools' `-1` cells).
+fn ap_at_cap(acc: &hotcoco::AccumulatedEval, params: &hotcoco::Params, cap: usize) -> f64 {
+    let Some(m) = params.max_dets.iter().position(|&d| d == cap) else {
+        return -1.0;
+    };
+    let a = params.all_area_idx();
+    let s = acc.shape;
+    // `s[s > -1]` in numpy's C order (k fastest), summed in numpy's order: bit-equal to
+    // pycocotools' `np.mean`, like hotcoco's own statistics
+    let mut valid = Vec::with_capacity(s.t * s.r * s.k);
+    for t in 0..s.t {
+        for r in 0..s.r {
+            for k in 0..s.k {
+                let v = acc.precision[acc.precision_idx(t, r, k, a, m)];
+                if v > -1.0 {
+                    valid.push(v);
+                }
+            }
+        }
+    }
+    if valid.is_empty() {
+        -1.0
+    } else {
+        pairwise_sum(&valid) / valid.len() as f64
+    }
+}
+
+/// numpy's `pairwise_sum` (`loops_utils.h.src`), the order `np.mean` adds in: serial below 8
+/// values, 8 interleaved accumulators up to 128, halves (at a multiple of 8) above. hotcoco
+/// has the same function but does not export it.
+fn pairwise_sum(values: &[f64]) -> f64 {
+    const UNROLL: usize = 8;
+    const BLOCK: usize = 128;
+    let n = values.len();
+    if n < UNROLL {
+        values.iter().fold(0.0, |s, &v| s + v)
+    } else if n <= BLOCK {
+        let mut r = [0.0f64; UNROLL];
+        r.copy_from_slice(&values[..UNROLL]);
+        let end = n - n % UNROLL;
+        for block in values[UNROLL..end].chunks_exact(UNROLL) {
+            for (acc, &v) in r.iter_mut().zip(block) {
+                *acc += v;
+            }
+        }
+        let head = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        values[end..].iter().fold(head, |s, &v| s + v)
+    } else {
+        let half = n / 2;
+        let split = half - half % UNROLL;
+        pairwise_sum(&values[..split]) + pairwise_sum(&values[split..])
+    }
+}
+
+/// Checks, before evaluating, what pycocotools would fail on with an assertion or a
+/// `KeyError` and hotcoco lets through (a warning on stderr at most): a result on an image not
+/// in the annotations (`loadRes`: "Results do not correspond to current coco set"), a result
+/// without the geometry the file's first result has (`loadRes` reads it from every one), a
+/// ground-truth annotation without `segmentation` under `segm` (`annToRLE`). Box results
+/// under `segm` are fine: both fill in the box polygon as the mask.
+fn validate(
+    gt: &COCO,
+    dt: &COCO,
+    annotations: &Path,
+    results: &Path,
+    iou_type: CocoIouType,
+) -> Result<(), CocoEvalError> {
+    let invalid = |path: &Path, message: String| CocoEvalError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let images: std::collections::HashSet<u64> = gt.dataset.images.iter().map(|im| im.id).collect();
+    let dts = &dt.dataset.annotations;
+    let has_bbox = dts.first().is_some_and(|a| a.bbox.is_some());
+    let has_segm = dts.first().is_some_and(|a| a.segmentation.is_some());
+    for (i, a) in dts.iter().enumerate() {
+        if !images.contains(&a.image_id) {
+            return Err(invalid(
+                results,
+                format!(
+                    "result {i} is on image {}, which is not in {}",
+                    a.image_id,
+                    annotations.display()
+                ),
+            ));
+        }
+        // hotcoco derives the other geometry from the one a result has, as pycocotools'
+        // `loadRes` does, so every result has what the first one has unless it lacks the
+        // geometry the file is made of
+        let missing = if !has_bbox && !has_segm {
+            Some(match iou_type {
+                CocoIouType::Bbox => "bbox",
+                CocoIouType::Segm => "segmentation",
+            })
+        } else if has_bbox && a.bbox.is_none() {
+            Some("bbox")
+        } else if has_segm && a.segmentation.is_none() {
+            Some("segmentation")
+        } else {
+            None
+        };
+        if let Some(key) = missing {
+            return Err(invalid(results, format!("result {i} has no `{key}`")));
+        }
+    }
+    if iou_type == CocoIouType::Segm
+        && let Some(a) = gt
+            .dataset
+            .annotations
+            .iter()
+            .find(|a| a.segmentation.is_none())
+    {
+        return Err(invalid(
+            annotations,
+            format!(
+                "annotation {} has no `segmentation` (needed for --iou-type segm)",
+                a.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Evaluates a results json (a list of `{image_id, category_id, bbox | segmentation, score}`)
-/// against a COCO annotation file.
+/// against a COCO annotation file. An empty list gives zeros (and -1 where there is no
+/// ground truth); mmdet 2.x stops before pycocotools there, which would fail on it.
 pub fn coco_evaluate_files(
     annotations: &Path,
     results: &Path,
@@ -145,6 +293,7 @@ pub fn coco_evaluate_files(
             path: results.to_path_buf(),
             source,
         })?;
+    validate(&gt, &dt, annotations, results, iou_type)?;
     coco_evaluate(gt, dt, iou_type, max_dets)
 }
 

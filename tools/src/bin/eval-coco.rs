@@ -1,5 +1,10 @@
 //! `eval-coco ANNOTATIONS.json RESULTS.json [--iou-type bbox|segm] [--max-dets 100,300,1000]`:
 //! COCO AP of a results file, the 12 statistics printed as JSON.
+//!
+//! The statistics are pycocotools' to the bit (checked on the cases of
+//! `mona-det/tests/data/coco_parity`), its quirk included: `mAP` is read at 100 detections
+//! whatever the caps (so with mmdet's 100,300,1000 `mAP` is AP@100 and `mAP_50` … `mAP_l`
+//! are AP@1000), and is -1 when 100 is not among them.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -29,6 +29,10 @@ struct Args {
     /// Write visualisations of the predictions here.
     #[arg(long)]
     show_dir: Option<PathBuf>,
+    /// Only write the predictions to `--out` (detection: a COCO-style results json), compute
+    /// no metrics.
+    #[arg(long)]
+    format_only: bool,
     /// Pretrained backbone under an adapter file (default: the config's `load_from`).
     #[arg(long)]
     load_from: Option<PathBuf>,
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
             metrics: args.metrics.clone(),
             out: args.out.clone(),
             show_dir: args.show_dir.clone(),
+            format_only: args.format_only,
             device,
         };
         let metrics = (entry.build.test)(&config, &test_args)?;

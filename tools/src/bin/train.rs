@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use mona_core::registry::lookup;
-use mona_core::runner::Resume;
+use mona_core::runner::{Resume, replica_devices};
 use mona_core::task::{ModelEntry, TrainArgs, parse_device};
 
 /// Train a model (classification, segmentation or detection) from a config.
@@ -43,6 +43,14 @@ struct Args {
     /// Overrides in mmcv style: `a.b.c=value`, `list.0.type=X`, `key=None` removes a key.
     #[arg(long = "cfg-options", value_name = "KEY=VALUE", num_args = 1..)]
     cfg_options: Vec<String>,
+    /// Data-parallel training on N devices: `cuda:K .. cuda:K+N-1` for `--device cuda:K`,
+    /// each with the config's per-GPU batch (`data.samples_per_gpu`).
+    #[arg(long, default_value_t = 1)]
+    gpus: usize,
+    /// Mixed precision: matrix products and convolutions in bf16, float32 master weights,
+    /// norms and losses (also set by the config's `amp.dtype = "bf16"` or an mmcv `fp16`).
+    #[arg(long)]
+    amp: bool,
     /// Stop after this many iterations, as if killed (for testing resume).
     #[arg(long, hide = true)]
     stop_after: Option<usize>,
@@ -83,6 +91,14 @@ fn main() -> ExitCode {
             entry.name,
             work_dir.display()
         );
+        let precision = mona_core::task_setup::training_precision(&config, args.amp)?;
+        mona_core::nn::amp::set_precision(precision);
+        tracing::info!("precision: {precision:?}");
+        let replicas =
+            replica_devices(&device, &args.device, args.gpus).map_err(anyhow::Error::msg)?;
+        if args.gpus > 1 {
+            tracing::info!("data-parallel training on {} devices", args.gpus);
+        }
         let train_args = TrainArgs {
             work_dir: work_dir.clone(),
             resume,
@@ -91,6 +107,7 @@ fn main() -> ExitCode {
             device,
             stop_after: args.stop_after,
             no_validate: args.no_validate,
+            replicas,
         };
         let metrics = (entry.build.train)(&config, &train_args)?;
         for (name, value) in &metrics {

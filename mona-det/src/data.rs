@@ -1,0 +1,314 @@
+//! Detection datasets in the dataset registry: `VOCDataset` (mmdet `XMLDataset`: an id list
+//! per `ann_file`, `img_prefix/Annotations/ID.xml`, `img_prefix/JPEGImages/ID.jpg`) and
+//! `CocoDataset` (`instances_*.json`, images under `img_prefix`). The readers are those of
+//! [`crate::datasets`]; this module adds the pipeline, the training filter and what the
+//! evaluation needs (annotations, image ids, category ids, the VOC year).
+//!
+//! **Lists.** `ann_file` / `img_prefix` may be lists of equal length (mmdet concatenates one
+//! dataset per pair, as VOC 07+12 trainval does); the parts are read one after another.
+//!
+//! **Filtering** (mmdet `_filter_imgs`, training only, i.e. unless `test_mode = true`):
+//! images whose short side is below 32 px are dropped, and with `filter_empty_gt` (default
+//! true) images without any box of the dataset's classes (difficult / crowd boxes count, as in
+//! mmdet). For COCO mmdet tests "has any annotation of the selected categories" on the raw
+//! file; here the test is on the parsed boxes (an image whose only boxes are degenerate is
+//! dropped too).
+//!
+//! The task builds its evaluation sets with `test_mode` forced on; a registry build reads the
+//! node's `test_mode` (default false, mmdet's default).
+
+use std::path::{Path, PathBuf};
+
+use mona_core::config::ConfigNode;
+use mona_core::registry::BuildError;
+use mona_data::datasets::ClassesArg;
+use mona_data::error::DataError;
+use mona_data::transforms::build_flat_pipeline;
+use mona_data::{DataRng, Dataset, DatasetEntry, Pipeline, Results};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use crate::datasets::{DetAnnotation, read_coco_json, read_voc_split, voc_classes};
+
+/// mmdet's `min_size` of `_filter_imgs`.
+pub const MIN_SIZE: usize = 32;
+
+/// One image with its annotation.
+#[derive(Debug, Clone)]
+pub struct DetSample {
+    pub filename: PathBuf,
+    /// The VOC id or the COCO `file_name` (outputs are named after it).
+    pub name: String,
+    /// The COCO image id (VOC: the position in the dataset, from 1).
+    pub image_id: u64,
+    pub ann: DetAnnotation,
+}
+
+/// Which annotation format a dataset was read from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DetFormat {
+    /// VOC; `year_2007` selects the VOC07 11-point AP (mmdet infers it from `img_prefix`).
+    Voc { year_2007: bool },
+    /// COCO, with the annotation file (the ground truth of the COCO evaluation).
+    Coco { ann_file: PathBuf },
+}
+
+/// A detection dataset.
+pub struct DetDataset {
+    samples: Vec<DetSample>,
+    classes: Vec<String>,
+    /// COCO category id of each label (VOC: label + 1).
+    cat_ids: Vec<u64>,
+    format: DetFormat,
+    pipeline: Pipeline,
+}
+
+impl DetDataset {
+    pub fn samples(&self) -> &[DetSample] {
+        &self.samples
+    }
+
+    pub fn cat_ids(&self) -> &[u64] {
+        &self.cat_ids
+    }
+
+    pub fn format(&self) -> &DetFormat {
+        &self.format
+    }
+}
+
+impl Dataset for DetDataset {
+    fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    fn load(&self, idx: usize, rng: &mut DataRng) -> Result<Results, DataError> {
+        let s = self.samples.get(idx).ok_or(DataError::IndexOutOfRange {
+            index: idx,
+            len: self.samples.len(),
+        })?;
+        let mut r = Results::new(&s.filename);
+        r.ori_filename = s.name.clone();
+        r.index = idx;
+        r.gt_bboxes = s.ann.bboxes.clone();
+        r.gt_labels = s.ann.labels.clone();
+        r.gt_bboxes_ignore = s.ann.bboxes_ignore.clone();
+        self.pipeline.apply(r, rng)
+    }
+
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// Detection samples have no single label.
+    fn gt_labels(&self) -> Vec<usize> {
+        Vec::new()
+    }
+}
+
+/// One path or a list of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PathList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl PathList {
+    fn paths(self) -> Vec<String> {
+        match self {
+            PathList::One(p) => vec![p],
+            PathList::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(rename = "type")]
+    _type: IgnoredAny,
+    ann_file: PathList,
+    #[serde(default)]
+    img_prefix: Option<PathList>,
+    #[serde(default)]
+    data_root: Option<String>,
+    #[serde(rename = "pipeline")]
+    _pipeline: IgnoredAny,
+    #[serde(default)]
+    classes: Option<ClassesArg>,
+    #[serde(default)]
+    test_mode: Option<bool>,
+    #[serde(default)]
+    filter_empty_gt: Option<bool>,
+    /// mmdet's proposal / segmentation inputs are not used by RetinaNet.
+    #[serde(default, rename = "proposal_file")]
+    _proposal_file: Option<IgnoredAny>,
+    #[serde(default, rename = "seg_prefix")]
+    _seg_prefix: Option<IgnoredAny>,
+}
+
+/// mmdet: a relative path is joined to `data_root` when one is given.
+fn rooted(root: Option<&str>, p: &str) -> PathBuf {
+    match root {
+        Some(r) if !Path::new(p).is_absolute() => Path::new(r).join(p),
+        _ => PathBuf::from(p),
+    }
+}
+
+/// Builds a `VOCDataset` / `CocoDataset` node; `force_test_mode` skips the training filter
+/// whatever the node says (evaluation sets).
+pub fn build_det_dataset(
+    node: &ConfigNode<'_>,
+    force_test_mode: bool,
+) -> Result<DetDataset, BuildError> {
+    let kind = node.type_name()?;
+    let args: Args = node.extract()?;
+    let root = args.data_root.as_deref();
+    let ann_files: Vec<PathBuf> = args
+        .ann_file
+        .paths()
+        .iter()
+        .map(|p| rooted(root, p))
+        .collect();
+    let prefixes: Vec<PathBuf> = match args.img_prefix {
+        Some(l) => l.paths().iter().map(|p| rooted(root, p)).collect(),
+        None => vec![PathBuf::new(); ann_files.len()],
+    };
+    if prefixes.len() != ann_files.len() {
+        return Err(BuildError::invalid(
+            node,
+            Some("img_prefix"),
+            format!(
+                "{} prefixes for {} ann_files (they pair up)",
+                prefixes.len(),
+                ann_files.len()
+            ),
+        ));
+    }
+    let invalid = |key: &str, e: String| BuildError::invalid(node, Some(key), e);
+    let classes_given = match args.classes {
+        Some(ClassesArg::Names(n)) => Some(n),
+        Some(ClassesArg::File(f)) => Some(
+            mona_data::datasets::read_class_file(&rooted(root, &f))
+                .map_err(|e| invalid("classes", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let mut samples = Vec::new();
+    let (classes, cat_ids, format) = match kind {
+        "VOCDataset" => {
+            let classes = classes_given.unwrap_or_else(voc_classes);
+            for (ann, prefix) in ann_files.iter().zip(&prefixes) {
+                for img in read_voc_split(ann, prefix, &classes)
+                    .map_err(|e| invalid("ann_file", e.to_string()))?
+                {
+                    samples.push(DetSample {
+                        filename: img.filename,
+                        name: img.id,
+                        image_id: samples.len() as u64 + 1,
+                        ann: img.ann,
+                    });
+                }
+            }
+            // mmdet VOCDataset: the year comes from `img_prefix` (VOC2007 -> 11-point AP).
+            let year_2007 = prefixes
+                .first()
+                .is_some_and(|p| p.to_string_lossy().contains("VOC2007"));
+            let cat_ids = (1..=classes.len() as u64).collect();
+            (classes, cat_ids, DetFormat::Voc { year_2007 })
+        }
+        "CocoDataset" => {
+            if ann_files.len() != 1 {
+                return Err(invalid(
+                    "ann_file",
+                    "CocoDataset takes one annotation file".into(),
+                ));
+            }
+            let coco =
+                read_coco_json(&ann_files[0]).map_err(|e| invalid("ann_file", e.to_string()))?;
+            let all: Vec<String> = coco.categories.iter().map(|c| c.name.clone()).collect();
+            // mmdet: `classes` selects categories by name; labels follow that order.
+            let classes = classes_given.unwrap_or_else(|| all.clone());
+            let mut remap = vec![None; all.len()];
+            let mut cat_ids = Vec::with_capacity(classes.len());
+            for (label, name) in classes.iter().enumerate() {
+                let Some(k) = all.iter().position(|c| c == name) else {
+                    return Err(invalid(
+                        "classes",
+                        format!("\"{name}\" is not a category of {}", ann_files[0].display()),
+                    ));
+                };
+                remap[k] = Some(label);
+                cat_ids.push(coco.categories[k].id);
+            }
+            let keep = |labels: &[usize], boxes: &[[f32; 4]]| -> (Vec<[f32; 4]>, Vec<usize>) {
+                labels
+                    .iter()
+                    .zip(boxes)
+                    .filter_map(|(&l, b)| remap[l].map(|nl| (*b, nl)))
+                    .unzip()
+            };
+            for (im, ann) in coco.images.iter().zip(coco.annotations) {
+                let (bboxes, labels) = keep(&ann.labels, &ann.bboxes);
+                let (bboxes_ignore, labels_ignore) = keep(&ann.labels_ignore, &ann.bboxes_ignore);
+                samples.push(DetSample {
+                    filename: prefixes[0].join(&im.file_name),
+                    name: im.file_name.clone(),
+                    image_id: im.id,
+                    ann: DetAnnotation {
+                        width: ann.width,
+                        height: ann.height,
+                        bboxes,
+                        labels,
+                        bboxes_ignore,
+                        labels_ignore,
+                    },
+                });
+            }
+            (
+                classes,
+                cat_ids,
+                DetFormat::Coco {
+                    ann_file: ann_files[0].clone(),
+                },
+            )
+        }
+        other => {
+            return Err(BuildError::invalid(
+                node,
+                Some("type"),
+                format!("{other}: detection datasets are VOCDataset and CocoDataset"),
+            ));
+        }
+    };
+    let test_mode = force_test_mode || args.test_mode.unwrap_or(false);
+    if !test_mode {
+        let filter_empty = args.filter_empty_gt.unwrap_or(true);
+        samples.retain(|s| {
+            s.ann.width.min(s.ann.height) >= MIN_SIZE
+                && (!filter_empty || !s.ann.bboxes.is_empty() || !s.ann.bboxes_ignore.is_empty())
+        });
+    }
+    if samples.is_empty() {
+        return Err(invalid(
+            "ann_file",
+            "no images left (after filtering images without boxes or smaller than 32 px)".into(),
+        ));
+    }
+    let pipeline = build_flat_pipeline(&node.child("pipeline")?)?;
+    Ok(DetDataset {
+        samples,
+        classes,
+        cat_ids,
+        format,
+        pipeline,
+    })
+}
+
+fn build_boxed(node: &ConfigNode<'_>) -> Result<Box<dyn Dataset>, BuildError> {
+    build_det_dataset(node, false).map(|d| Box::new(d) as Box<dyn Dataset>)
+}
+
+inventory::submit! { DatasetEntry::new("VOCDataset", build_boxed) }
+inventory::submit! { DatasetEntry::new("CocoDataset", build_boxed) }

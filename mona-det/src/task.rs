@@ -1,0 +1,520 @@
+//! `train` and `test` for `RetinaNet` configs: batching of variable-size images, the
+//! [`TrainModel`] impl, evaluation by VOC mAP (mmdet `eval_map`) and / or COCO box AP
+//! (hotcoco), COCO-style results files and `--show-dir` drawings.
+//!
+//! **Batches.** Images of one batch are padded with zeros at the bottom and right to the
+//! batch's largest height and width (mmcv's `collate` with `pad_dims = 2`); each image keeps
+//! its own `img_shape` (boxes are clipped to it) and `pad_shape` (anchors outside are invalid),
+//! as in mmdet's `img_metas`.
+//!
+//! **Metrics** (`evaluation.metric`, or `--metrics`): `mAP` gives mmdet VOC's `mAP` and `AP50`
+//! (IoU 0.5; VOC07 11-point AP when the dataset's `img_prefix` names VOC2007); `bbox` gives
+//! `bbox_mAP`, `bbox_mAP_50`, `bbox_mAP_75`, `bbox_mAP_s/m/l` (COCO, mmdet's maxDets
+//! 100/300/1000). Values are fractions in [0, 1], as mmdet reports them. A VOC dataset can be
+//! scored with `bbox` too: its annotations are written as a COCO file first (difficult boxes as
+//! crowd, so they are ignored as in VOC).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use image::Rgb;
+use mona_core::checkpoint::load_pretrained;
+use mona_core::config::Config;
+use mona_core::params::{param_data, set_trainable};
+use mona_core::runner::{BatchSource, Losses, Metrics, TrainModel, train};
+use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
+use mona_core::task_setup::{load_for_test, load_from, train_setup, workers};
+use mona_data::{DataLoader, Dataset, Image, Results, sample_rng};
+
+use crate::data::{DetDataset, DetFormat, build_det_dataset};
+use crate::metrics::coco::{CocoIouType, MMDET_MAX_DETS, coco_evaluate_files};
+use crate::metrics::voc::{MapSettings, ScoredBox, VocAnnotation, eval_map};
+use crate::model::RetinaNet;
+use crate::retina::{Detections, GtInstances, ImageMeta};
+
+/// One collated batch.
+pub struct DetBatch {
+    /// `(B, 3, H, W)`, zero-padded to the batch's largest image.
+    pub images: Tensor<4>,
+    pub metas: Vec<ImageMeta>,
+    pub gts: Vec<GtInstances>,
+    /// mmdet's `scale_factor` per image (detections are divided by it).
+    pub scale_factors: Vec<[f32; 4]>,
+    pub paths: Vec<PathBuf>,
+}
+
+/// Pads the normalised images of `batch` to a common size and stacks them onto `device`.
+pub fn collate(batch: &[Results], device: &Device) -> Result<DetBatch, String> {
+    if batch.is_empty() {
+        return Err("empty batch".into());
+    }
+    let mut dims = Vec::with_capacity(batch.len());
+    for r in batch {
+        match &r.img {
+            Image::F32 {
+                data,
+                channels: 3,
+                height,
+                width,
+            } if data.len() == 3 * height * width => dims.push((*height, *width)),
+            other => {
+                return Err(format!(
+                    "{}: expected a normalised 3-channel image, found {}; add Normalize to the \
+                     pipeline",
+                    r.path.display(),
+                    other.describe()
+                ));
+            }
+        }
+    }
+    let h = dims.iter().map(|d| d.0).max().unwrap_or(0);
+    let w = dims.iter().map(|d| d.1).max().unwrap_or(0);
+    let mut pixels = vec![0f32; batch.len() * 3 * h * w];
+    let mut metas = Vec::with_capacity(batch.len());
+    let mut gts = Vec::with_capacity(batch.len());
+    for (i, (r, &(ih, iw))) in batch.iter().zip(&dims).enumerate() {
+        if let Image::F32 { data, .. } = &r.img {
+            for c in 0..3 {
+                for y in 0..ih {
+                    let src = &data[(c * ih + y) * iw..(c * ih + y + 1) * iw];
+                    let dst = ((i * 3 + c) * h + y) * w;
+                    pixels[dst..dst + iw].copy_from_slice(src);
+                }
+            }
+        }
+        if r.gt_bboxes.len() != r.gt_labels.len() {
+            return Err(format!(
+                "{}: {} boxes but {} labels",
+                r.path.display(),
+                r.gt_bboxes.len(),
+                r.gt_labels.len()
+            ));
+        }
+        let pad = r.pad_shape.unwrap_or(r.img_shape);
+        metas.push(ImageMeta {
+            img_shape: (r.img_shape[0], r.img_shape[1]),
+            pad_shape: (pad[0], pad[1]),
+        });
+        gts.push(GtInstances {
+            bboxes: r.gt_bboxes.clone(),
+            labels: r.gt_labels.iter().map(|&l| l as i64).collect(),
+        });
+    }
+    Ok(DetBatch {
+        images: Tensor::<4>::from_data(TensorData::new(pixels, [batch.len(), 3, h, w]), device),
+        metas,
+        gts,
+        scale_factors: batch
+            .iter()
+            .map(|r| r.scale_factor.unwrap_or([1.0; 4]))
+            .collect(),
+        paths: batch.iter().map(|r| r.path.clone()).collect(),
+    })
+}
+
+impl TrainModel for RetinaNet {
+    type Batch = DetBatch;
+
+    fn losses(&self, batch: &DetBatch, training: bool) -> Losses {
+        // `train_det` checks `train_cfg` before training; the level count is checked when
+        // the model is built. Nothing left here depends on the data.
+        RetinaNet::losses(
+            self,
+            batch.images.clone(),
+            &batch.metas,
+            &batch.gts,
+            training,
+        )
+        .expect("train_cfg checked before training")
+    }
+
+    fn trainable(&self, key: &str) -> bool {
+        RetinaNet::trainable(self, key)
+    }
+
+    fn batch_to_device(batch: &DetBatch, device: &Device) -> Option<DetBatch> {
+        Some(DetBatch {
+            images: batch.images.clone().to_device(device),
+            metas: batch.metas.clone(),
+            gts: batch.gts.clone(),
+            scale_factors: batch.scale_factors.clone(),
+            paths: batch.paths.clone(),
+        })
+    }
+}
+
+/// Training batches from a shuffled loader.
+pub struct DetSource {
+    pub loader: DataLoader,
+    pub device: Device,
+}
+
+impl BatchSource<DetBatch> for DetSource {
+    fn epoch_len(&self) -> usize {
+        self.loader.epoch_len()
+    }
+
+    fn iter_epoch(
+        &self,
+        epoch: usize,
+        start: usize,
+    ) -> Box<dyn Iterator<Item = Result<DetBatch, String>> + '_> {
+        Box::new(
+            self.loader
+                .iter_epoch(epoch as u64, start)
+                .map(move |batch| collate(&batch.map_err(|e| e.to_string())?, &self.device)),
+        )
+    }
+}
+
+/// Detections of every image of `dataset`, in the original image's coordinates.
+pub fn predict_all(
+    model: &RetinaNet,
+    dataset: &DetDataset,
+    device: &Device,
+) -> Result<Vec<Detections>, String> {
+    let mut out = Vec::with_capacity(dataset.len());
+    for idx in 0..dataset.len() {
+        let mut rng = sample_rng(0, 0, idx as u64);
+        let r = dataset.load(idx, &mut rng).map_err(|e| e.to_string())?;
+        let b = collate(std::slice::from_ref(&r), device)?;
+        let mut dets = model
+            .predict(b.images, &b.metas)
+            .map_err(|e| e.to_string())?
+            .pop()
+            .unwrap_or_default();
+        // mmdet `rescale=True`: back to the original image by the resize's scale factor.
+        let f = b.scale_factors[0];
+        for bb in &mut dets.bboxes {
+            for (v, s) in bb.iter_mut().zip(f) {
+                *v /= s;
+            }
+        }
+        out.push(dets);
+    }
+    Ok(out)
+}
+
+/// mmdet's `score_thr` of `show_result` (boxes below it are not drawn).
+pub const SHOW_SCORE_THR: f32 = 0.3;
+
+/// The COCO-style results list (`[{image_id, category_id, bbox: [x, y, w, h], score}]`).
+pub fn results_json(dataset: &DetDataset, dets: &[Detections]) -> serde_json::Value {
+    let mut out = Vec::new();
+    for (s, d) in dataset.samples().iter().zip(dets) {
+        for ((b, &score), &label) in d.bboxes.iter().zip(&d.scores).zip(&d.labels) {
+            out.push(serde_json::json!({
+                "image_id": s.image_id,
+                "category_id": dataset.cat_ids().get(label).copied().unwrap_or(label as u64 + 1),
+                "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                "score": score,
+            }));
+        }
+    }
+    serde_json::Value::Array(out)
+}
+
+/// The dataset's annotations as a COCO ground-truth file (ignored boxes as crowd).
+fn coco_gt_json(dataset: &DetDataset) -> serde_json::Value {
+    let mut anns = Vec::new();
+    for s in dataset.samples() {
+        let a = &s.ann;
+        let all = a
+            .bboxes
+            .iter()
+            .zip(&a.labels)
+            .map(|x| (x, 0))
+            .chain(a.bboxes_ignore.iter().zip(&a.labels_ignore).map(|x| (x, 1)));
+        for ((b, &l), crowd) in all {
+            let (w, h) = (b[2] - b[0], b[3] - b[1]);
+            anns.push(serde_json::json!({
+                "id": anns.len() + 1,
+                "image_id": s.image_id,
+                "category_id": dataset.cat_ids()[l],
+                "bbox": [b[0], b[1], w, h],
+                "area": w * h,
+                "iscrowd": crowd,
+            }));
+        }
+    }
+    serde_json::json!({
+        "images": dataset.samples().iter().map(|s| serde_json::json!({
+            "id": s.image_id, "width": s.ann.width, "height": s.ann.height,
+            "file_name": s.name,
+        })).collect::<Vec<_>>(),
+        "categories": dataset.classes().iter().zip(dataset.cat_ids()).map(|(n, id)| {
+            serde_json::json!({"id": id, "name": n})
+        }).collect::<Vec<_>>(),
+        "annotations": anns,
+    })
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), String> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    let text = serde_json::to_string(value).map_err(|e| e.to_string())?;
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Scores `dets` with the named metrics (`mAP`, `bbox`).
+pub fn score(
+    dataset: &DetDataset,
+    dets: &[Detections],
+    metrics: &[String],
+) -> Result<Metrics, String> {
+    let mut out = Metrics::new();
+    for m in metrics {
+        match m.as_str() {
+            "mAP" => {
+                let k = dataset.classes().len();
+                let det_results: Vec<Vec<Vec<ScoredBox>>> = dets
+                    .iter()
+                    .map(|d| {
+                        let mut per = vec![Vec::new(); k];
+                        for ((b, &s), &l) in d.bboxes.iter().zip(&d.scores).zip(&d.labels) {
+                            if l < k {
+                                per[l].push([b[0], b[1], b[2], b[3], s]);
+                            }
+                        }
+                        per
+                    })
+                    .collect();
+                let anns: Vec<VocAnnotation> = dataset
+                    .samples()
+                    .iter()
+                    .map(|s| VocAnnotation {
+                        bboxes: s.ann.bboxes.clone(),
+                        labels: s.ann.labels.clone(),
+                        bboxes_ignore: s.ann.bboxes_ignore.clone(),
+                        labels_ignore: s.ann.labels_ignore.clone(),
+                    })
+                    .collect();
+                let year_2007 = matches!(dataset.format(), DetFormat::Voc { year_2007: true });
+                let r = eval_map(&det_results, &anns, k, &MapSettings::voc(year_2007));
+                // mmdet 2.11 VOCDataset.evaluate: `AP50` rounded to 3 decimals, `mAP` the mean
+                // over its IoU thresholds (here the one threshold 0.5).
+                out.insert("AP50".into(), (r.mean_ap * 1000.0).round() / 1000.0);
+                out.insert("mAP".into(), r.mean_ap);
+            }
+            "bbox" => {
+                let dir = std::env::temp_dir().join(format!(
+                    "mona-det-eval-{}-{}",
+                    std::process::id(),
+                    EVAL_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                ));
+                let gt = match dataset.format() {
+                    DetFormat::Coco { ann_file } => ann_file.clone(),
+                    DetFormat::Voc { .. } => {
+                        let p = dir.join("gt.json");
+                        write_json(&p, &coco_gt_json(dataset))?;
+                        p
+                    }
+                };
+                let res = dir.join("results.json");
+                write_json(&res, &results_json(dataset, dets))?;
+                let stats = if dets.iter().all(|d| d.bboxes.is_empty()) {
+                    // pycocotools cannot load an empty results list: no detection, AP 0.
+                    None
+                } else {
+                    Some(
+                        coco_evaluate_files(&gt, &res, CocoIouType::Bbox, &MMDET_MAX_DETS)
+                            .map_err(|e| e.to_string())?,
+                    )
+                };
+                let _ = std::fs::remove_dir_all(&dir);
+                for (i, name) in ["mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l"]
+                    .iter()
+                    .enumerate()
+                {
+                    let v = stats.as_ref().map_or(0.0, |s| s.stats[i]);
+                    out.insert(format!("bbox_{name}"), v);
+                }
+            }
+            other => {
+                return Err(format!(
+                    "metric \"{other}\" is not supported for detection (supported: mAP, bbox)"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+static EVAL_COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Predicts and scores `dataset`; with `show_dir`, draws the detections.
+pub fn evaluate(
+    model: &RetinaNet,
+    dataset: &DetDataset,
+    device: &Device,
+    metrics: &[String],
+    show_dir: Option<&Path>,
+) -> Result<Metrics, String> {
+    let dets = predict_all(model, dataset, device)?;
+    if let Some(dir) = show_dir {
+        for (s, d) in dataset.samples().iter().zip(&dets) {
+            draw_detections(dir, &s.filename, &s.name, d, dataset.classes())?;
+        }
+    }
+    score(dataset, &dets, metrics)
+}
+
+/// A fixed colour per class.
+fn class_color(label: usize) -> Rgb<u8> {
+    let mut h = (label as u32 + 1).wrapping_mul(2_654_435_761);
+    h ^= h >> 15;
+    Rgb([
+        (h & 0xff) as u8 | 0x40,
+        ((h >> 8) & 0xff) as u8 | 0x40,
+        ((h >> 16) & 0xff) as u8 | 0x40,
+    ])
+}
+
+/// mmdet `show_result`: the original image with every box scoring at least
+/// [`SHOW_SCORE_THR`] and its `class|score` label, written to `dir/<name>.png`.
+pub fn draw_detections(
+    dir: &Path,
+    image: &Path,
+    name: &str,
+    dets: &Detections,
+    classes: &[String],
+) -> Result<PathBuf, String> {
+    let mut img = mona_data::read_image(image).map_err(|e| e.to_string())?;
+    for ((b, &s), &l) in dets.bboxes.iter().zip(&dets.scores).zip(&dets.labels) {
+        if s < SHOW_SCORE_THR {
+            continue;
+        }
+        let color = class_color(l);
+        let ib = [
+            b[0].round() as i64,
+            b[1].round() as i64,
+            b[2].round() as i64,
+            b[3].round() as i64,
+        ];
+        mona_data::draw::stroke_box(&mut img, ib, 1, color);
+        let class = classes.get(l).map_or("?", String::as_str);
+        mona_data::draw::draw_label(
+            &mut img,
+            ib[0],
+            ib[1],
+            &format!("{class}|{s:.2}"),
+            color,
+            Rgb([0, 0, 0]),
+        );
+    }
+    let stem = Path::new(name)
+        .with_extension("")
+        .to_string_lossy()
+        .replace('/', "_");
+    let path = dir.join(format!("{stem}.png"));
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    img.save(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// `evaluation.metric` (a name or a list; default `mAP`).
+pub fn config_metrics(cfg: &Config) -> Result<Vec<String>, TaskError> {
+    let Some(node) = cfg.get("evaluation.metric") else {
+        return Ok(vec!["mAP".into()]);
+    };
+    if node.value().is_array() {
+        Ok(node.extract::<Vec<String>>()?)
+    } else {
+        Ok(vec![node.extract::<String>()?])
+    }
+}
+
+fn eval_dataset(cfg: &Config, key: &str) -> Result<Arc<DetDataset>, TaskError> {
+    Ok(Arc::new(build_det_dataset(&cfg.node(key)?, true)?))
+}
+
+/// Builds the model of `cfg` on `device` and checks what training needs.
+pub fn build_model(cfg: &Config, device: &Device) -> Result<RetinaNet, TaskError> {
+    Ok(RetinaNet::from_config(&cfg.node("model")?, device)?)
+}
+
+fn train_det(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
+    let device = args.device.clone().autodiff();
+    device.seed(args.seed);
+    let mut model = build_model(cfg, &device)?;
+    if model.logic().cfg.train_cfg.is_none() {
+        return Err(TaskError::Other(format!(
+            "{}: model.train_cfg is missing (the RetinaHead loss needs its assigner)",
+            cfg.path().display()
+        )));
+    }
+    if let Some(path) = load_from(cfg, args.load_from.as_deref())? {
+        if path.exists() {
+            let (loaded, report) = load_pretrained(model, &path)?;
+            tracing::info!("load_from {}: {report}", path.display());
+            model = loaded;
+        } else {
+            return Err(TaskError::Other(format!(
+                "load_from {}: no such file (pass --load-from or set load_from = \"\")",
+                path.display()
+            )));
+        }
+    }
+    let rules = model.clone();
+    let model = set_trainable(model, &|k| rules.trainable(k));
+    let _ = param_data(&model, &|_| true);
+    let train_set: Arc<dyn Dataset> =
+        Arc::from(mona_data::build_dataset(&cfg.node("data.train")?)?);
+    let val_set = eval_dataset(cfg, "data.val")?;
+    let metrics = config_metrics(cfg)?;
+    let batch_size: usize = cfg.extract("data.samples_per_gpu")?;
+    // mmdet's loader keeps the last, smaller batch (drop_last = False).
+    let loader = DataLoader::new(train_set, batch_size, true, args.seed, workers(cfg)?, false)
+        .map_err(|e| TaskError::Data(e.to_string()))?;
+    let source = DetSource {
+        loader,
+        device: device.clone(),
+    };
+    let method = model.backbone.method().name().to_string();
+    let (optimizer, schedule, opts) =
+        train_setup(cfg, args, &model, &|k| rules.trainable(k), &method)?;
+    let eval_device = args.device.clone();
+    let mut eval =
+        |m: &RetinaNet| evaluate(&m.clone().valid(), &val_set, &eval_device, &metrics, None);
+    let (model, summary) = train(model, optimizer, &schedule, &source, &mut eval, &opts)?;
+    if summary.metrics.is_empty() && !summary.interrupted {
+        return evaluate(&model.valid(), &val_set, &eval_device, &metrics, None)
+            .map_err(TaskError::Data);
+    }
+    Ok(summary.metrics)
+}
+
+fn test_det(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
+    let device = args.device.clone();
+    let model = build_model(cfg, &device)?;
+    let method = model.backbone.method().name().to_string();
+    let model = load_for_test(cfg, model, args, &method)?;
+    let test_set = eval_dataset(cfg, "data.test")?;
+    let dets = predict_all(&model, &test_set, &device).map_err(TaskError::Data)?;
+    if let Some(dir) = &args.show_dir {
+        for (s, d) in test_set.samples().iter().zip(&dets) {
+            draw_detections(dir, &s.filename, &s.name, d, test_set.classes())
+                .map_err(TaskError::Data)?;
+        }
+    }
+    if let Some(out) = &args.out {
+        write_json(out, &results_json(&test_set, &dets)).map_err(TaskError::Data)?;
+    }
+    if args.format_only {
+        return Ok(Metrics::new());
+    }
+    let metrics = if args.metrics.is_empty() {
+        config_metrics(cfg)?
+    } else {
+        args.metrics.clone()
+    };
+    score(&test_set, &dets, &metrics).map_err(TaskError::Data)
+}
+
+inventory::submit! {
+    ModelEntry::new("RetinaNet", TaskFns { train: train_det, test: test_det })
+}

@@ -1,0 +1,354 @@
+//! The performance benchmark of the GPU issue: Swin + Mona classification training steps and
+//! inference batches on random data, timed per case, with the PyTorch reference numbers of
+//! the official code next to ours.
+//!
+//! A case builds `ImageClassifier` (Swin, a tuning method in every block, global pooling, a
+//! 1000-way linear head), draws one random batch, runs `warmup` untimed iterations (their
+//! times are reported: on CUDA the first iterations compile and autotune every kernel), then
+//! `steps` timed ones, synchronising the device after each so the time is the device's.
+//! Training is forward + cross entropy + backward + AdamW on the trainable set, as in the
+//! official `tools/train.py` (no gradient clipping).
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use mona_cls::ImageClassifier;
+use mona_core::config::Config;
+use mona_core::nn::amp::{Precision, PrecisionGuard};
+use mona_core::params::set_trainable;
+use mona_core::runner::Optimizer;
+use serde::Serialize;
+
+use crate::ToolError;
+
+/// One benchmark case.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchCase {
+    pub name: &'static str,
+    /// Swin preset: `swin_t`, `swin_b`, `swin_l`.
+    pub arch: &'static str,
+    /// Tuning method type (`mona`, `full`).
+    pub method: &'static str,
+    /// Training step (true) or inference batch.
+    pub train: bool,
+    pub batch: usize,
+    pub size: usize,
+    pub precision: Precision,
+    /// The official PyTorch code on the reference device: images/s and peak GiB.
+    pub pytorch_images_per_s: f64,
+    pub pytorch_peak_gib: Option<f64>,
+    /// The device kind the PyTorch numbers were measured on.
+    pub reference_device: &'static str,
+}
+
+const H200: &str = "NVIDIA H200, torch 2.11, eager";
+
+#[allow(clippy::too_many_arguments)]
+const fn gpu(
+    name: &'static str,
+    arch: &'static str,
+    method: &'static str,
+    train: bool,
+    batch: usize,
+    size: usize,
+    precision: Precision,
+    img_s: f64,
+    gib: f64,
+) -> BenchCase {
+    BenchCase {
+        name,
+        arch,
+        method,
+        train,
+        batch,
+        size,
+        precision,
+        pytorch_images_per_s: img_s,
+        pytorch_peak_gib: Some(gib),
+        reference_device: H200,
+    }
+}
+
+/// The GPU table of the issue (PyTorch on one H200).
+pub fn gpu_cases() -> Vec<BenchCase> {
+    use Precision::{Bf16, Fp32};
+    vec![
+        gpu(
+            "swin_b_mona_train_b32_224_fp32",
+            "swin_b",
+            "mona",
+            true,
+            32,
+            224,
+            Fp32,
+            259.8,
+            7.44,
+        ),
+        gpu(
+            "swin_b_mona_train_b32_224_bf16",
+            "swin_b",
+            "mona",
+            true,
+            32,
+            224,
+            Bf16,
+            254.0,
+            6.14,
+        ),
+        gpu(
+            "swin_b_full_train_b32_224_fp32",
+            "swin_b",
+            "full",
+            true,
+            32,
+            224,
+            Fp32,
+            317.9,
+            8.38,
+        ),
+        gpu(
+            "swin_l_mona_train_b32_224_fp32",
+            "swin_l",
+            "mona",
+            true,
+            32,
+            224,
+            Fp32,
+            164.5,
+            10.95,
+        ),
+        gpu(
+            "swin_l_mona_train_b32_224_bf16",
+            "swin_l",
+            "mona",
+            true,
+            32,
+            224,
+            Bf16,
+            248.8,
+            9.32,
+        ),
+        gpu(
+            "swin_l_mona_train_b4_512_fp32",
+            "swin_l",
+            "mona",
+            true,
+            4,
+            512,
+            Fp32,
+            29.0,
+            7.70,
+        ),
+        gpu(
+            "swin_b_mona_infer_b64_224_fp32",
+            "swin_b",
+            "mona",
+            false,
+            64,
+            224,
+            Fp32,
+            770.2,
+            1.69,
+        ),
+        gpu(
+            "swin_b_mona_infer_b64_224_bf16",
+            "swin_b",
+            "mona",
+            false,
+            64,
+            224,
+            Bf16,
+            1531.1,
+            1.29,
+        ),
+    ]
+}
+
+/// The CPU case of the classification issue (PyTorch with 2 threads on the 2-core
+/// development machine: 438.9 ms per training step, 134.7 ms per inference batch).
+pub fn cpu_cases() -> Vec<BenchCase> {
+    let base = BenchCase {
+        name: "swin_t_mona_train_b2_224_cpu",
+        arch: "swin_t",
+        method: "mona",
+        train: true,
+        batch: 2,
+        size: 224,
+        precision: Precision::Fp32,
+        pytorch_images_per_s: 2.0 / 0.4389,
+        pytorch_peak_gib: None,
+        reference_device: "2-core x86-64 development machine, PyTorch CPU, 2 threads",
+    };
+    vec![
+        base.clone(),
+        BenchCase {
+            name: "swin_t_mona_infer_b2_224_cpu",
+            train: false,
+            pytorch_images_per_s: 2.0 / 0.1347,
+            ..base
+        },
+    ]
+}
+
+/// Every case, by name.
+pub fn all_cases() -> Vec<BenchCase> {
+    let mut cases = gpu_cases();
+    cases.extend(cpu_cases());
+    cases
+}
+
+/// What one case measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    pub case: BenchCase,
+    pub device: String,
+    /// Milliseconds of each warm-up iteration (compilation and autotuning show here).
+    pub warmup_ms: Vec<f64>,
+    /// Milliseconds of each timed iteration.
+    pub step_ms: Vec<f64>,
+    pub mean_ms: f64,
+    pub images_per_s: f64,
+    /// ours / PyTorch (> 1 is faster).
+    pub ratio_to_pytorch: f64,
+    /// Peak device memory where the backend reports it (CUDA: the memory pools' reserved
+    /// bytes after the run, which the pools keep at their high-water mark).
+    pub peak_gib: Option<f64>,
+}
+
+fn model_config(case: &BenchCase) -> String {
+    format!(
+        r#"
+[model]
+type = "ImageClassifier"
+[model.backbone]
+type = "SwinTransformer"
+arch = "{arch}"
+drop_path_rate = 0.2
+out_indices = [3]
+[model.backbone.method]
+type = "{method}"
+[model.head]
+type = "LinearClsHead"
+num_classes = 1000
+[optimizer]
+type = "AdamW"
+lr = 1e-4
+weight_decay = 0.05
+"#,
+        arch = case.arch,
+        method = case.method
+    )
+}
+
+fn sync(device: &Device) -> Result<(), ToolError> {
+    device
+        .sync()
+        .map_err(|e| ToolError::Device(format!("{e:?}")))
+}
+
+fn time_ms(device: &Device, body: &mut dyn FnMut()) -> Result<f64, ToolError> {
+    let t = Instant::now();
+    body();
+    sync(device)?;
+    Ok(1000.0 * t.elapsed().as_secs_f64())
+}
+
+/// Runs one case on `device` (the plain device: training adds autodiff itself).
+pub fn run_case(
+    case: &BenchCase,
+    device: &Device,
+    device_name: &str,
+    warmup: usize,
+    steps: usize,
+) -> Result<BenchResult, ToolError> {
+    let _precision = PrecisionGuard::set(case.precision);
+    let cfg = Config::from_str_at(&model_config(case), "bench.toml")?;
+    let model_node = cfg.node("model")?;
+    let work_device = if case.train {
+        device.clone().autodiff()
+    } else {
+        device.clone()
+    };
+    work_device.seed(0);
+    let model = ImageClassifier::from_config(&model_node, &work_device)?;
+    let images = Tensor::<4>::random(
+        [case.batch, 3, case.size, case.size],
+        Distribution::Normal(0.0, 1.0),
+        &work_device,
+    );
+    let (mut warmup_ms, mut step_ms) = (Vec::new(), Vec::new());
+    if case.train {
+        let rules = model.clone();
+        let model = set_trainable(model, &|k| rules.trainable(k));
+        let mut optim =
+            Optimizer::from_config(&cfg.node("optimizer")?, &model, &|k| rules.trainable(k))?;
+        let labels = Tensor::<1, Int>::from_data(
+            TensorData::new(
+                (0..case.batch as i64).map(|i| i % 1000).collect(),
+                [case.batch],
+            ),
+            &work_device,
+        );
+        let mut state = Some(model);
+        let mut step = || {
+            let model = state.take().expect("the model is put back after each step");
+            let logits = model.forward(images.clone(), true);
+            let loss = model.loss(logits, labels.clone());
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            state = Some(optim.step(model, grads, &|lr| lr, None).0);
+        };
+        for _ in 0..warmup {
+            warmup_ms.push(time_ms(&work_device, &mut step)?);
+        }
+        for _ in 0..steps {
+            step_ms.push(time_ms(&work_device, &mut step)?);
+        }
+    } else {
+        let model = model.valid();
+        let mut step = || {
+            let _ = model.forward(images.clone(), false);
+        };
+        for _ in 0..warmup {
+            warmup_ms.push(time_ms(&work_device, &mut step)?);
+        }
+        for _ in 0..steps {
+            step_ms.push(time_ms(&work_device, &mut step)?);
+        }
+    }
+    let mean_ms = step_ms.iter().sum::<f64>() / step_ms.len().max(1) as f64;
+    let images_per_s = case.batch as f64 * 1000.0 / mean_ms;
+    Ok(BenchResult {
+        case: case.clone(),
+        device: device_name.to_string(),
+        warmup_ms,
+        step_ms,
+        mean_ms,
+        images_per_s,
+        ratio_to_pytorch: images_per_s / case.pytorch_images_per_s,
+        peak_gib: peak_memory_gib(device_name),
+    })
+}
+
+/// The CUDA memory pools' reserved bytes (they keep their pages, so this is the run's
+/// high-water mark of reserved memory), in GiB; `None` on other devices.
+#[cfg(feature = "cuda")]
+pub fn peak_memory_gib(device_name: &str) -> Option<f64> {
+    use cubecl_runtime::memory_management::MemoryScope;
+    use cubecl_runtime::runtime::Runtime;
+    let index = device_name
+        .strip_prefix("cuda")?
+        .trim_start_matches(':')
+        .parse::<usize>()
+        .unwrap_or(0);
+    let client = cubecl_cuda::CudaRuntime::client(&cubecl_cuda::CudaDevice::new(index));
+    let usage = client.memory_report(MemoryScope::Device).usage();
+    Some(usage.bytes_reserved as f64 / (1u64 << 30) as f64)
+}
+
+/// No memory report off CUDA.
+#[cfg(not(feature = "cuda"))]
+pub fn peak_memory_gib(_device_name: &str) -> Option<f64> {
+    None
+}
