@@ -1,23 +1,22 @@
 #!/bin/sh
 # Runs the GPU checks of a CUDA build on a machine with an NVIDIA GPU and writes JSON lines:
-#   1. the fixture parity test of mona-core on the GPU (MONA_TEST_DEVICE=cuda:0), if its
-#      binary is given;
+#   1. the golden fixture parity check on the GPU (`bench --fixtures DIR`), if DIR is given;
 #   2. every `bench` case on cuda:0, each in its own process with a time limit, while
 #      nvidia-smi samples the process memory (the CUDA context included) every 100 ms.
 #
-# usage: scripts/gpu-check.sh BENCH_BINARY OUT_DIR [FIXTURE_TEST_BINARY FIXTURES_DIR]
-# env:   CASE_TIMEOUT (s, default 150), WARMUP (3), STEPS (10), CASES (default: all GPU cases)
+# usage: scripts/gpu-check.sh BENCH_BINARY OUT_DIR [FIXTURES_DIR]
+# env:   FIX_TIMEOUT (s, default 240), CASE_TIMEOUT (s, default 150), WARMUP (3), STEPS (10), CASES (default: all GPU cases)
 # Build: scripts/setup-cuda-build.sh once, then
 #   CUDARC_CUDA_VERSION=13000 cargo build --release -p mona-tools --features cuda --bin bench
 set -u
-BENCH=$1; OUT=$2; FIXTEST=${3:-}; FIXDIR=${4:-}
+BENCH=$1; OUT=$2; FIXDIR=${3:-}
 export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.csv" 2>&1
-if [ -n "$FIXTEST" ]; then
-    MONA_TEST_DEVICE=cuda:0 MONA_FIXTURES=$FIXDIR timeout 240 "$FIXTEST" --nocapture --test-threads 1 \
+if [ -n "$FIXDIR" ]; then
+    timeout "${FIX_TIMEOUT:-240}" "$BENCH" --device cuda:0 --fixtures "$FIXDIR" \
         > "$OUT/fixtures.txt" 2>&1
-    echo "fixture test exit $?" >> "$OUT/fixtures.txt"
+    echo "fixture check exit $?" >> "$OUT/fixtures.txt"
 fi
 CASES=${CASES:-$("$BENCH" --list | sed -n 's/.*"name":"\([^"]*\)".*/\1/p' | grep -v _cpu)}
 for case in $CASES; do

@@ -26,11 +26,11 @@ use crate::ToolError;
 /// One benchmark case.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchCase {
-    pub name: &'static str,
+    pub name: String,
     /// Swin preset: `swin_t`, `swin_b`, `swin_l`.
-    pub arch: &'static str,
+    pub arch: String,
     /// Tuning method type (`mona`, `full`).
-    pub method: &'static str,
+    pub method: String,
     /// Training step (true) or inference batch.
     pub train: bool,
     pub batch: usize,
@@ -46,10 +46,10 @@ pub struct BenchCase {
 const H200: &str = "NVIDIA H200, torch 2.11, eager";
 
 #[allow(clippy::too_many_arguments)]
-const fn gpu(
-    name: &'static str,
-    arch: &'static str,
-    method: &'static str,
+fn gpu(
+    name: &str,
+    arch: &str,
+    method: &str,
     train: bool,
     batch: usize,
     size: usize,
@@ -58,9 +58,9 @@ const fn gpu(
     gib: f64,
 ) -> BenchCase {
     BenchCase {
-        name,
-        arch,
-        method,
+        name: name.into(),
+        arch: arch.into(),
+        method: method.into(),
         train,
         batch,
         size,
@@ -170,9 +170,9 @@ pub fn gpu_cases() -> Vec<BenchCase> {
 /// development machine: 438.9 ms per training step, 134.7 ms per inference batch).
 pub fn cpu_cases() -> Vec<BenchCase> {
     let base = BenchCase {
-        name: "swin_t_mona_train_b2_224_cpu",
-        arch: "swin_t",
-        method: "mona",
+        name: "swin_t_mona_train_b2_224_cpu".into(),
+        arch: "swin_t".into(),
+        method: "mona".into(),
         train: true,
         batch: 2,
         size: 224,
@@ -184,12 +184,41 @@ pub fn cpu_cases() -> Vec<BenchCase> {
     vec![
         base.clone(),
         BenchCase {
-            name: "swin_t_mona_infer_b2_224_cpu",
+            name: "swin_t_mona_infer_b2_224_cpu".into(),
             train: false,
             pytorch_images_per_s: 2.0 / 0.1347,
             ..base
         },
     ]
+}
+
+/// A case from `ARCH:METHOD:train|infer:BATCH:SIZE[:bf16]`, without a PyTorch reference
+/// (its ratio is reported against 1 image/s).
+pub fn custom_case(spec: &str) -> Result<BenchCase, String> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let bad = || format!("--custom {spec}: expected ARCH:METHOD:train|infer:BATCH:SIZE[:bf16]");
+    if parts.len() < 5 || parts.len() > 6 {
+        return Err(bad());
+    }
+    Ok(BenchCase {
+        name: spec.into(),
+        arch: parts[0].into(),
+        method: parts[1].into(),
+        train: match parts[2] {
+            "train" => true,
+            "infer" => false,
+            _ => return Err(bad()),
+        },
+        batch: parts[3].parse().map_err(|_| bad())?,
+        size: parts[4].parse().map_err(|_| bad())?,
+        precision: match parts.get(5) {
+            Some(p) => p.parse()?,
+            None => Precision::Fp32,
+        },
+        pytorch_images_per_s: 1.0,
+        pytorch_peak_gib: None,
+        reference_device: "none (custom case)",
+    })
 }
 
 /// Every case, by name.
@@ -248,11 +277,53 @@ fn sync(device: &Device) -> Result<(), ToolError> {
         .map_err(|e| ToolError::Device(format!("{e:?}")))
 }
 
-fn time_ms(device: &Device, body: &mut dyn FnMut()) -> Result<f64, ToolError> {
+/// Times one iteration (to the device's completion) and logs it, so that a case cut short
+/// by a time limit still leaves its per-iteration times in the log.
+fn time_ms(device: &Device, phase: &str, body: &mut dyn FnMut()) -> Result<f64, ToolError> {
     let t = Instant::now();
     body();
     sync(device)?;
-    Ok(1000.0 * t.elapsed().as_secs_f64())
+    let ms = 1000.0 * t.elapsed().as_secs_f64();
+    tracing::info!(phase, ms, "iteration");
+    Ok(ms)
+}
+
+/// A depthwise convolution's forward + backward at one of Mona's shapes (the multi-scale
+/// `conv1/2/3` of `MonaOp`): `(batch, channels, size, size)` input, kernel `k`, groups =
+/// channels, gradients for input and weight. Milliseconds per iteration after `warmup`.
+pub fn run_depthwise(
+    device: &Device,
+    batch: usize,
+    channels: usize,
+    size: usize,
+    k: usize,
+    warmup: usize,
+    steps: usize,
+) -> Result<(Vec<f64>, f64), ToolError> {
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    let dev = device.clone().autodiff();
+    let x = Tensor::<4>::random([batch, channels, size, size], Distribution::Default, &dev)
+        .require_grad();
+    let w = Tensor::<4>::random([channels, 1, k, k], Distribution::Default, &dev).require_grad();
+    let mut step = || {
+        let y = conv2d(
+            x.clone(),
+            w.clone(),
+            None,
+            ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], channels),
+        );
+        let _ = y.sum().backward();
+    };
+    let mut warm = Vec::new();
+    for _ in 0..warmup {
+        warm.push(time_ms(&dev, "warmup", &mut step)?);
+    }
+    let mut total = 0.0;
+    for _ in 0..steps {
+        total += time_ms(&dev, "timed", &mut step)?;
+    }
+    Ok((warm, total / steps.max(1) as f64))
 }
 
 /// Runs one case on `device` (the plain device: training adds autodiff itself).
@@ -300,10 +371,10 @@ pub fn run_case(
             state = Some(optim.step(model, grads, &|lr| lr, None).0);
         };
         for _ in 0..warmup {
-            warmup_ms.push(time_ms(&work_device, &mut step)?);
+            warmup_ms.push(time_ms(&work_device, "warmup", &mut step)?);
         }
         for _ in 0..steps {
-            step_ms.push(time_ms(&work_device, &mut step)?);
+            step_ms.push(time_ms(&work_device, "timed", &mut step)?);
         }
     } else {
         let model = model.valid();
@@ -311,10 +382,10 @@ pub fn run_case(
             let _ = model.forward(images.clone(), false);
         };
         for _ in 0..warmup {
-            warmup_ms.push(time_ms(&work_device, &mut step)?);
+            warmup_ms.push(time_ms(&work_device, "warmup", &mut step)?);
         }
         for _ in 0..steps {
-            step_ms.push(time_ms(&work_device, &mut step)?);
+            step_ms.push(time_ms(&work_device, "timed", &mut step)?);
         }
     }
     let mean_ms = step_ms.iter().sum::<f64>() / step_ms.len().max(1) as f64;

@@ -30,6 +30,18 @@ struct Args {
     /// List the cases and their PyTorch reference numbers, then exit.
     #[arg(long)]
     list: bool,
+    /// Instead of timing: run the golden fixtures of DIR on the device (the parity check of
+    /// `mona-core/tests/fixtures.rs`), one line per fixture; fails if any fixture fails.
+    #[arg(long, value_name = "DIR")]
+    fixtures: Option<std::path::PathBuf>,
+    /// A case of your own instead of the table: `ARCH:METHOD:train|infer:BATCH:SIZE[:bf16]`
+    /// (e.g. `swin_b:adapter:train:32:224`), to compare methods or shapes.
+    #[arg(long, value_name = "SPEC")]
+    custom: Vec<String>,
+    /// Profile depthwise convolutions (forward + backward) at `BATCH:CHANNELS:SIZE`, kernels
+    /// 3, 5 and 7 (Mona's multi-scale convs; Swin-B stage 1 at batch 32 is `32:64:56`).
+    #[arg(long, value_name = "B:C:S")]
+    depthwise: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -42,7 +54,48 @@ fn main() -> ExitCode {
             return Ok(());
         }
         let device = parse_device(&args.device).map_err(anyhow::Error::msg)?;
-        let cases = if args.cases.is_empty() {
+        if let Some(dir) = &args.fixtures {
+            let failed = mona_core::fixtures::golden::run_all(dir, &device.clone().autodiff())
+                .map_err(anyhow::Error::msg)?;
+            println!(
+                "{}",
+                serde_json::json!({"fixtures": dir, "device": args.device, "failed": failed})
+            );
+            if !failed.is_empty() {
+                bail!("fixtures failed on {}: {failed:?}", args.device);
+            }
+            return Ok(());
+        }
+        if let Some(spec) = &args.depthwise {
+            let v: Vec<usize> = spec.split(':').filter_map(|x| x.parse().ok()).collect();
+            let [b, c, size] = v[..] else {
+                bail!("--depthwise {spec}: expected BATCH:CHANNELS:SIZE");
+            };
+            for k in [3, 5, 7] {
+                let (warmup_ms, ms) = mona_tools::bench::run_depthwise(
+                    &device,
+                    b,
+                    c,
+                    size,
+                    k,
+                    args.warmup,
+                    args.steps,
+                )?;
+                println!(
+                    "{}",
+                    serde_json::json!({"depthwise": spec, "kernel": k, "device": args.device,
+                        "warmup_ms": warmup_ms, "fwd_bwd_ms": ms})
+                );
+            }
+            return Ok(());
+        }
+        let mut custom = Vec::new();
+        for spec in &args.custom {
+            custom.push(mona_tools::bench::custom_case(spec).map_err(anyhow::Error::msg)?);
+        }
+        let cases = if !custom.is_empty() {
+            custom
+        } else if args.cases.is_empty() {
             if args.device.starts_with("cuda") {
                 gpu_cases()
             } else {
@@ -52,18 +105,21 @@ fn main() -> ExitCode {
             let all = all_cases();
             let mut picked = Vec::new();
             for name in &args.cases {
-                match all.iter().find(|c| c.name == name) {
+                match all.iter().find(|c| &c.name == name) {
                     Some(c) => picked.push(c.clone()),
                     None => bail!(
                         "unknown case `{name}`; cases: {}",
-                        all.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+                        all.iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 }
             }
             picked
         };
         for case in &cases {
-            tracing::info!(case = case.name, "running");
+            tracing::info!(case = %case.name, "running");
             let result = run_case(case, &device, &args.device, args.warmup, args.steps)
                 .with_context(|| format!("case {}", case.name))?;
             println!("{}", serde_json::to_string(&result)?);
