@@ -7,6 +7,7 @@ pub mod coder;
 pub mod data;
 pub mod datasets;
 pub mod fpn;
+pub mod losses;
 pub mod metrics;
 pub mod model;
 pub mod retina;

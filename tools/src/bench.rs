@@ -288,42 +288,74 @@ fn time_ms(device: &Device, phase: &str, body: &mut dyn FnMut()) -> Result<f64, 
     Ok(ms)
 }
 
-/// A depthwise convolution's forward + backward at one of Mona's shapes (the multi-scale
-/// `conv1/2/3` of `MonaOp`): `(batch, channels, size, size)` input, kernel `k`, groups =
-/// channels, gradients for input and weight. Milliseconds per iteration after `warmup`.
-pub fn run_depthwise(
+/// Forward + backward milliseconds of Mona's parts at one shape, to find the hot spots:
+/// the depthwise 3/5/7 convs and the 1×1 projector of `MonaOp` on `(batch, channels, size,
+/// size)`, the exact GELU on the same elements, and a whole Mona module on `(batch, size²,
+/// dim)` tokens. Each entry: (part, warm-up ms, mean ms).
+pub fn profile_mona_parts(
     device: &Device,
     batch: usize,
     channels: usize,
     size: usize,
-    k: usize,
+    dim: usize,
     warmup: usize,
     steps: usize,
-) -> Result<(Vec<f64>, f64), ToolError> {
+) -> Result<Vec<(String, Vec<f64>, f64)>, ToolError> {
     use burn::tensor::module::conv2d;
     use burn::tensor::ops::ConvOptions;
+    use mona_core::methods::Mona;
     let dev = device.clone().autodiff();
+    dev.seed(0);
     let x = Tensor::<4>::random([batch, channels, size, size], Distribution::Default, &dev)
         .require_grad();
-    let w = Tensor::<4>::random([channels, 1, k, k], Distribution::Default, &dev).require_grad();
-    let mut step = || {
-        let y = conv2d(
-            x.clone(),
-            w.clone(),
-            None,
-            ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], channels),
-        );
-        let _ = y.sum().backward();
+    let mut out = Vec::new();
+    let mut measure = |name: String, step: &mut dyn FnMut()| -> Result<(), ToolError> {
+        let mut warm = Vec::new();
+        for _ in 0..warmup {
+            warm.push(time_ms(&dev, "warmup", step)?);
+        }
+        let mut total = 0.0;
+        for _ in 0..steps {
+            total += time_ms(&dev, "timed", step)?;
+        }
+        out.push((name, warm, total / steps.max(1) as f64));
+        Ok(())
     };
-    let mut warm = Vec::new();
-    for _ in 0..warmup {
-        warm.push(time_ms(&dev, "warmup", &mut step)?);
+    for (k, groups) in [(3, channels), (5, channels), (7, channels), (1, 1)] {
+        let w = Tensor::<4>::random(
+            [channels, channels / groups, k, k],
+            Distribution::Default,
+            &dev,
+        )
+        .require_grad();
+        let name = if groups == 1 {
+            "conv1x1".to_string()
+        } else {
+            format!("depthwise{k}x{k}")
+        };
+        measure(name, &mut || {
+            let y = conv2d(
+                x.clone(),
+                w.clone(),
+                None,
+                ConvOptions::new([1, 1], [k / 2, k / 2], [1, 1], groups),
+            );
+            let _ = y.sum().backward();
+        })?;
     }
-    let mut total = 0.0;
-    for _ in 0..steps {
-        total += time_ms(&dev, "timed", &mut step)?;
-    }
-    Ok((warm, total / steps.max(1) as f64))
+    measure("gelu".into(), &mut || {
+        let _ = mona_core::nn::gelu(x.clone()).sum().backward();
+    })?;
+    let mona = Mona::new(dim, channels, 0.1, &dev);
+    let tokens =
+        Tensor::<3>::random([batch, size * size, dim], Distribution::Default, &dev).require_grad();
+    measure(format!("mona_module_dim{dim}"), &mut || {
+        let _ = mona
+            .forward(tokens.clone(), (size, size), true)
+            .sum()
+            .backward();
+    })?;
+    Ok(out)
 }
 
 /// Runs one case on `device` (the plain device: training adds autodiff itself).

@@ -47,6 +47,23 @@ impl Conv2d {
             self.groups,
         );
         let (w, b) = (self.weight.val(), self.bias.as_ref().map(|b| b.val()));
+        let [c_out, c_in, kh, kw] = w.dims();
+        if kh == 1 && kw == 1 && self.groups == 1 && self.stride == 1 && self.padding == 0 {
+            // A pointwise conv is a matrix product over channels. burn 0.22.1's CUDA conv
+            // kernels take 17 ms (forward + backward) for Mona's 64→64 projector at batch 32,
+            // 56×56, where the equivalent batched matmul is a tiny GEMM; same numbers up to
+            // summation order.
+            let [batch, _, h, wd] = x.dims();
+            let y = super::amp::matmul(
+                w.reshape([1, c_out, c_in]),
+                x.reshape([batch, c_in, h * wd]),
+            );
+            let y = match b {
+                Some(b) => y + b.reshape([1, c_out, 1]),
+                None => y,
+            };
+            return y.reshape([batch, c_out, h, wd]);
+        }
         match super::amp::autocast() {
             None => conv2d(x, w, b, options),
             Some(dt) => {

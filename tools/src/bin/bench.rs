@@ -38,10 +38,11 @@ struct Args {
     /// (e.g. `swin_b:adapter:train:32:224`), to compare methods or shapes.
     #[arg(long, value_name = "SPEC")]
     custom: Vec<String>,
-    /// Profile depthwise convolutions (forward + backward) at `BATCH:CHANNELS:SIZE`, kernels
-    /// 3, 5 and 7 (Mona's multi-scale convs; Swin-B stage 1 at batch 32 is `32:64:56`).
-    #[arg(long, value_name = "B:C:S")]
-    depthwise: Option<String>,
+    /// Profile Mona's parts (forward + backward): depthwise 3/5/7 and 1×1 convs and GELU on
+    /// `BATCH×CHANNELS×SIZE×SIZE`, and a whole Mona module on `BATCH×SIZE²×DIM` tokens (Swin-B
+    /// stage 1 at batch 32 is `32:64:56:128`).
+    #[arg(long, value_name = "B:C:S:DIM")]
+    profile_mona: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -66,24 +67,24 @@ fn main() -> ExitCode {
             }
             return Ok(());
         }
-        if let Some(spec) = &args.depthwise {
+        if let Some(spec) = &args.profile_mona {
             let v: Vec<usize> = spec.split(':').filter_map(|x| x.parse().ok()).collect();
-            let [b, c, size] = v[..] else {
-                bail!("--depthwise {spec}: expected BATCH:CHANNELS:SIZE");
+            let [b, c, size, dim] = v[..] else {
+                bail!("--profile-mona {spec}: expected BATCH:CHANNELS:SIZE:DIM");
             };
-            for k in [3, 5, 7] {
-                let (warmup_ms, ms) = mona_tools::bench::run_depthwise(
-                    &device,
-                    b,
-                    c,
-                    size,
-                    k,
-                    args.warmup,
-                    args.steps,
-                )?;
+            let parts = mona_tools::bench::profile_mona_parts(
+                &device,
+                b,
+                c,
+                size,
+                dim,
+                args.warmup,
+                args.steps,
+            )?;
+            for (part, warmup_ms, ms) in parts {
                 println!(
                     "{}",
-                    serde_json::json!({"depthwise": spec, "kernel": k, "device": args.device,
+                    serde_json::json!({"profile": spec, "part": part, "device": args.device,
                         "warmup_ms": warmup_ms, "fwd_bwd_ms": ms})
                 );
             }
