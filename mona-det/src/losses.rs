@@ -59,7 +59,12 @@ mod tests {
         ];
         let p = boxes(&pred, &device).require_grad();
         let loss = giou_loss(p.clone(), boxes(&target, &device), 1e-6);
-        let got: Vec<f32> = loss.clone().into_data().convert::<f32>().to_vec().unwrap();
+        let got: Vec<f32> = loss
+            .clone()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
         for (i, (a, b)) in pred.iter().zip(&target).enumerate() {
             let expected = 1.0 - overlap(a, b, OverlapMode::Giou);
             assert!(
@@ -74,7 +79,12 @@ mod tests {
         // Gradient of the sum against central differences (f32, h = 1e-2), away from the kinks
         // (identical boxes, zero width).
         let grads = loss.sum().backward();
-        let g: Vec<f32> = p.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        let g: Vec<f32> = p
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let cpu = Device::flex();
         let f = |v: &[[f32; 4]]| -> f32 {
             giou_loss(boxes(v, &cpu), boxes(&target, &cpu), 1e-6)
