@@ -6,12 +6,10 @@ use std::sync::Arc;
 use burn::module::Module;
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
-use mona_core::checkpoint::load_pretrained;
 use mona_core::config::Config;
-use mona_core::params::{param_data, set_trainable};
 use mona_core::runner::{Losses, Metrics, TrainModel, train};
 use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
-use mona_core::task_setup::{load_from, train_setup, workers};
+use mona_core::task_setup::{prepare_for_training, train_setup, workers};
 use mona_data::{DataLoader, Dataset, build_dataset};
 
 use crate::data::{ClsBatch, ClsSource, collate};
@@ -112,16 +110,8 @@ fn evaluate(
 fn train_cls(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
     let device = args.device.clone().autodiff();
     device.seed(args.seed);
-    let mut model = ImageClassifier::from_config(&cfg.node("model")?, &device)?;
-    if let Some(path) = load_from(cfg, args.load_from.as_deref())? {
-        let (loaded, report) = load_pretrained(model, &path)?;
-        tracing::info!("load_from {}: {report}", path.display());
-        model = loaded;
-    }
-    let rules = model.clone();
-    let model = set_trainable(model, &|k| rules.trainable(k));
-    // Draw every lazily initialised value now, right after seeding, in declaration order.
-    let _ = param_data(&model, &|_| true);
+    let model = ImageClassifier::from_config(&cfg.node("model")?, &device)?;
+    let (model, rules) = prepare_for_training(cfg, args, model)?;
 
     let train_set = dataset(cfg, "data.train")?;
     let val_set = dataset(cfg, "data.val")?;

@@ -8,7 +8,8 @@ use burn::module::Module;
 
 use crate::checkpoint::{LoadOptions, StateDict, adapter_file, load_pretrained, load_state_dict};
 use crate::config::Config;
-use crate::runner::{LrSchedule, Optimizer, RunnerCfg, TrainOptions};
+use crate::params::{param_data, set_trainable};
+use crate::runner::{LrSchedule, Optimizer, RunnerCfg, TrainModel, TrainOptions};
 use crate::task::{TaskError, TestArgs, TrainArgs};
 
 /// `explicit` (`--load-from`) or the config's non-empty `load_from`.
@@ -31,6 +32,32 @@ pub fn workers(cfg: &Config) -> Result<usize, TaskError> {
         .map(|n| n.extract::<usize>())
         .transpose()?
         .unwrap_or(2))
+}
+
+/// Readies a freshly built `model` for training: loads `load_from` (`--load-from` or the
+/// config; a missing file is an error), marks the parameters its rule trains, and draws every
+/// lazily initialised value now, right after seeding, in declaration order. Returns the model
+/// and a copy that answers `trainable` for the optimizer.
+pub fn prepare_for_training<M: TrainModel>(
+    cfg: &Config,
+    args: &TrainArgs,
+    mut model: M,
+) -> Result<(M, M), TaskError> {
+    if let Some(path) = load_from(cfg, args.load_from.as_deref())? {
+        if !path.exists() {
+            return Err(TaskError::Other(format!(
+                "load_from {}: no such file (pass --load-from or set load_from = \"\")",
+                path.display()
+            )));
+        }
+        let (loaded, report) = load_pretrained(model, &path)?;
+        tracing::info!("load_from {}: {report}", path.display());
+        model = loaded;
+    }
+    let rules = model.clone();
+    let model = set_trainable(model, &|k| rules.trainable(k));
+    let _ = param_data(&model, &|_| true);
+    Ok((model, rules))
 }
 
 /// The optimizer (for the parameters `trainable` accepts), the LR schedule and the runner

@@ -154,4 +154,45 @@ impl AnchorGenerator {
         }
         out
     }
+
+    /// The anchors of all levels of feature maps `sizes`, concatenated, and the indices of
+    /// those inside the image (`AnchorHead` / `RPNHead.get_targets`): valid for the padded
+    /// image, and with `allowed_border ≥ 0` also not crossing the image border by more.
+    pub fn anchors_inside(
+        &self,
+        sizes: &[(usize, usize)],
+        img_shape: (usize, usize),
+        pad_shape: (usize, usize),
+        allowed_border: f32,
+    ) -> AnchorsInside {
+        let mut anchors = Vec::new();
+        let mut valid = Vec::new();
+        for (l, &hw) in sizes.iter().enumerate() {
+            anchors.extend(self.grid_anchors(l, hw));
+            valid.extend(self.valid_flags(l, hw, pad_shape));
+        }
+        if allowed_border >= 0.0 {
+            let (h, w) = (img_shape.0 as f32, img_shape.1 as f32);
+            let b = allowed_border;
+            for (v, a) in valid.iter_mut().zip(&anchors) {
+                *v = *v && a[0] >= -b && a[1] >= -b && a[2] < w + b && a[3] < h + b;
+            }
+        }
+        let inside = (0..anchors.len()).filter(|&i| valid[i]).collect();
+        AnchorsInside {
+            anchors,
+            valid,
+            inside,
+        }
+    }
+}
+
+/// What [`AnchorGenerator::anchors_inside`] returns.
+pub struct AnchorsInside {
+    /// Every anchor of every level, concatenated.
+    pub anchors: Vec<Box4>,
+    /// Per anchor: whether it is inside (the head's `valid_flags`).
+    pub valid: Vec<bool>,
+    /// The indices of the valid anchors.
+    pub inside: Vec<usize>,
 }

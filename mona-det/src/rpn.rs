@@ -225,20 +225,14 @@ impl RpnLogic {
         gt: &GtInstances,
         rng: &mut SamplerRng,
     ) -> RpnTargets {
-        let mut anchors = Vec::new();
-        let mut valid = Vec::new();
-        for (l, &hw) in sizes.iter().enumerate() {
-            anchors.extend(self.anchors.grid_anchors(l, hw));
-            valid.extend(self.anchors.valid_flags(l, hw, meta.pad_shape));
-        }
-        if train.allowed_border >= 0.0 {
-            let (h, w) = (meta.img_shape.0 as f32, meta.img_shape.1 as f32);
-            let b = train.allowed_border;
-            for (v, a) in valid.iter_mut().zip(&anchors) {
-                *v = *v && a[0] >= -b && a[1] >= -b && a[2] < w + b && a[3] < h + b;
-            }
-        }
-        let inside: Vec<usize> = (0..anchors.len()).filter(|&i| valid[i]).collect();
+        let crate::anchor::AnchorsInside {
+            anchors, inside, ..
+        } = self.anchors.anchors_inside(
+            sizes,
+            meta.img_shape,
+            meta.pad_shape,
+            train.allowed_border,
+        );
         let inside_anchors: Vec<Box4> = inside.iter().map(|&i| anchors[i]).collect();
         // the RPN assigns without labels (gt_labels = None)
         let assign = MaxIoUAssigner::new(train.assigner.clone()).assign(

@@ -20,12 +20,10 @@ use std::sync::Arc;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use image::Rgb;
-use mona_core::checkpoint::load_pretrained;
 use mona_core::config::Config;
-use mona_core::params::{param_data, set_trainable};
 use mona_core::runner::{BatchSource, Losses, Metrics, TrainModel, train};
 use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
-use mona_core::task_setup::{load_for_test, load_from, train_setup, workers};
+use mona_core::task_setup::{load_for_test, prepare_for_training, train_setup, workers};
 use mona_data::{DataLoader, Dataset, Image, Results, sample_rng};
 
 use crate::data::{DetDataset, DetFormat, build_det_dataset};
@@ -440,28 +438,14 @@ pub fn build_model(cfg: &Config, device: &Device) -> Result<RetinaNet, TaskError
 fn train_det(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
     let device = args.device.clone().autodiff();
     device.seed(args.seed);
-    let mut model = build_model(cfg, &device)?;
+    let model = build_model(cfg, &device)?;
     if model.logic().cfg.train_cfg.is_none() {
         return Err(TaskError::Other(format!(
             "{}: model.train_cfg is missing (the RetinaHead loss needs its assigner)",
             cfg.path().display()
         )));
     }
-    if let Some(path) = load_from(cfg, args.load_from.as_deref())? {
-        if path.exists() {
-            let (loaded, report) = load_pretrained(model, &path)?;
-            tracing::info!("load_from {}: {report}", path.display());
-            model = loaded;
-        } else {
-            return Err(TaskError::Other(format!(
-                "load_from {}: no such file (pass --load-from or set load_from = \"\")",
-                path.display()
-            )));
-        }
-    }
-    let rules = model.clone();
-    let model = set_trainable(model, &|k| rules.trainable(k));
-    let _ = param_data(&model, &|_| true);
+    let (model, rules) = prepare_for_training(cfg, args, model)?;
     let train_set: Arc<dyn Dataset> =
         Arc::from(mona_data::build_dataset(&cfg.node("data.train")?)?);
     let val_set = eval_dataset(cfg, "data.val")?;

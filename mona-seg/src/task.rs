@@ -6,13 +6,11 @@ use std::sync::Arc;
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use image::{GrayImage, Rgb, RgbImage};
-use mona_core::checkpoint::load_pretrained;
 use mona_core::config::Config;
 use mona_core::ops::resize::bilinear;
-use mona_core::params::{param_data, set_trainable};
 use mona_core::runner::{BatchSource, Losses, Metrics, TrainModel, train};
 use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
-use mona_core::task_setup::{load_for_test, load_from, train_setup, workers};
+use mona_core::task_setup::{load_for_test, prepare_for_training, train_setup, workers};
 use mona_data::{DataLoader, Dataset, Results, sample_rng, stack_images};
 
 use crate::dataset::SegDataset;
@@ -201,22 +199,8 @@ pub fn write_overlay(dir: &Path, image: &Path, name: &str, pred: &GrayImage) -> 
 fn train_seg(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
     let device = args.device.clone().autodiff();
     device.seed(args.seed);
-    let mut model = EncoderDecoder::from_config(&cfg.node("model")?, &device)?;
-    if let Some(path) = load_from(cfg, args.load_from.as_deref())? {
-        if path.exists() {
-            let (loaded, report) = load_pretrained(model, &path)?;
-            tracing::info!("load_from {}: {report}", path.display());
-            model = loaded;
-        } else {
-            return Err(TaskError::Other(format!(
-                "load_from {}: no such file (pass --load-from or set load_from = \"\")",
-                path.display()
-            )));
-        }
-    }
-    let rules = model.clone();
-    let model = set_trainable(model, &|k| rules.trainable(k));
-    let _ = param_data(&model, &|_| true);
+    let model = EncoderDecoder::from_config(&cfg.node("model")?, &device)?;
+    let (model, rules) = prepare_for_training(cfg, args, model)?;
     let train_set = seg_dataset(cfg, "data.train")?;
     let val_set = seg_dataset(cfg, "data.val")?;
     let batch_size: usize = cfg.extract("data.samples_per_gpu")?;
