@@ -7,7 +7,9 @@
 //!   `RandomFlip`, `Resize`, `CenterCrop`, `Normalize`, formatting) and [`build_pipeline`].
 //! - [`datasets`]: the [`Dataset`] trait, its registry and the mmcls readers
 //!   (`CustomDataset`, `OxfordFlowerMona`, `OxfordPetMona`, `VOCMona`).
-//! - [`loader`]: [`DataLoader`], deterministic whatever the number of worker threads.
+//! - [`masks`]: instance-mask annotations (polygons, RLE) and their rasterisation.
+//! - [`loader`]: [`DataLoader`], deterministic whatever the number of worker threads, with
+//!   mmdet's aspect-ratio `GroupSampler` for datasets that give group flags.
 //! - [`batch`]: stacking normalised images and labels for a classifier.
 //! - [`rng`]: the augmentation generator and its seeding rules.
 //!
@@ -25,6 +27,7 @@ pub mod decode;
 pub mod draw;
 pub mod error;
 pub mod loader;
+pub mod masks;
 pub mod ops;
 pub mod results;
 pub mod rng;
@@ -34,7 +37,8 @@ pub use batch::{stack_images, stack_labels};
 pub use datasets::{CustomDataset, Dataset, DatasetEntry, build_dataset, read_ann_file};
 pub use decode::read_image;
 pub use error::DataError;
-pub use loader::{DataLoader, EpochIter, epoch_order};
+pub use loader::{DataLoader, EpochIter, epoch_order, group_epoch_order};
+pub use masks::{MaskAnnotation, MaskAnnotations};
 pub use results::{FlipDirection, Image, Results};
 pub use rng::{DataRng, sample_rng};
 pub use transforms::{Pipeline, Transform, TransformEntry, build_pipeline, build_transform};

@@ -12,11 +12,20 @@
 //! round-robin) and hands them over a bounded channel of [`PREFETCH`] batches; the iterator
 //! reads the workers in turn, so batches come out in order. Dropping the iterator mid-epoch
 //! closes the channels; workers stop after the batch they are building and are joined.
+//!
+//! **Aspect-ratio groups** (mmdet 2.x `GroupSampler`, which mmdet's `build_dataloader` uses
+//! whenever it shuffles). When shuffling a dataset that gives [`Dataset::group_flags`], the
+//! order is [`group_epoch_order`] instead of a plain permutation: every batch holds samples of
+//! one group only (all landscape or all portrait), groups are padded with repeated samples to
+//! a multiple of `batch_size`, so an epoch has `Σ_g ⌈n_g / batch_size⌉` batches, all full
+//! (`drop_last` changes nothing then). The order is still a function of `(seed, epoch)`
+//! alone, so resuming is unaffected.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
+use rand::Rng;
 use rand::seq::SliceRandom;
 
 use crate::datasets::Dataset;
@@ -39,6 +48,8 @@ pub struct DataLoader {
     seed: u64,
     num_workers: usize,
     drop_last: bool,
+    /// The dataset's group flags when shuffling (mmdet uses `GroupSampler` then).
+    group_flags: Option<Arc<[u8]>>,
 }
 
 impl std::fmt::Debug for DataLoader {
@@ -50,6 +61,7 @@ impl std::fmt::Debug for DataLoader {
             .field("seed", &self.seed)
             .field("num_workers", &self.num_workers)
             .field("drop_last", &self.drop_last)
+            .field("grouped", &self.group_flags.is_some())
             .finish()
     }
 }
@@ -64,8 +76,66 @@ pub fn epoch_order(len: usize, shuffle: bool, seed: u64, epoch: u64) -> Vec<usiz
     order
 }
 
+/// mmdet 2.x `GroupSampler.__iter__` for one epoch, seeded by `(seed, epoch)`: for each group
+/// (flag value, ascending) with samples, shuffle its indices and pad them with indices drawn
+/// uniformly with replacement from the group (`np.random.choice`) up to a multiple of
+/// `samples_per_gpu`; concatenate the groups, cut into batches of `samples_per_gpu` and shuffle
+/// the order of the batches. The length is `Σ_g ⌈n_g / samples_per_gpu⌉ · samples_per_gpu`.
+/// (numpy's generator is not reproduced, only the construction; `samples_per_gpu` of 0 gives
+/// an empty order.)
+pub fn group_epoch_order(
+    flags: &[u8],
+    samples_per_gpu: usize,
+    seed: u64,
+    epoch: u64,
+) -> Vec<usize> {
+    if samples_per_gpu == 0 {
+        return Vec::new();
+    }
+    let mut rng = order_rng(seed, epoch);
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); 256];
+    for (i, &f) in flags.iter().enumerate() {
+        groups[usize::from(f)].push(i);
+    }
+    let mut all = Vec::with_capacity(group_epoch_size(flags, samples_per_gpu));
+    for mut group in groups.into_iter().filter(|g| !g.is_empty()) {
+        group.shuffle(&mut rng);
+        let n = group.len();
+        let extra = n.div_ceil(samples_per_gpu) * samples_per_gpu - n;
+        for _ in 0..extra {
+            let k = rng.random_range(0..n);
+            group.push(group[k]);
+        }
+        all.extend(group);
+    }
+    let mut batches: Vec<usize> = (0..all.len() / samples_per_gpu).collect();
+    batches.shuffle(&mut rng);
+    batches
+        .into_iter()
+        .flat_map(|b| {
+            all[b * samples_per_gpu..(b + 1) * samples_per_gpu]
+                .iter()
+                .copied()
+        })
+        .collect()
+}
+
+/// mmdet `GroupSampler.num_samples`: `Σ_g ⌈n_g / samples_per_gpu⌉ · samples_per_gpu`.
+fn group_epoch_size(flags: &[u8], samples_per_gpu: usize) -> usize {
+    let mut sizes = [0usize; 256];
+    for &f in flags {
+        sizes[usize::from(f)] += 1;
+    }
+    sizes
+        .iter()
+        .map(|&n| n.div_ceil(samples_per_gpu) * samples_per_gpu)
+        .sum()
+}
+
 impl DataLoader {
-    /// A loader; `batch_size` must be at least 1.
+    /// A loader; `batch_size` must be at least 1. With `shuffle` and a dataset that gives
+    /// [`Dataset::group_flags`], batches are grouped (mmdet's `GroupSampler`); flags whose
+    /// number differs from the dataset's length are an error.
     pub fn new(
         dataset: Arc<dyn Dataset>,
         batch_size: usize,
@@ -79,6 +149,16 @@ impl DataLoader {
                 "batch_size must be at least 1".to_string(),
             ));
         }
+        let group_flags = if shuffle { dataset.group_flags() } else { None };
+        if let Some(flags) = &group_flags
+            && flags.len() != dataset.len()
+        {
+            return Err(DataError::Loader(format!(
+                "the dataset gives {} group flags for {} samples",
+                flags.len(),
+                dataset.len()
+            )));
+        }
         Ok(DataLoader {
             dataset,
             batch_size,
@@ -86,6 +166,7 @@ impl DataLoader {
             seed,
             num_workers,
             drop_last,
+            group_flags: group_flags.map(Arc::from),
         })
     }
 
@@ -97,8 +178,26 @@ impl DataLoader {
         self.batch_size
     }
 
-    /// Batches per epoch: `len / batch_size`, rounded up unless `drop_last`.
+    /// Whether batches are grouped by aspect ratio (mmdet's `GroupSampler`).
+    pub fn is_grouped(&self) -> bool {
+        self.group_flags.is_some()
+    }
+
+    /// The sample indices of epoch `epoch`, in order; batches are consecutive runs of
+    /// `batch_size` of them.
+    pub fn order(&self, epoch: u64) -> Vec<usize> {
+        match &self.group_flags {
+            Some(flags) => group_epoch_order(flags, self.batch_size, self.seed, epoch),
+            None => epoch_order(self.dataset.len(), self.shuffle, self.seed, epoch),
+        }
+    }
+
+    /// Batches per epoch: `len / batch_size`, rounded up unless `drop_last`; grouped:
+    /// `Σ_g ⌈n_g / batch_size⌉` (every batch full).
     pub fn epoch_len(&self) -> usize {
+        if let Some(flags) = &self.group_flags {
+            return group_epoch_size(flags, self.batch_size) / self.batch_size;
+        }
         let n = self.dataset.len();
         if self.drop_last {
             n / self.batch_size
@@ -112,7 +211,7 @@ impl DataLoader {
     pub fn iter_epoch(&self, epoch: u64, start_batch: usize) -> EpochIter {
         let plan = Arc::new(EpochPlan {
             dataset: Arc::clone(&self.dataset),
-            order: epoch_order(self.dataset.len(), self.shuffle, self.seed, epoch),
+            order: self.order(epoch),
             batch_size: self.batch_size,
             seed: self.seed,
             epoch,

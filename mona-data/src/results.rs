@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use image::{GrayImage, RgbImage};
 
 use crate::error::DataError;
+use crate::masks::MaskAnnotations;
 
 /// The image of a sample at its current stage of the pipeline.
 #[derive(Clone, PartialEq, Default)]
@@ -113,6 +114,14 @@ pub struct Results {
     /// Ignored boxes (VOC `difficult`, COCO `iscrowd`), transformed with the image like
     /// `gt_bboxes`.
     pub gt_bboxes_ignore: Vec<[f32; 4]>,
+    /// Instance masks (mmdet `BitmapMasks`): one 0/1 bitmap per `gt_bboxes` entry, each the
+    /// size of the current image; `None` unless `LoadAnnotations(with_mask = true)` ran.
+    /// Geometric transforms resize them with nearest, flip them and pad them with 0.
+    pub gt_masks: Option<Vec<GrayImage>>,
+    /// The raw instance-mask annotations (mmdet's `ann_info['masks']`), one per `gt_bboxes`
+    /// entry, put there by detection datasets that have them (COCO); `LoadAnnotations(with_mask
+    /// = true)` rasterises them into `gt_masks` and clears this field.
+    pub gt_mask_anns: Option<MaskAnnotations>,
 }
 
 impl Results {
@@ -144,6 +153,26 @@ impl Results {
     /// A [`DataError::Transform`] about this sample.
     pub fn error(&self, transform: &'static str, message: impl Into<String>) -> DataError {
         DataError::transform(self.path.clone(), transform, message)
+    }
+
+    /// Checks that every mask of `gt_masks`, when present, has the image's size (mmdet keeps
+    /// `BitmapMasks` at the image's size through every transform; a mismatch means a transform
+    /// left them behind).
+    pub fn check_mask_sizes(&self, transform: &'static str) -> Result<(), DataError> {
+        let [h, w, _] = self.img.shape();
+        for (i, m) in self.gt_masks.iter().flatten().enumerate() {
+            if (m.height() as usize, m.width() as usize) != (h, w) {
+                return Err(self.error(
+                    transform,
+                    format!(
+                        "gt_masks[{i}] is {}x{} but the image is {w}x{h}",
+                        m.width(),
+                        m.height()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Checks that `gt_seg`, when present, has the image's size (so geometric transforms can

@@ -14,6 +14,14 @@
 //! file; here the test is on the parsed boxes (an image whose only boxes are degenerate is
 //! dropped too).
 //!
+//! **Masks.** COCO samples carry the raw `segmentation` of each kept box (mmdet's
+//! `ann_info['masks']`; crowd boxes have none, as in mmdet); [`DetDataset::load`] hands them to
+//! the pipeline in `Results::gt_mask_anns`, where `LoadAnnotations(with_mask = true)`
+//! rasterises them. VOC has no masks (`with_mask` then fails, naming the image).
+//!
+//! **Groups.** [`Dataset::group_flags`] is mmdet's `_set_group_flag` (1 where the annotated
+//! width / height > 1), so the shuffling training loader batches like mmdet's `GroupSampler`.
+//!
 //! The task builds its evaluation sets with `test_mode` forced on; a registry build reads the
 //! node's `test_mode` (default false, mmdet's default).
 
@@ -23,6 +31,7 @@ use mona_core::config::ConfigNode;
 use mona_core::registry::BuildError;
 use mona_data::datasets::ClassesArg;
 use mona_data::error::DataError;
+use mona_data::masks::{MaskAnnotation, MaskAnnotations};
 use mona_data::transforms::build_flat_pipeline;
 use mona_data::{DataRng, Dataset, DatasetEntry, Pipeline, Results};
 use serde::Deserialize;
@@ -42,6 +51,9 @@ pub struct DetSample {
     /// The COCO image id (VOC: the position in the dataset, from 1).
     pub image_id: u64,
     pub ann: DetAnnotation,
+    /// COCO: the `segmentation` of each `ann.bboxes` entry (`None` where the annotation has
+    /// none); VOC: `None` (no masks).
+    pub masks: Option<Vec<Option<MaskAnnotation>>>,
 }
 
 /// Which annotation format a dataset was read from.
@@ -93,6 +105,11 @@ impl Dataset for DetDataset {
         r.gt_bboxes = s.ann.bboxes.clone();
         r.gt_labels = s.ann.labels.clone();
         r.gt_bboxes_ignore = s.ann.bboxes_ignore.clone();
+        r.gt_mask_anns = s.masks.as_ref().map(|m| MaskAnnotations {
+            height: s.ann.height,
+            width: s.ann.width,
+            instances: m.clone(),
+        });
         self.pipeline.apply(r, rng)
     }
 
@@ -103,6 +120,17 @@ impl Dataset for DetDataset {
     /// Detection samples have no single label.
     fn gt_labels(&self) -> Vec<usize> {
         Vec::new()
+    }
+
+    /// mmdet `CustomDataset._set_group_flag`: `flag = 1 if width / height > 1 else 0`, from
+    /// the annotation's size.
+    fn group_flags(&self) -> Option<Vec<u8>> {
+        Some(
+            self.samples
+                .iter()
+                .map(|s| u8::from(s.ann.width as f64 / s.ann.height as f64 > 1.0))
+                .collect(),
+        )
     }
 }
 
@@ -208,6 +236,7 @@ pub fn build_det_dataset(
                         name: img.id,
                         image_id: samples.len() as u64 + 1,
                         ann: img.ann,
+                        masks: None,
                     });
                 }
             }
@@ -249,8 +278,16 @@ pub fn build_det_dataset(
                     .filter_map(|(&l, b)| remap[l].map(|nl| (*b, nl)))
                     .unzip()
             };
-            for (im, ann) in coco.images.iter().zip(coco.annotations) {
+            for ((im, ann), masks) in coco.images.iter().zip(coco.annotations).zip(coco.masks) {
                 let (bboxes, labels) = keep(&ann.labels, &ann.bboxes);
+                // The masks follow their boxes through the class selection.
+                let masks: Vec<Option<MaskAnnotation>> = ann
+                    .labels
+                    .iter()
+                    .zip(masks)
+                    .filter(|(l, _)| remap[**l].is_some())
+                    .map(|(_, m)| m)
+                    .collect();
                 let (bboxes_ignore, labels_ignore) = keep(&ann.labels_ignore, &ann.bboxes_ignore);
                 samples.push(DetSample {
                     filename: prefixes[0].join(&im.file_name),
@@ -264,6 +301,7 @@ pub fn build_det_dataset(
                         bboxes_ignore,
                         labels_ignore,
                     },
+                    masks: Some(masks),
                 });
             }
             (

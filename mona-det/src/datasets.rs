@@ -359,21 +359,13 @@ struct CocoFile {
     categories: Vec<serde_json::Value>,
 }
 
-/// The mask of a COCO annotation (`segmentation`), as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CocoSegmentation {
-    /// Polygon parts `[x1, y1, x2, y2, ...]`; parts with fewer than 3 points or an odd number
-    /// of coordinates are dropped, as mmdet's `LoadAnnotations._process_polygons` does (so
-    /// the list can end up empty: an empty mask, which mmdet keeps too).
-    Polygons(Vec<Vec<f64>>),
-    /// A run-length encoding (compressed strings decoded), column-major, starting with a run of
-    /// zeros; its size equals the image's and its counts cover every pixel.
-    Rle {
-        height: usize,
-        width: usize,
-        counts: Vec<u32>,
-    },
-}
+/// The mask of a COCO annotation (`segmentation`), as stored: the pipeline's
+/// [`MaskAnnotation`], which `LoadAnnotations(with_mask = true)` rasterises. As read here,
+/// polygon parts with fewer than 3 points or an odd number of coordinates are dropped, as
+/// mmdet's `LoadAnnotations._process_polygons` does (so the list can end up empty: an empty
+/// mask, which mmdet keeps too); an RLE's size equals the image's and its counts cover every
+/// pixel (compressed strings are decoded).
+pub use mona_data::masks::MaskAnnotation;
 
 /// A COCO annotation file read like mmdet's `CocoDataset`.
 #[derive(Debug, Clone, PartialEq)]
@@ -385,7 +377,7 @@ pub struct CocoAnnotations {
     pub annotations: Vec<DetAnnotation>,
     /// Per image, the `segmentation` of each kept box, aligned with `annotations[i].bboxes`
     /// (mmdet's `gt_masks_ann`; `None` where the annotation has none).
-    pub masks: Vec<Vec<Option<CocoSegmentation>>>,
+    pub masks: Vec<Vec<Option<MaskAnnotation>>>,
 }
 
 /// pycocotools' `rleFrString`: the LEB128-like compressed counts of a COCO RLE.
@@ -426,7 +418,7 @@ fn parse_segmentation(
     v: &serde_json::Value,
     height: usize,
     width: usize,
-) -> Result<Option<CocoSegmentation>, String> {
+) -> Result<Option<MaskAnnotation>, String> {
     use serde_json::Value;
     match v {
         Value::Null => Ok(None),
@@ -444,7 +436,7 @@ fn parse_segmentation(
                     kept.push(coords);
                 }
             }
-            Ok(Some(CocoSegmentation::Polygons(kept)))
+            Ok(Some(MaskAnnotation::Polygons(kept)))
         }
         Value::Object(rle) => {
             let size: Option<Vec<usize>> =
@@ -477,7 +469,7 @@ fn parse_segmentation(
                     "RLE counts cover {total} pixels, the image has {h} x {w} = {pixels}"
                 ));
             }
-            Ok(Some(CocoSegmentation::Rle {
+            Ok(Some(MaskAnnotation::Rle {
                 height: h,
                 width: w,
                 counts,
@@ -554,7 +546,7 @@ pub fn read_coco_json(path: &Path) -> Result<CocoAnnotations, DatasetError> {
             ..DetAnnotation::default()
         })
         .collect();
-    let mut masks: Vec<Vec<Option<CocoSegmentation>>> = vec![Vec::new(); images.len()];
+    let mut masks: Vec<Vec<Option<MaskAnnotation>>> = vec![Vec::new(); images.len()];
     for (k, v) in file.annotations.iter().enumerate() {
         let a = CocoAnn::deserialize(v).map_err(|e| element("annotations", k, v, e))?;
         let &i = position

@@ -3,9 +3,11 @@
 
 pub mod anchor;
 pub mod assigner;
+pub mod cascade;
 pub mod coder;
 pub mod data;
 pub mod datasets;
+pub mod detector;
 pub mod fpn;
 pub mod losses;
 pub mod metrics;
@@ -18,6 +20,7 @@ pub mod task;
 
 pub use anchor::{AnchorGenerator, AnchorGeneratorConfig};
 pub use assigner::{AssignResult, MaxIoUAssigner, MaxIoUAssignerConfig};
+pub use cascade::CascadeRcnn;
 pub use coder::{DeltaCoderConfig, DeltaXYWHBBoxCoder};
 pub use model::RetinaNet;
 pub use roi::{SingleRoIExtractor, SingleRoIExtractorConfig};

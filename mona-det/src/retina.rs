@@ -162,6 +162,9 @@ pub struct Detections {
     pub bboxes: Vec<Box4>,
     pub scores: Vec<f32>,
     pub labels: Vec<usize>,
+    /// Instance masks (0/1, at the original image size), one per box, for detectors with a
+    /// mask head; empty otherwise.
+    pub masks: Vec<image::GrayImage>,
 }
 
 /// Per-anchor training targets of one image (levels concatenated).
@@ -493,5 +496,6 @@ fn select(det: &Detections, idx: &[usize]) -> Detections {
         bboxes: idx.iter().map(|&i| det.bboxes[i]).collect(),
         scores: idx.iter().map(|&i| det.scores[i]).collect(),
         labels: idx.iter().map(|&i| det.labels[i]).collect(),
+        masks: Vec::new(),
     }
 }

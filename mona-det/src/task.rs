@@ -1,4 +1,4 @@
-//! `train` and `test` for `RetinaNet` configs: batching of variable-size images, the
+//! `train` and `test` for detector configs (`RetinaNet`, `CascadeRCNN`, any [`Detector`]): batching of variable-size images, the
 //! [`TrainModel`] impl, evaluation by VOC mAP (mmdet `eval_map`) and / or COCO box AP
 //! (hotcoco), COCO-style results files and `--show-dir` drawings.
 //!
@@ -17,20 +17,23 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use image::Rgb;
+use image::{GrayImage, Rgb};
 use mona_core::config::Config;
 use mona_core::runner::{BatchSource, Losses, Metrics, TrainModel, train};
 use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
 use mona_core::task_setup::{load_for_test, prepare_for_training, train_setup, workers};
 use mona_data::{DataLoader, Dataset, Image, Results, sample_rng};
 
+use crate::cascade::CascadeRcnn;
 use crate::data::{DetDataset, DetFormat, build_det_dataset};
+use crate::detector::Detector;
 use crate::metrics::coco::{CocoIouType, MMDET_MAX_DETS, coco_evaluate_files};
 use crate::metrics::voc::{MapSettings, ScoredBox, VocAnnotation, eval_map};
 use crate::model::RetinaNet;
 use crate::retina::{Detections, GtInstances, ImageMeta};
+use crate::roi::encode_rle;
+use crate::sampler::SamplerRng;
 
 /// One collated batch.
 pub struct DetBatch {
@@ -40,7 +43,15 @@ pub struct DetBatch {
     pub gts: Vec<GtInstances>,
     /// mmdet's `scale_factor` per image (detections are divided by it).
     pub scale_factors: Vec<[f32; 4]>,
+    /// `(h, w)` of each original image (masks are pasted back at this size).
+    pub ori_shapes: Vec<(usize, usize)>,
+    /// Instance masks per image (one 0/1 bitmap per box, at the image's padded size); empty
+    /// for pipelines without `LoadAnnotations(with_mask = true)`.
+    pub gt_masks: Vec<Vec<GrayImage>>,
     pub paths: Vec<PathBuf>,
+    /// Seeds the samplers of two-stage detectors: set by [`DetSource`] from the run's seed,
+    /// the epoch and the batch, so a resumed run draws what an uninterrupted one would.
+    pub seed: u64,
 }
 
 /// Pads the normalised images of `batch` to a common size and stacks them onto `device`.
@@ -90,6 +101,16 @@ pub fn collate(batch: &[Results], device: &Device) -> Result<DetBatch, String> {
                 r.gt_labels.len()
             ));
         }
+        if let Some(masks) = &r.gt_masks
+            && masks.len() != r.gt_bboxes.len()
+        {
+            return Err(format!(
+                "{}: {} boxes but {} masks",
+                r.path.display(),
+                r.gt_bboxes.len(),
+                masks.len()
+            ));
+        }
         let pad = r.pad_shape.unwrap_or(r.img_shape);
         metas.push(ImageMeta {
             img_shape: (r.img_shape[0], r.img_shape[1]),
@@ -108,8 +129,39 @@ pub fn collate(batch: &[Results], device: &Device) -> Result<DetBatch, String> {
             .iter()
             .map(|r| r.scale_factor.unwrap_or([1.0; 4]))
             .collect(),
+        ori_shapes: batch
+            .iter()
+            .map(|r| (r.ori_shape[0], r.ori_shape[1]))
+            .collect(),
+        gt_masks: batch
+            .iter()
+            .map(|r| r.gt_masks.clone().unwrap_or_default())
+            .collect(),
         paths: batch.iter().map(|r| r.path.clone()).collect(),
+        seed: 0,
     })
+}
+
+impl DetBatch {
+    /// The batch on `device` (for data-parallel replicas).
+    pub fn to_device(&self, device: &Device) -> DetBatch {
+        DetBatch {
+            images: self.images.clone().to_device(device),
+            metas: self.metas.clone(),
+            gts: self.gts.clone(),
+            scale_factors: self.scale_factors.clone(),
+            ori_shapes: self.ori_shapes.clone(),
+            gt_masks: self.gt_masks.clone(),
+            paths: self.paths.clone(),
+            seed: self.seed,
+        }
+    }
+
+    /// The images of the batch, for error messages.
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self.paths.iter().map(|p| p.display().to_string()).collect();
+        format!("batch of [{}]", names.join(", "))
+    }
 }
 
 impl TrainModel for RetinaNet {
@@ -133,13 +185,35 @@ impl TrainModel for RetinaNet {
     }
 
     fn batch_to_device(batch: &DetBatch, device: &Device) -> Option<DetBatch> {
-        Some(DetBatch {
-            images: batch.images.clone().to_device(device),
-            metas: batch.metas.clone(),
-            gts: batch.gts.clone(),
-            scale_factors: batch.scale_factors.clone(),
-            paths: batch.paths.clone(),
-        })
+        Some(batch.to_device(device))
+    }
+}
+
+impl Detector for RetinaNet {
+    const TYPE: &'static str = "RetinaNet";
+
+    fn from_config(
+        node: &mona_core::config::ConfigNode<'_>,
+        device: &Device,
+    ) -> Result<Self, mona_core::registry::BuildError> {
+        RetinaNet::from_config(node, device)
+    }
+
+    fn method_name(&self) -> String {
+        self.backbone.method().name().to_string()
+    }
+
+    fn check_train_cfg(&self) -> Result<(), String> {
+        match self.logic().cfg.train_cfg {
+            Some(_) => Ok(()),
+            None => {
+                Err("model.train_cfg is missing (the RetinaHead loss needs its assigner)".into())
+            }
+        }
+    }
+
+    fn predict(&self, batch: &DetBatch) -> Result<Vec<Detections>, String> {
+        RetinaNet::predict(self, batch.images.clone(), &batch.metas).map_err(|e| e.to_string())
     }
 }
 
@@ -147,6 +221,8 @@ impl TrainModel for RetinaNet {
 pub struct DetSource {
     pub loader: DataLoader,
     pub device: Device,
+    /// The run's seed (with the epoch and batch index it seeds each batch's samplers).
+    pub seed: u64,
 }
 
 impl BatchSource<DetBatch> for DetSource {
@@ -162,14 +238,20 @@ impl BatchSource<DetBatch> for DetSource {
         Box::new(
             self.loader
                 .iter_epoch(epoch as u64, start)
-                .map(move |batch| collate(&batch.map_err(|e| e.to_string())?, &self.device)),
+                .enumerate()
+                .map(move |(i, batch)| {
+                    let mut b = collate(&batch.map_err(|e| e.to_string())?, &self.device)?;
+                    b.seed = SamplerRng::from_parts(&[self.seed, epoch as u64, (start + i) as u64])
+                        .next_u64();
+                    Ok(b)
+                }),
         )
     }
 }
 
 /// Detections of every image of `dataset`, in the original image's coordinates.
-pub fn predict_all(
-    model: &RetinaNet,
+pub fn predict_all<M: Detector>(
+    model: &M,
     dataset: &DetDataset,
     device: &Device,
 ) -> Result<Vec<Detections>, String> {
@@ -178,11 +260,7 @@ pub fn predict_all(
         let mut rng = sample_rng(0, 0, idx as u64);
         let r = dataset.load(idx, &mut rng).map_err(|e| e.to_string())?;
         let b = collate(std::slice::from_ref(&r), device)?;
-        let mut dets = model
-            .predict(b.images, &b.metas)
-            .map_err(|e| e.to_string())?
-            .pop()
-            .unwrap_or_default();
+        let mut dets = model.predict(&b)?.pop().unwrap_or_default();
         // mmdet `rescale=True`: back to the original image by the resize's scale factor.
         let f = b.scale_factors[0];
         for bb in &mut dets.bboxes {
@@ -208,6 +286,29 @@ pub fn results_json(dataset: &DetDataset, dets: &[Detections]) -> serde_json::Va
                 "category_id": dataset.cat_ids().get(label).copied().unwrap_or(label as u64 + 1),
                 "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
                 "score": score,
+            }));
+        }
+    }
+    serde_json::Value::Array(out)
+}
+
+/// The COCO-style segmentation results (`[{image_id, category_id, bbox, score,
+/// segmentation: {size, counts}}]`, mmdet's `_segm2json` with the box score as the mask
+/// score) of detections that carry masks.
+pub fn segm_results_json(dataset: &DetDataset, dets: &[Detections]) -> serde_json::Value {
+    let mut out = Vec::new();
+    for (s, d) in dataset.samples().iter().zip(dets) {
+        for (((b, &score), &label), mask) in
+            d.bboxes.iter().zip(&d.scores).zip(&d.labels).zip(&d.masks)
+        {
+            out.push(serde_json::json!({
+                "image_id": s.image_id,
+                "category_id": dataset.cat_ids().get(label).copied().unwrap_or(label as u64 + 1),
+                "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                "score": score,
+                "segmentation": encode_rle(mask)
+                    .ok()
+                    .and_then(|rle| serde_json::to_value(rle).ok()),
             }));
         }
     }
@@ -297,7 +398,12 @@ pub fn score(
                 out.insert("AP50".into(), (r.mean_ap * 1000.0).round() / 1000.0);
                 out.insert("mAP".into(), r.mean_ap);
             }
-            "bbox" => {
+            "bbox" | "segm" => {
+                let iou_type = if m == "segm" {
+                    CocoIouType::Segm
+                } else {
+                    CocoIouType::Bbox
+                };
                 let dir = std::env::temp_dir().join(format!(
                     "mona-det-eval-{}-{}",
                     std::process::id(),
@@ -312,13 +418,27 @@ pub fn score(
                     }
                 };
                 let res = dir.join("results.json");
-                write_json(&res, &results_json(dataset, dets))?;
+                let results = match iou_type {
+                    CocoIouType::Segm => {
+                        if !matches!(dataset.format(), DetFormat::Coco { .. }) {
+                            return Err(
+                                "metric \"segm\" needs a COCO dataset with instance masks".into()
+                            );
+                        }
+                        if dets.iter().any(|d| d.masks.len() != d.bboxes.len()) {
+                            return Err("metric \"segm\" needs a model with a mask head".into());
+                        }
+                        segm_results_json(dataset, dets)
+                    }
+                    CocoIouType::Bbox => results_json(dataset, dets),
+                };
+                write_json(&res, &results)?;
                 let stats = if dets.iter().all(|d| d.bboxes.is_empty()) {
                     // pycocotools cannot load an empty results list: no detection, AP 0.
                     None
                 } else {
                     Some(
-                        coco_evaluate_files(&gt, &res, CocoIouType::Bbox, &MMDET_MAX_DETS)
+                        coco_evaluate_files(&gt, &res, iou_type, &MMDET_MAX_DETS)
                             .map_err(|e| e.to_string())?,
                     )
                 };
@@ -328,12 +448,12 @@ pub fn score(
                     .enumerate()
                 {
                     let v = stats.as_ref().map_or(0.0, |s| s.stats[i]);
-                    out.insert(format!("bbox_{name}"), v);
+                    out.insert(format!("{m}_{name}"), v);
                 }
             }
             other => {
                 return Err(format!(
-                    "metric \"{other}\" is not supported for detection (supported: mAP, bbox)"
+                    "metric \"{other}\" is not supported for detection (supported: mAP, bbox, segm)"
                 ));
             }
         }
@@ -344,8 +464,8 @@ pub fn score(
 static EVAL_COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Predicts and scores `dataset`; with `show_dir`, draws the detections.
-pub fn evaluate(
-    model: &RetinaNet,
+pub fn evaluate<M: Detector>(
+    model: &M,
     dataset: &DetDataset,
     device: &Device,
     metrics: &[String],
@@ -372,7 +492,8 @@ fn class_color(label: usize) -> Rgb<u8> {
 }
 
 /// mmdet `show_result`: the original image with every box scoring at least
-/// [`SHOW_SCORE_THR`] and its `class|score` label, written to `dir/<name>.png`.
+/// [`SHOW_SCORE_THR`] and its `class|score` label, written to `dir/<name>.png`; instance
+/// masks are blended in at half opacity in the class colour (mmdet's `mask_color` blend).
 pub fn draw_detections(
     dir: &Path,
     image: &Path,
@@ -381,11 +502,20 @@ pub fn draw_detections(
     classes: &[String],
 ) -> Result<PathBuf, String> {
     let mut img = mona_data::read_image(image).map_err(|e| e.to_string())?;
-    for ((b, &s), &l) in dets.bboxes.iter().zip(&dets.scores).zip(&dets.labels) {
+    for (i, ((b, &s), &l)) in dets
+        .bboxes
+        .iter()
+        .zip(&dets.scores)
+        .zip(&dets.labels)
+        .enumerate()
+    {
         if s < SHOW_SCORE_THR {
             continue;
         }
         let color = class_color(l);
+        if let Some(mask) = dets.masks.get(i) {
+            blend_mask(&mut img, mask, color);
+        }
         let ib = [
             b[0].round() as i64,
             b[1].round() as i64,
@@ -414,6 +544,24 @@ pub fn draw_detections(
     Ok(path)
 }
 
+/// Blends `color` at half opacity into the pixels of `img` where `mask` is set.
+fn blend_mask(img: &mut image::RgbImage, mask: &GrayImage, color: Rgb<u8>) {
+    let (w, h) = (
+        img.width().min(mask.width()),
+        img.height().min(mask.height()),
+    );
+    for y in 0..h {
+        for x in 0..w {
+            if mask.get_pixel(x, y).0[0] != 0 {
+                let p = img.get_pixel_mut(x, y);
+                for c in 0..3 {
+                    p.0[c] = ((p.0[c] as u16 + color.0[c] as u16) / 2) as u8;
+                }
+            }
+        }
+    }
+}
+
 /// `evaluation.metric` (a name or a list; default `mAP`).
 pub fn config_metrics(cfg: &Config) -> Result<Vec<String>, TaskError> {
     let Some(node) = cfg.get("evaluation.metric") else {
@@ -430,21 +578,18 @@ fn eval_dataset(cfg: &Config, key: &str) -> Result<Arc<DetDataset>, TaskError> {
     Ok(Arc::new(build_det_dataset(&cfg.node(key)?, true)?))
 }
 
-/// Builds the model of `cfg` on `device` and checks what training needs.
-pub fn build_model(cfg: &Config, device: &Device) -> Result<RetinaNet, TaskError> {
-    Ok(RetinaNet::from_config(&cfg.node("model")?, device)?)
+/// Builds the model of `cfg` on `device`.
+pub fn build_model<M: Detector>(cfg: &Config, device: &Device) -> Result<M, TaskError> {
+    Ok(M::from_config(&cfg.node("model")?, device)?)
 }
 
-fn train_det(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
+fn train_det<M: Detector>(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
     let device = args.device.clone().autodiff();
     device.seed(args.seed);
-    let model = build_model(cfg, &device)?;
-    if model.logic().cfg.train_cfg.is_none() {
-        return Err(TaskError::Other(format!(
-            "{}: model.train_cfg is missing (the RetinaHead loss needs its assigner)",
-            cfg.path().display()
-        )));
-    }
+    let model: M = build_model(cfg, &device)?;
+    model
+        .check_train_cfg()
+        .map_err(|e| TaskError::Other(format!("{}: {e}", cfg.path().display())))?;
     let (model, rules) = prepare_for_training(cfg, args, model)?;
     let train_set: Arc<dyn Dataset> =
         Arc::from(mona_data::build_dataset(&cfg.node("data.train")?)?);
@@ -457,13 +602,13 @@ fn train_det(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
     let source = DetSource {
         loader,
         device: device.clone(),
+        seed: args.seed,
     };
-    let method = model.backbone.method().name().to_string();
+    let method = model.method_name();
     let (optimizer, schedule, opts) =
         train_setup(cfg, args, &model, &|k| rules.trainable(k), &method)?;
     let eval_device = args.device.clone();
-    let mut eval =
-        |m: &RetinaNet| evaluate(&m.clone().valid(), &val_set, &eval_device, &metrics, None);
+    let mut eval = |m: &M| evaluate(&m.clone().valid(), &val_set, &eval_device, &metrics, None);
     let (model, summary) = train(model, optimizer, &schedule, &source, &mut eval, &opts)?;
     if summary.metrics.is_empty() && !summary.interrupted {
         return evaluate(&model.valid(), &val_set, &eval_device, &metrics, None)
@@ -472,10 +617,10 @@ fn train_det(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
     Ok(summary.metrics)
 }
 
-fn test_det(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
+fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     let device = args.device.clone();
-    let model = build_model(cfg, &device)?;
-    let method = model.backbone.method().name().to_string();
+    let model: M = build_model(cfg, &device)?;
+    let method = model.method_name();
     let model = load_for_test(cfg, model, args, &method)?;
     let test_set = eval_dataset(cfg, "data.test")?;
     let dets = predict_all(&model, &test_set, &device).map_err(TaskError::Data)?;
@@ -487,6 +632,13 @@ fn test_det(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     }
     if let Some(out) = &args.out {
         write_json(out, &results_json(&test_set, &dets)).map_err(TaskError::Data)?;
+        if dets.iter().any(|d| !d.masks.is_empty()) {
+            // mmdet's `format_results` writes `<prefix>.bbox.json` and `<prefix>.segm.json`;
+            // the boxes keep the name given, the masks go next to them.
+            let segm = out.with_extension("segm.json");
+            write_json(&segm, &segm_results_json(&test_set, &dets)).map_err(TaskError::Data)?;
+            tracing::info!("mask results written to {}", segm.display());
+        }
     }
     if args.format_only {
         return Ok(Metrics::new());
@@ -500,5 +652,9 @@ fn test_det(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
 }
 
 inventory::submit! {
-    ModelEntry::new("RetinaNet", TaskFns { train: train_det, test: test_det })
+    ModelEntry::new(RetinaNet::TYPE, TaskFns { train: train_det::<RetinaNet>, test: test_det::<RetinaNet> })
+}
+
+inventory::submit! {
+    ModelEntry::new(CascadeRcnn::TYPE, TaskFns { train: train_det::<CascadeRcnn>, test: test_det::<CascadeRcnn> })
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use mona_det::datasets::{
-    CocoSegmentation, apply_min_size, parse_voc_xml, read_coco_json, read_voc_xml,
+    MaskAnnotation, apply_min_size, parse_voc_xml, read_coco_json, read_voc_xml,
 };
 
 fn classes() -> Vec<String> {
@@ -318,10 +318,10 @@ fn coco_polygons_with_fewer_than_three_points_are_dropped() {
     assert_eq!(
         c.masks[0],
         vec![
-            Some(CocoSegmentation::Polygons(vec![vec![
+            Some(MaskAnnotation::Polygons(vec![vec![
                 0.0, 0.0, 10.0, 0.0, 10.0, 10.0
             ]])),
-            Some(CocoSegmentation::Polygons(vec![])),
+            Some(MaskAnnotation::Polygons(vec![])),
         ]
     );
     assert_eq!(
@@ -394,7 +394,7 @@ fn coco_rles_written_by_pycocotools_decode_and_cover_their_image() {
         .iter()
         .flatten()
         .flatten()
-        .filter(|m| matches!(m, CocoSegmentation::Rle { .. }))
+        .filter(|m| matches!(m, MaskAnnotation::Rle { .. }))
         .collect();
     assert!(!rles.is_empty());
 }

@@ -14,6 +14,7 @@ use mona_core::runner::{Optimizer, Resume, TrainModel};
 use mona_core::task::{ModelEntry, TestArgs, TrainArgs};
 use mona_data::transforms::build_flat_pipeline;
 use mona_data::{Dataset, Image, Results, sample_rng};
+use mona_det::RetinaNet;
 use mona_det::data::build_det_dataset;
 use mona_det::task::{build_model, collate, evaluate};
 
@@ -50,7 +51,7 @@ fn demo_trains_far_above_the_untrained_model() {
     // The untrained model (same seed, same initialisation as training starts from).
     let device = Device::flex();
     device.seed(0);
-    let untrained = build_model(&cfg, &device).unwrap();
+    let untrained: RetinaNet = build_model(&cfg, &device).unwrap();
     let before = evaluate(&untrained, &val, &device, &metrics, None).unwrap();
 
     let work = tempfile::tempdir().unwrap();
@@ -185,7 +186,7 @@ fn official_batch(cfg: &Config, device: &Device) -> mona_det::task::DetBatch {
 fn train_steps(cfg: &Config, steps: usize) -> Vec<f32> {
     let device = Device::flex().autodiff();
     device.seed(0);
-    let model = build_model(cfg, &device).unwrap();
+    let model: RetinaNet = build_model(cfg, &device).unwrap();
     let rules = model.clone();
     let mut model = set_trainable(model, &|k| rules.trainable(k));
     let mut optimizer = Optimizer::from_config(&cfg.node("optimizer").unwrap(), &model, &|k| {

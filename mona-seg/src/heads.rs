@@ -3,51 +3,17 @@
 //! `convs.0.conv.weight`, `conv_seg.weight`, ...).
 
 use burn::module::Module;
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::Deserialize;
 
 use mona_core::config::ConfigNode;
-use mona_core::nn::{BatchNorm2d, Conv2d, init};
+use mona_core::nn::{Conv2d, init};
 use mona_core::ops::pool::adaptive_avg_pool2d;
 use mona_core::ops::resize::bilinear;
 use mona_core::registry::BuildError;
 
-/// mmcv `ConvModule` with conv → BN → ReLU; the conv has a bias only without a norm.
-/// Init as mmcv: conv kaiming-normal (fan_out, ReLU gain), bias 0; BN weight 1, bias 0.
-#[derive(Module, Debug)]
-pub struct ConvModule {
-    pub conv: Conv2d,
-    pub bn: Option<BatchNorm2d>,
-}
-
-impl ConvModule {
-    pub fn new(c_in: usize, c_out: usize, kernel: usize, norm: bool, device: &Device) -> Self {
-        let mut conv = Conv2d::torch_default(c_in, c_out, kernel, 1, kernel / 2, 1, !norm, device);
-        let fan_out = c_out * kernel * kernel;
-        conv.weight = init::normal(
-            [c_out, c_in, kernel, kernel],
-            (2.0 / fan_out as f64).sqrt(),
-            device,
-        );
-        if !norm {
-            conv.bias = Some(init::constant([c_out], 0.0, device));
-        }
-        Self {
-            conv,
-            bn: norm.then(|| BatchNorm2d::new(c_out, device)),
-        }
-    }
-
-    pub fn forward(&self, x: Tensor<4>, training: bool) -> Tensor<4> {
-        let y = self.conv.forward(x);
-        let y = match &self.bn {
-            Some(bn) => bn.forward(y, training),
-            None => y,
-        };
-        relu(y)
-    }
-}
+/// mmcv `ConvModule` (conv → BN → ReLU), shared with the mmdet box heads.
+pub use mona_core::nn::ConvModule;
 
 /// `nn.Dropout2d`: whole channels are zeroed while training, the rest scaled by 1/(1-p).
 #[derive(Module, Debug)]

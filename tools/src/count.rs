@@ -265,25 +265,48 @@ impl CountedPart for HeadPart {
     }
 }
 
-/// The heads of an `EncoderDecoder` config (`decode_head`, `auxiliary_head`).
+/// A named module of a task model as a counted part.
+fn head_part<M: burn::module::Module>(name: &str, module: &M) -> PartCount {
+    PartCount::of(&HeadPart {
+        name: name.into(),
+        infos: param_infos(module),
+    })
+}
+
+/// The parts after the backbone: `decode_head` / `auxiliary_head` of an `EncoderDecoder`;
+/// `neck` and `bbox_head` of a `RetinaNet`; `neck`, `rpn_head` and `roi_head` of a
+/// `CascadeRCNN`.
 fn head_parts(config: &Config) -> Result<Vec<PartCount>, ToolError> {
-    let is_seg = config
+    let model_type = config
         .get("model.type")
         .and_then(|t| t.extract::<String>().ok())
-        .is_some_and(|t| t == "EncoderDecoder");
-    if !is_seg {
-        return Ok(Vec::new());
+        .unwrap_or_default();
+    match model_type.as_str() {
+        "RetinaNet" => {
+            let model = mona_det::RetinaNet::from_config(&config.node("model")?, &Device::flex())?;
+            return Ok(vec![
+                head_part("neck", &model.neck),
+                head_part("bbox_head", &model.bbox_head),
+            ]);
+        }
+        "CascadeRCNN" => {
+            let model = mona_det::cascade::CascadeRcnn::from_config(
+                &config.node("model")?,
+                &Device::flex(),
+            )?;
+            return Ok(vec![
+                head_part("neck", &model.neck),
+                head_part("rpn_head", &model.rpn_head),
+                head_part("roi_head", &model.roi_head),
+            ]);
+        }
+        "EncoderDecoder" => {}
+        _ => return Ok(Vec::new()),
     }
     let model = mona_seg::EncoderDecoder::from_config(&config.node("model")?, &Device::flex())?;
-    let mut parts = vec![PartCount::of(&HeadPart {
-        name: "decode_head".into(),
-        infos: param_infos(&model.decode_head),
-    })];
+    let mut parts = vec![head_part("decode_head", &model.decode_head)];
     if let Some(aux) = &model.auxiliary_head {
-        parts.push(PartCount::of(&HeadPart {
-            name: "auxiliary_head".into(),
-            infos: param_infos(aux),
-        }));
+        parts.push(head_part("auxiliary_head", aux));
     }
     Ok(parts)
 }

@@ -47,6 +47,15 @@ pub trait Dataset: Send + Sync {
 
     /// The label of every sample, in index order (for evaluation).
     fn gt_labels(&self) -> Vec<usize>;
+
+    /// mmdet's aspect-ratio group of every sample, in index order (`_set_group_flag`: 1 where
+    /// the annotated width / height > 1, else 0). When given, the shuffling loader forms every
+    /// batch from one group (mmdet's `GroupSampler`, see [`crate::loader`]), so images padded
+    /// to a common batch size waste little. `None` (the default): no grouping, as mmcls and
+    /// mmseg datasets, which have no `flag`.
+    fn group_flags(&self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 mona_core::declare_registry! {

@@ -50,6 +50,12 @@ impl Dataset for RepeatDataset {
         let one = self.inner.gt_labels();
         (0..self.times).flat_map(|_| one.iter().copied()).collect()
     }
+
+    /// mmdet `RepeatDataset.flag = np.tile(dataset.flag, times)`.
+    fn group_flags(&self) -> Option<Vec<u8>> {
+        let one = self.inner.group_flags()?;
+        Some((0..self.times).flat_map(|_| one.iter().copied()).collect())
+    }
 }
 
 /// Several datasets one after another (mmdet's `ConcatDataset`); the classes are those of the
@@ -91,6 +97,16 @@ impl Dataset for ConcatDataset {
 
     fn gt_labels(&self) -> Vec<usize> {
         self.parts.iter().flat_map(|d| d.gt_labels()).collect()
+    }
+
+    /// mmdet `ConcatDataset.flag = np.concatenate([d.flag for d in datasets])`; `None` unless
+    /// every part has flags (a part without them cannot be grouped).
+    fn group_flags(&self) -> Option<Vec<u8>> {
+        let mut flags = Vec::with_capacity(self.len());
+        for d in &self.parts {
+            flags.extend(d.group_flags()?);
+        }
+        Some(flags)
     }
 }
 
@@ -190,6 +206,11 @@ mod tests {
         fn gt_labels(&self) -> Vec<usize> {
             (0..self.n).map(|i| self.offset + i).collect()
         }
+
+        /// Odd samples wide (flag 1), even ones tall; offset 100 = no flags.
+        fn group_flags(&self) -> Option<Vec<u8>> {
+            (self.offset != 100).then(|| (0..self.n).map(|i| (i % 2) as u8).collect())
+        }
     }
 
     fn fake(n: usize, offset: usize) -> Arc<dyn Dataset> {
@@ -215,5 +236,15 @@ mod tests {
         assert_eq!(cat.gt_labels(), vec![0, 1, 10, 11, 12]);
         assert!(cat.load(5, &mut rng).is_err());
         assert_eq!(cat.classes(), ["a".to_string()]);
+    }
+
+    #[test]
+    fn wrappers_forward_group_flags_like_mmdet() {
+        let rep = RepeatDataset::new(fake(3, 0), 2);
+        assert_eq!(rep.group_flags(), Some(vec![0, 1, 0, 0, 1, 0]));
+        let cat = ConcatDataset::new(vec![fake(2, 0), fake(3, 10)]);
+        assert_eq!(cat.group_flags(), Some(vec![0, 1, 0, 1, 0]));
+        let mixed = ConcatDataset::new(vec![fake(2, 0), fake(3, 100)]);
+        assert_eq!(mixed.group_flags(), None);
     }
 }

@@ -12,7 +12,7 @@ use crate::error::DataError;
 use crate::results::{FlipDirection, Results};
 use crate::rng::DataRng;
 
-/// Mirrors the image (and `gt_seg`, boxes) with probability `prob`.
+/// Mirrors the image (and `gt_seg`, boxes, instance masks) with probability `prob`.
 #[derive(Clone, Debug)]
 pub struct RandomFlip {
     pub prob: f64,

@@ -24,6 +24,7 @@ pub const RESULT_KEYS: &[&str] = &[
     "gt_bboxes",
     "gt_labels",
     "gt_bboxes_ignore",
+    "gt_masks",
 ];
 
 /// A formatting step that checks that its `keys` are present.
@@ -51,6 +52,8 @@ fn present(r: &Results, key: &str) -> bool {
         "gt_semantic_seg" => r.gt_seg.is_some(),
         // Lists: an image without objects is a valid sample.
         "gt_bboxes" | "gt_labels" | "gt_bboxes_ignore" => true,
+        // Set by `LoadAnnotations(with_mask = true)` (mmdet raises a KeyError without it).
+        "gt_masks" => r.gt_masks.is_some(),
         _ => false,
     }
 }

@@ -1,6 +1,7 @@
 //! Applying one crop / resize / flip to everything in a sample that has geometry: the image,
-//! the segmentation map (always nearest) and the boxes. Transforms decide the geometry; this
-//! keeps the annotations aligned with the image in one place.
+//! the segmentation map (always nearest), the boxes and the instance masks (mmdet
+//! `BitmapMasks`: nearest, always at the image's new size). Transforms decide the geometry;
+//! this keeps the annotations aligned with the image in one place.
 
 use crate::error::DataError;
 use crate::ops::{self, Backend, Interpolation};
@@ -15,13 +16,14 @@ pub(crate) struct Window {
     pub height: usize,
 }
 
-/// Crops the image and `gt_seg` to `win` (which lies inside the image).
+/// Crops the image, `gt_seg` and `gt_masks` to `win` (which lies inside the image).
 pub(crate) fn crop(
     mut r: Results,
     win: Window,
     transform: &'static str,
 ) -> Result<Results, DataError> {
     r.check_seg_size(transform)?;
+    r.check_mask_sizes(transform)?;
     if !r.gt_bboxes.is_empty() || !r.gt_bboxes_ignore.is_empty() {
         // Which boxes survive a crop is a per-transform rule (mmdet filters, clips, or keeps
         // them); the detection transforms define it. Refuse rather than guess.
@@ -69,12 +71,20 @@ pub(crate) fn crop(
     if let Some(seg) = &r.gt_seg {
         r.gt_seg = Some(ops::crop(seg, x, y, cw, ch));
     }
+    // mmdet `BitmapMasks.crop`: the same window. Only reachable without boxes (see above), so
+    // this is an empty list unless a caller took the boxes out first.
+    if let Some(masks) = r.gt_masks.as_mut() {
+        for m in masks.iter_mut() {
+            *m = ops::crop(m, x, y, cw, ch);
+        }
+    }
     r.img_shape = r.img.shape();
     Ok(r)
 }
 
 /// Resizes the 8-bit image to `width × height` with `interpolation`, `gt_seg` with nearest
-/// (same backend), and scales the boxes (clipped to the new image, mmdet's default).
+/// (same backend), `gt_masks` with nearest (OpenCV), and scales the boxes (clipped to the new
+/// image, mmdet's default).
 pub(crate) fn resize(
     mut r: Results,
     (width, height): (usize, usize),
@@ -83,6 +93,7 @@ pub(crate) fn resize(
     transform: &'static str,
 ) -> Result<Results, DataError> {
     r.check_seg_size(transform)?;
+    r.check_mask_sizes(transform)?;
     let img = r.take_u8(transform)?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     if width == 0 || height == 0 || w == 0 || h == 0 {
@@ -96,6 +107,15 @@ pub(crate) fn resize(
     r.img = Image::U8(ops::resize(&img, nw, nh, interpolation, backend));
     if let Some(seg) = &r.gt_seg {
         r.gt_seg = Some(ops::resize(seg, nw, nh, Interpolation::Nearest, backend));
+    }
+    // mmdet 2.x `Resize._resize_masks`: `BitmapMasks.rescale(scale)` (keep_ratio) or
+    // `.resize(img_shape)`, both `interpolation='nearest'` with mmcv's default (cv2) backend
+    // whatever the image's `backend`; `rescale` computes the same size as the image's
+    // `imrescale`, so the masks always come out at the image's new size.
+    if let Some(masks) = r.gt_masks.as_mut() {
+        for m in masks.iter_mut() {
+            *m = ops::resize(m, nw, nh, Interpolation::Nearest, Backend::Cv2);
+        }
     }
     let (sx, sy) = (width as f32 / w as f32, height as f32 / h as f32);
     r.scale_factor = Some([sx, sy, sx, sy]);
@@ -111,13 +131,14 @@ pub(crate) fn resize(
     Ok(r)
 }
 
-/// Mirrors the image, `gt_seg` and the boxes, and records the flip.
+/// Mirrors the image, `gt_seg`, `gt_masks` and the boxes, and records the flip.
 pub(crate) fn flip(
     mut r: Results,
     direction: FlipDirection,
     transform: &'static str,
 ) -> Result<Results, DataError> {
     r.check_seg_size(transform)?;
+    r.check_mask_sizes(transform)?;
     let horizontal = direction == FlipDirection::Horizontal;
     let [h, w, _] = r.img.shape();
     match &mut r.img {
@@ -132,6 +153,12 @@ pub(crate) fn flip(
     }
     if let Some(seg) = &r.gt_seg {
         r.gt_seg = Some(ops::flip(seg, horizontal));
+    }
+    // mmdet `BitmapMasks.flip`: `mmcv.imflip` of each mask along the same axis.
+    if let Some(masks) = r.gt_masks.as_mut() {
+        for m in masks.iter_mut() {
+            *m = ops::flip(m, horizontal);
+        }
     }
     // mmdet 2.x `bbox_flip`: x1' = w - x2, x2' = w - x1 (no -1: boxes are continuous).
     let (w, h) = (w as f32, h as f32);

@@ -9,12 +9,16 @@
 //! arguments are errors (mmcv raises `TypeError` for them), never silently ignored.
 //!
 //! Registered here: `LoadImageFromFile`, `RandomResizedCrop`, `RandomFlip`, `Resize`,
-//! `CenterCrop`, `Normalize`, `ImageToTensor`, `ToTensor`, `Collect`. One registry serves every
+//! `CenterCrop`, `Normalize`, `ImageToTensor`, `ToTensor`, `Collect`, and for detection
+//! `AutoAugment` and the mmdet `RandomCrop` (sharing the name with mmseg's; the builder picks
+//! one from the keys, see `random_crop.rs`). One registry serves every
 //! task: segmentation and detection variants of a shared name (`Resize` with `img_scale`,
 //! `RandomFlip` with `prob`) extend the builder of that name rather than registering a second
 //! entry, because a registry name must be unique.
 
+mod auto_augment;
 mod center_crop;
+mod det_random_crop;
 mod flip;
 mod formatting;
 mod geometry;
@@ -36,7 +40,9 @@ use crate::ops::{Backend, Interpolation};
 use crate::results::Results;
 use crate::rng::DataRng;
 
+pub use auto_augment::AutoAugment;
 pub use center_crop::CenterCrop;
+pub use det_random_crop::{CropSpec, DetRandomCrop};
 pub use flip::RandomFlip;
 pub use formatting::{CheckKeys, DefaultFormatBundle, RESULT_KEYS};
 pub use load_annotations::{LoadAnnotations, reduce_zero_label};
@@ -164,6 +170,7 @@ pub fn build_flat_pipeline(node: &ConfigNode<'_>) -> Result<Pipeline, BuildError
                         },
                         interpolation: Interpolation::Bilinear,
                         backend: Backend::Cv2,
+                        override_scale: false,
                     }));
                 }
                 // flip = false: the inner RandomFlip never flips.

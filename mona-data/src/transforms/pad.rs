@@ -1,5 +1,7 @@
 //! `Pad` (mmseg / mmdet): pads the image at the bottom and right to `size` (`[h, w]`) or to a
-//! multiple of `size_divisor`, with `pad_val`; `gt_seg` with `seg_pad_val` (255 = ignore).
+//! multiple of `size_divisor`, with `pad_val`; `gt_seg` with `seg_pad_val` (255 = ignore);
+//! instance masks (`gt_masks`) with 0 to the same padded size (mmdet 2.x `Pad._pad_masks`:
+//! `BitmapMasks.pad(pad_shape, pad_val=0)`).
 
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use mona_core::config::ConfigNode;
@@ -79,6 +81,7 @@ impl Pad {
 impl Transform for Pad {
     fn apply(&self, mut r: Results, _rng: &mut DataRng) -> Result<Results, DataError> {
         r.check_seg_size(self.name())?;
+        r.check_mask_sizes(self.name())?;
         let [h, w, _] = r.img.shape();
         let (th, tw) = self.target(h, w);
         if (th, tw) == (h, w) {
@@ -118,6 +121,13 @@ impl Transform for Pad {
             let mut out = GrayImage::from_pixel(tw as u32, th as u32, Luma([self.seg_pad_val]));
             image::imageops::replace(&mut out, seg, 0, 0);
             r.gt_seg = Some(out);
+        }
+        if let Some(masks) = r.gt_masks.as_mut() {
+            for m in masks.iter_mut() {
+                let mut out = GrayImage::new(tw as u32, th as u32);
+                image::imageops::replace(&mut out, m, 0, 0);
+                *m = out;
+            }
         }
         // mmdet / mmseg: `img_shape` stays the unpadded size, `pad_shape` is the padded one.
         r.pad_shape = Some(r.img.shape());

@@ -15,6 +15,17 @@
 //! ignored boxes) are scaled by `new size / old size` per axis and clipped to the new image
 //! (`bbox_clip_border = true`), and `scale_factor` is recorded.
 //!
+//! A second mmdet `Resize` in one pipeline (the crop-then-rescale policy of DETR-style
+//! `AutoAugment`) must set `override = true`: mmdet 2.x keeps the drawn `scale` and the
+//! `scale_factor` in the results dict and, meeting both again, asserts "scale and
+//! scale_factor cannot be both set" unless `override` pops them and draws a new scale. This
+//! `Resize` draws its scale on every call and keeps none, so `override` changes only the
+//! check: an `img_scale` Resize without it refuses a sample that an earlier resize already
+//! gave a `scale_factor` (a [`DataError`] naming the image), one with it resizes again, and
+//! `scale_factor` becomes that last resize's factor (new size / size before it), as in mmdet.
+//! (mmseg 0.x has no `override` and would silently reuse the earlier scale; no mmseg config
+//! resizes twice, so the error stands for both.)
+//!
 //! Bilinear uses OpenCV's `INTER_LINEAR` arithmetic (half-pixel centres), or Pillow's with
 //! `backend = "pillow"`; see [`crate::ops`].
 
@@ -148,6 +159,9 @@ pub struct Resize {
     pub mode: ResizeMode,
     pub interpolation: Interpolation,
     pub backend: Backend,
+    /// mmdet's `override`: resize a sample that an earlier resize already scaled (only for
+    /// `img_scale` modes; see the module docs).
+    pub override_scale: bool,
 }
 
 #[derive(Deserialize)]
@@ -174,6 +188,9 @@ struct Args {
     backend: Option<String>,
     #[serde(default = "default_side")]
     adaptive_side: String,
+    /// mmdet `override` (a Rust keyword, hence the rename).
+    #[serde(default, rename = "override")]
+    override_scale: bool,
 }
 
 /// `img_scale`: one `[w, h]` or a list of them (mmdet).
@@ -255,6 +272,7 @@ fn build(node: &ConfigNode<'_>) -> Result<Box<dyn Transform>, BuildError> {
                 args.interpolation.as_deref().unwrap_or("bilinear"),
             )?,
             backend: params::backend(node, args.backend.as_deref().unwrap_or("cv2"))?,
+            override_scale: args.override_scale,
         }));
     }
     if let Some(scale) = img_scale.and_then(|v| v.first().copied()) {
@@ -293,6 +311,7 @@ fn build(node: &ConfigNode<'_>) -> Result<Box<dyn Transform>, BuildError> {
                 args.interpolation.as_deref().unwrap_or("bilinear"),
             )?,
             backend: params::backend(node, args.backend.as_deref().unwrap_or("cv2"))?,
+            override_scale: args.override_scale,
         }));
     }
     let Some(size) = args.size else {
@@ -302,6 +321,13 @@ fn build(node: &ConfigNode<'_>) -> Result<Box<dyn Transform>, BuildError> {
             "Resize needs size (mmcls) or img_scale (mmseg)",
         ));
     };
+    if args.override_scale {
+        return Err(BuildError::invalid(
+            node,
+            Some("override"),
+            "override (mmdet) needs img_scale",
+        ));
+    }
     if args.ratio_range.is_some() || args.keep_ratio.is_some() {
         return Err(BuildError::invalid(
             node,
@@ -328,13 +354,38 @@ fn build(node: &ConfigNode<'_>) -> Result<Box<dyn Transform>, BuildError> {
                 .unwrap_or_else(params::default_interpolation),
         )?,
         backend: params::backend(node, &args.backend.unwrap_or_else(params::default_backend))?,
+        override_scale: false,
     }))
 }
 
 inventory::submit! { TransformEntry::new("Resize", build) }
 
+impl Resize {
+    /// mmdet 2.x: `assert 'scale_factor' not in results` when a scale is already set and
+    /// `override` is off. Only `img_scale` modes (mmdet / mmseg) take part; mmcls resizes
+    /// have no such rule.
+    fn check_override(&self, r: &Results) -> Result<(), DataError> {
+        let mmdet = matches!(
+            self.mode,
+            ResizeMode::Rescale { .. } | ResizeMode::MultiScale { .. }
+        );
+        match r.scale_factor {
+            Some(f) if mmdet && !self.override_scale => Err(r.error(
+                self.name(),
+                format!(
+                    "scale and scale_factor cannot be both set (mmdet asserts this): an \
+                     earlier resize already scaled this sample (scale_factor {f:?}); a second \
+                     Resize in one pipeline must set override = true"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Transform for Resize {
     fn apply(&self, r: Results, rng: &mut DataRng) -> Result<Results, DataError> {
+        self.check_override(&r)?;
         let [h, w, _] = r.img.shape();
         let mode = match self.mode.clone() {
             ResizeMode::Rescale {
@@ -421,6 +472,7 @@ mod tests {
             },
             interpolation: Interpolation::Bilinear,
             backend: Backend::Cv2,
+            override_scale: false,
         };
         let mut seen = std::collections::BTreeSet::new();
         for seed in 0..20 {

@@ -1,0 +1,75 @@
+//! Cascade (Mask) R-CNN: the two-stage detector of the paper's COCO results.
+
+pub mod config;
+pub mod model;
+pub mod roi_head;
+
+pub use config::{CascadeRoIHeadConfig, RcnnTrainConfig, TwoStageTestConfig, TwoStageTrainConfig};
+pub use model::{CascadeRcnn, TwoStageError};
+pub use roi_head::{CascadeError, CascadeRoIHead};
+
+use burn::tensor::Device;
+use mona_core::config::ConfigNode;
+use mona_core::registry::BuildError;
+use mona_core::runner::{Losses, TrainModel};
+
+use crate::detector::Detector;
+use crate::retina::Detections;
+use crate::task::DetBatch;
+
+impl TrainModel for CascadeRcnn {
+    type Batch = DetBatch;
+
+    fn losses(&self, batch: &DetBatch, training: bool) -> Losses {
+        // `train_det` checks `train_cfg` before training, the collate the masks' count; the
+        // rest was checked when the model was built.
+        CascadeRcnn::losses(
+            self,
+            batch.images.clone(),
+            &batch.metas,
+            &batch.gts,
+            &batch.gt_masks,
+            batch.seed,
+            training,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", batch.describe()))
+    }
+
+    fn trainable(&self, key: &str) -> bool {
+        CascadeRcnn::trainable(self, key)
+    }
+
+    fn batch_to_device(batch: &DetBatch, device: &Device) -> Option<DetBatch> {
+        Some(batch.to_device(device))
+    }
+}
+
+impl Detector for CascadeRcnn {
+    const TYPE: &'static str = "CascadeRCNN";
+
+    fn from_config(node: &ConfigNode<'_>, device: &Device) -> Result<Self, BuildError> {
+        CascadeRcnn::from_config(node, device)
+    }
+
+    fn method_name(&self) -> String {
+        self.backbone.method().name().to_string()
+    }
+
+    fn check_train_cfg(&self) -> Result<(), String> {
+        match self.logic().train_cfg {
+            Some(_) => Ok(()),
+            None => Err(TwoStageError::NoTrainCfg.to_string()),
+        }
+    }
+
+    fn predict(&self, batch: &DetBatch) -> Result<Vec<Detections>, String> {
+        CascadeRcnn::predict(
+            self,
+            batch.images.clone(),
+            &batch.metas,
+            &batch.scale_factors,
+            &batch.ori_shapes,
+        )
+        .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,254 @@
+//! `CascadeRCNN` (mmdet 2.x `TwoStageDetector`): backbone → FPN → RPN proposals →
+//! [`CascadeRoIHead`]. Parameter keys are mmdet's: `backbone.*`, `neck.*`,
+//! `rpn_head.rpn_conv.weight`, `roi_head.bbox_head.0.shared_convs.0.conv.weight`,
+//! `roi_head.mask_head.2.conv_logits.weight`, ...
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use image::GrayImage;
+use mona_core::backbone::{Backbone, build_backbone};
+use mona_core::config::ConfigNode;
+use mona_core::ops::boxes::Box4;
+use mona_core::registry::BuildError;
+use mona_core::runner::Losses;
+
+use super::config::{
+    CascadeRoIHeadConfig, RcnnTrainConfig, TwoStageTestConfig, TwoStageTrainConfig,
+};
+use super::roi_head::{CascadeError, CascadeRoIHead};
+use crate::fpn::{Fpn, FpnConfig};
+use crate::retina::{Detections, GtInstances, ImageMeta};
+use crate::rpn::{RpnError, RpnHead, RpnHeadConfig, RpnLogic};
+use crate::sampler::SamplerRng;
+
+/// Why a forward pass failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TwoStageError {
+    #[error(transparent)]
+    Rpn(#[from] RpnError),
+    #[error(transparent)]
+    RoiHead(#[from] CascadeError),
+    #[error("model.train_cfg is missing (the RPN and RoI heads need their assigners)")]
+    NoTrainCfg,
+}
+
+/// The non-learnt settings.
+#[derive(Debug, Clone)]
+pub struct CascadeRcnnLogic {
+    pub rpn: RpnLogic,
+    pub train_cfg: Option<TwoStageTrainConfig>,
+    /// `train_cfg.rcnn` resolved to one config per stage.
+    pub rcnn_train: Vec<RcnnTrainConfig>,
+    pub test_cfg: Option<TwoStageTestConfig>,
+}
+
+/// The detector.
+#[derive(Module, Debug)]
+pub struct CascadeRcnn {
+    pub backbone: Backbone,
+    pub neck: Fpn,
+    pub rpn_head: RpnHead,
+    pub roi_head: CascadeRoIHead,
+    #[module(skip)]
+    logic: CascadeRcnnLogic,
+}
+
+impl CascadeRcnn {
+    /// Builds the model of a `model` config node (`train_cfg` / `test_cfg` at model level,
+    /// as in mmdet 2.x configs).
+    pub fn from_config(node: &ConfigNode<'_>, device: &Device) -> Result<Self, BuildError> {
+        let backbone = build_backbone(&node.child("backbone")?, device)?;
+        let neck_node = node.child("neck")?;
+        let neck_cfg: FpnConfig = neck_node.extract()?;
+        let channels = backbone.out_channels();
+        if neck_cfg.in_channels != channels {
+            return Err(BuildError::invalid(
+                &neck_node,
+                Some("in_channels"),
+                format!(
+                    "{:?}, but the backbone outputs {channels:?} channels",
+                    neck_cfg.in_channels
+                ),
+            ));
+        }
+        let neck = Fpn::new(&neck_cfg, device)
+            .map_err(|e| BuildError::invalid(&neck_node, None, e.to_string()))?;
+        let rpn_node = node.child("rpn_head")?;
+        let rpn_cfg: RpnHeadConfig = rpn_node.extract()?;
+        let rpn_err = |e: RpnError| BuildError::invalid(&rpn_node, None, e.to_string());
+        if rpn_cfg.in_channels != neck_cfg.out_channels {
+            return Err(BuildError::invalid(
+                &rpn_node,
+                Some("in_channels"),
+                format!(
+                    "{}, but the neck outputs {} channels",
+                    rpn_cfg.in_channels, neck_cfg.out_channels
+                ),
+            ));
+        }
+        let rpn = RpnLogic::new(&rpn_cfg).map_err(rpn_err)?;
+        if rpn.anchors.num_levels() != neck_cfg.num_outs {
+            return Err(BuildError::invalid(
+                &rpn_node,
+                Some("anchor_generator.strides"),
+                format!(
+                    "{} strides for the neck's {} outputs",
+                    rpn.anchors.num_levels(),
+                    neck_cfg.num_outs
+                ),
+            ));
+        }
+        let rpn_head = RpnHead::new(&rpn_cfg, device).map_err(rpn_err)?;
+        let roi_node = node.child("roi_head")?;
+        let roi_cfg: CascadeRoIHeadConfig = roi_node.extract()?;
+        let roi_head = CascadeRoIHead::new(&roi_cfg, device)
+            .map_err(|e| BuildError::invalid(&roi_node, None, e.to_string()))?;
+        let train_cfg: Option<TwoStageTrainConfig> = match node.get("train_cfg") {
+            Some(t) => Some(t.extract()?),
+            None => None,
+        };
+        let rcnn_train = match &train_cfg {
+            Some(t) => t.rcnn.stages(roi_head.num_stages()).ok_or_else(|| {
+                BuildError::invalid(
+                    &node.child("train_cfg").expect("present"),
+                    Some("rcnn"),
+                    format!(
+                        "{} stage configs for {} stages",
+                        t.rcnn.len().unwrap_or(1),
+                        roi_head.num_stages()
+                    ),
+                )
+            })?,
+            None => Vec::new(),
+        };
+        let test_cfg: Option<TwoStageTestConfig> = match node.get("test_cfg") {
+            Some(t) => Some(t.extract()?),
+            None => None,
+        };
+        Ok(Self {
+            backbone,
+            neck,
+            rpn_head,
+            roi_head,
+            logic: CascadeRcnnLogic {
+                rpn,
+                train_cfg,
+                rcnn_train,
+                test_cfg,
+            },
+        })
+    }
+
+    /// The FPN levels of images `(B, 3, H, W)`.
+    pub fn features(&self, images: Tensor<4>, training: bool) -> Vec<Tensor<4>> {
+        let feats = self.backbone.forward(images, training);
+        self.neck.forward(&feats)
+    }
+
+    /// `forward_train`: `loss_rpn_cls`, `loss_rpn_bbox` (summed over levels) and the RoI
+    /// head's `s{i}.*` losses. `seed` drives every sampler draw of the batch.
+    pub fn losses(
+        &self,
+        images: Tensor<4>,
+        metas: &[ImageMeta],
+        gts: &[GtInstances],
+        gt_masks: &[Vec<GrayImage>],
+        seed: u64,
+        training: bool,
+    ) -> Result<Losses, TwoStageError> {
+        let train = self
+            .logic
+            .train_cfg
+            .as_ref()
+            .ok_or(TwoStageError::NoTrainCfg)?;
+        let feats = self.features(images, training);
+        let (rpn_cls, rpn_reg) = self.rpn_head.forward(&feats);
+        let mut rngs: Vec<SamplerRng> = (0..metas.len())
+            .map(|j| SamplerRng::from_parts(&[seed, j as u64, u64::MAX]))
+            .collect();
+        let (lc, lb) = self
+            .logic
+            .rpn
+            .loss(&train.rpn, &rpn_cls, &rpn_reg, metas, gts, &mut rngs)?;
+        let proposals = (0..metas.len())
+            .map(|j| {
+                self.logic
+                    .rpn
+                    .proposals(&train.rpn_proposal, &rpn_cls, &rpn_reg, j, &metas[j])
+                    .map(|p| p.bboxes)
+            })
+            .collect::<Result<Vec<Vec<Box4>>, _>>()?;
+        let sum = |v: Vec<Tensor<1>>| v.into_iter().reduce(|a, b| a + b);
+        let mut parts = Vec::new();
+        if let (Some(c), Some(b)) = (sum(lc), sum(lb)) {
+            parts.push(("loss_rpn_cls".to_string(), c));
+            parts.push(("loss_rpn_bbox".to_string(), b));
+        }
+        parts.extend(self.roi_head.losses(
+            &feats,
+            proposals,
+            metas,
+            gts,
+            gt_masks,
+            &self.logic.rcnn_train,
+            seed,
+            training,
+        )?);
+        // mmdet `_parse_losses`: the total sums every entry whose name contains "loss".
+        let total = parts
+            .iter()
+            .filter(|(k, _)| k.contains("loss"))
+            .map(|(_, v)| v.clone())
+            .reduce(|a, b| a + b)
+            .ok_or(TwoStageError::NoTrainCfg)?;
+        Ok(Losses { total, parts })
+    }
+
+    /// `simple_test`: detections per image in the network input's coordinates (masks at
+    /// the original image size).
+    pub fn predict(
+        &self,
+        images: Tensor<4>,
+        metas: &[ImageMeta],
+        scale_factors: &[[f32; 4]],
+        ori_shapes: &[(usize, usize)],
+    ) -> Result<Vec<Detections>, TwoStageError> {
+        let test = self
+            .logic
+            .test_cfg
+            .as_ref()
+            .ok_or(CascadeError::Head("model.test_cfg is missing".into()))?;
+        let feats = self.features(images, false);
+        let (rpn_cls, rpn_reg) = self.rpn_head.forward(&feats);
+        (0..metas.len())
+            .map(|j| {
+                let p = self
+                    .logic
+                    .rpn
+                    .proposals(&test.rpn, &rpn_cls, &rpn_reg, j, &metas[j])?;
+                Ok(self.roi_head.predict(
+                    &feats,
+                    j,
+                    &p.bboxes,
+                    &metas[j],
+                    scale_factors[j],
+                    ori_shapes[j],
+                    &test.rcnn,
+                )?)
+            })
+            .collect()
+    }
+
+    /// The official rule: backbone keys by the method (plus `frozen_stages`); neck and heads
+    /// train.
+    pub fn trainable(&self, key: &str) -> bool {
+        match key.strip_prefix("backbone.") {
+            Some(k) => self.backbone.trainable_in_training(k),
+            None => true,
+        }
+    }
+
+    pub fn logic(&self) -> &CascadeRcnnLogic {
+        &self.logic
+    }
+}

@@ -1,0 +1,448 @@
+//! mmdet 2.x's `CascadeRoIHead`: `num_stages` box heads (and mask heads), each trained on
+//! proposals refined by the previous stage, with its own IoU thresholds and coder stds.
+//!
+//! **Training** (`forward_train`), stage `i` with loss weight `w_i`:
+//! 1. per image, MaxIoU-assign the current proposals to the GT boxes and draw
+//!    `sampler.num` RoIs (GT boxes added as proposals);
+//! 2. RoIAlign the sampled RoIs (`bbox2roi` order: image, then positives before negatives),
+//!    run the box head, and add `s{i}.loss_cls`, `s{i}.loss_bbox` (× `w_i`) and `s{i}.acc`;
+//! 3. with a mask head, RoIAlign the positives only, 28×28 targets cropped from the GT masks,
+//!    and `s{i}.loss_mask` (× `w_i`);
+//! 4. before the next stage, regress every RoI with its target class (background RoIs take the
+//!    argmax foreground class of the scores) and drop the GT boxes added as proposals.
+//!
+//! **Testing** (`simple_test`): the RPN proposals go through every stage, each stage
+//! refining the RoIs with its argmax class; the class logits of the stages are averaged and
+//! the last stage's regression gives the boxes (`get_bboxes`: softmax, decode, per-class NMS).
+//! Masks: every stage's mask head runs on the final boxes, the sigmoid masks are averaged
+//! (`merge_aug_masks`) and pasted into the original image (`get_seg_masks`).
+//!
+//! The sampler draws come from [`SamplerRng`]s seeded by `(batch seed, image, stage)`, so a
+//! resumed run draws what an uninterrupted one would.
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use image::GrayImage;
+use mona_core::ops::boxes::Box4;
+
+use super::config::{CascadeRoIHeadConfig, RcnnTrainConfig};
+use crate::assigner::MaxIoUAssigner;
+use crate::retina::{Detections, GtInstances, ImageMeta};
+use crate::roi::mask_ops::{get_seg_masks, get_targets};
+use crate::roi::{
+    BBoxHeadError, BBoxHeadLogic, ConvFcBBoxHead, FcnMaskHead, FcnMaskHeadConfig, MaskHeadError,
+    MaskOpsError, RcnnTestConfig, Roi, RoiExtractorError, SingleRoIExtractor, bbox2roi,
+};
+use crate::sampler::{RandomSampler, SamplerRng, SamplingResult};
+
+/// Why the RoI head cannot be built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum CascadeError {
+    #[error("roi_head.{key}: {message}")]
+    Config { key: String, message: String },
+    #[error("roi_head: {0}")]
+    Extractor(#[from] RoiExtractorError),
+    #[error("roi_head.bbox_head: {0}")]
+    BBoxHead(#[from] BBoxHeadError),
+    #[error("roi_head.mask_head: {0}")]
+    MaskHead(#[from] MaskHeadError),
+    #[error("roi_head.mask_head: {0}")]
+    MaskOps(#[from] MaskOpsError),
+    #[error("roi_head: {0}")]
+    Head(String),
+    #[error("train_cfg.rcnn is missing: the RoI head cannot be trained without its assigners")]
+    NoTrainCfg,
+    #[error("roi_head: {got} images of ground truth for a batch of {want}")]
+    Batch { got: usize, want: usize },
+}
+
+fn config_err(key: &str, message: impl Into<String>) -> CascadeError {
+    CascadeError::Config {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The non-learnt parts: extractors, stage weights and the per-stage configs.
+#[derive(Debug, Clone)]
+pub struct CascadeLogic {
+    pub bbox_extractors: Vec<SingleRoIExtractor>,
+    pub mask_extractors: Vec<SingleRoIExtractor>,
+    pub bbox_logics: Vec<BBoxHeadLogic>,
+    pub stage_loss_weights: Vec<f32>,
+    pub num_classes: usize,
+}
+
+/// The head: `roi_head.bbox_head.{i}.*`, `roi_head.mask_head.{i}.*` as in mmdet.
+#[derive(Module, Debug)]
+pub struct CascadeRoIHead {
+    pub bbox_head: Vec<ConvFcBBoxHead>,
+    pub mask_head: Vec<FcnMaskHead>,
+    #[module(skip)]
+    logic: CascadeLogic,
+}
+
+impl CascadeRoIHead {
+    pub fn new(cfg: &CascadeRoIHeadConfig, device: &Device) -> Result<Self, CascadeError> {
+        let n = cfg.num_stages;
+        if n == 0 {
+            return Err(config_err("num_stages", "must be at least 1"));
+        }
+        if cfg.stage_loss_weights.len() != n {
+            return Err(config_err(
+                "stage_loss_weights",
+                format!("{} weights for {n} stages", cfg.stage_loss_weights.len()),
+            ));
+        }
+        let per_stage_err = |key: &str, len: Option<usize>| {
+            config_err(
+                key,
+                format!("a list of {} for {n} stages", len.unwrap_or_default()),
+            )
+        };
+        let bbox_cfgs = cfg
+            .bbox_head
+            .stages(n)
+            .ok_or_else(|| per_stage_err("bbox_head", cfg.bbox_head.len()))?;
+        let bbox_extractors = cfg
+            .bbox_roi_extractor
+            .stages(n)
+            .ok_or_else(|| per_stage_err("bbox_roi_extractor", cfg.bbox_roi_extractor.len()))?
+            .iter()
+            .map(SingleRoIExtractor::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let num_classes = bbox_cfgs[0].num_classes;
+        let mut bbox_head = Vec::with_capacity(n);
+        let mut bbox_logics = Vec::with_capacity(n);
+        for (i, c) in bbox_cfgs.iter().enumerate() {
+            if c.num_classes != num_classes {
+                return Err(config_err(
+                    &format!("bbox_head[{i}].num_classes"),
+                    format!("{} but stage 0 has {num_classes}", c.num_classes),
+                ));
+            }
+            let err = |e: BBoxHeadError| config_err(&format!("bbox_head.{i}"), e.to_string());
+            bbox_head.push(ConvFcBBoxHead::new(c, device).map_err(err)?);
+            bbox_logics.push(BBoxHeadLogic::new(c).map_err(err)?);
+        }
+        let (mut mask_head, mut mask_extractors) = (Vec::new(), Vec::new());
+        if let Some(mh) = &cfg.mask_head {
+            let mcfgs: Vec<FcnMaskHeadConfig> = mh
+                .stages(n)
+                .ok_or_else(|| per_stage_err("mask_head", mh.len()))?;
+            mask_extractors = if cfg.share_roi_extractor {
+                bbox_extractors.clone()
+            } else {
+                let me = cfg.mask_roi_extractor.as_ref().ok_or_else(|| {
+                    config_err(
+                        "mask_roi_extractor",
+                        "missing (needed by mask_head unless share_roi_extractor)",
+                    )
+                })?;
+                me.stages(n)
+                    .ok_or_else(|| per_stage_err("mask_roi_extractor", me.len()))?
+                    .iter()
+                    .map(SingleRoIExtractor::new)
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            for (i, c) in mcfgs.iter().enumerate() {
+                if c.num_classes != num_classes {
+                    return Err(config_err(
+                        &format!("mask_head[{i}].num_classes"),
+                        format!("{} but the box heads have {num_classes}", c.num_classes),
+                    ));
+                }
+                mask_head.push(
+                    FcnMaskHead::new(c, device)
+                        .map_err(|e| config_err(&format!("mask_head[{i}]"), e.to_string()))?,
+                );
+            }
+        }
+        Ok(Self {
+            bbox_head,
+            mask_head,
+            logic: CascadeLogic {
+                bbox_extractors,
+                mask_extractors,
+                bbox_logics,
+                stage_loss_weights: cfg.stage_loss_weights.clone(),
+                num_classes,
+            },
+        })
+    }
+
+    pub fn num_stages(&self) -> usize {
+        self.bbox_head.len()
+    }
+
+    pub fn with_mask(&self) -> bool {
+        !self.mask_head.is_empty()
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.logic.num_classes
+    }
+
+    /// The RoI features of stage `stage` for `rois` (feature levels beyond the extractor's
+    /// strides are ignored, as mmdet slices `x[:num_inputs]`).
+    fn bbox_forward(
+        &self,
+        stage: usize,
+        feats: &[Tensor<4>],
+        rois: &[Roi],
+        training: bool,
+    ) -> Result<(Tensor<2>, Tensor<2>), CascadeError> {
+        let x = self.logic.bbox_extractors[stage].forward(feats, rois)?;
+        Ok(self.bbox_head[stage].forward(x, training))
+    }
+
+    fn mask_forward(
+        &self,
+        stage: usize,
+        feats: &[Tensor<4>],
+        rois: &[Roi],
+    ) -> Result<Tensor<4>, CascadeError> {
+        let x = self.logic.mask_extractors[stage].forward(feats, rois)?;
+        Ok(self.mask_head[stage].forward(x))
+    }
+
+    /// `forward_train`: the named, stage-weighted losses (see the module doc).
+    #[allow(clippy::too_many_arguments)]
+    pub fn losses(
+        &self,
+        feats: &[Tensor<4>],
+        mut proposals: Vec<Vec<Box4>>,
+        metas: &[ImageMeta],
+        gts: &[GtInstances],
+        gt_masks: &[Vec<GrayImage>],
+        train: &[RcnnTrainConfig],
+        seed: u64,
+        training: bool,
+    ) -> Result<Vec<(String, Tensor<1>)>, CascadeError> {
+        let b = metas.len();
+        if gts.len() != b || proposals.len() != b {
+            return Err(CascadeError::Batch {
+                got: gts.len().min(proposals.len()),
+                want: b,
+            });
+        }
+        if train.len() != self.num_stages() {
+            return Err(config_err(
+                "train_cfg.rcnn",
+                format!("{} stages for {} box heads", train.len(), self.num_stages()),
+            ));
+        }
+        let device = feats[0].device();
+        let mut parts = Vec::new();
+        for (stage, cfg) in train.iter().enumerate() {
+            let w = self.logic.stage_loss_weights[stage];
+            let assigner = MaxIoUAssigner::new(cfg.assigner.clone());
+            let sampler = RandomSampler::new(cfg.sampler.clone());
+            let samplings: Vec<SamplingResult> = (0..b)
+                .map(|j| {
+                    let gt = &gts[j];
+                    let assign = assigner.assign(&proposals[j], &gt.bboxes, &gt.labels, &[]);
+                    let mut rng = SamplerRng::from_parts(&[seed, j as u64, stage as u64]);
+                    sampler.sample(&assign, &proposals[j], &gt.bboxes, &gt.labels, &mut rng)
+                })
+                .collect();
+            let rois = bbox2roi(
+                &samplings
+                    .iter()
+                    .map(SamplingResult::bboxes)
+                    .collect::<Vec<_>>(),
+            );
+            let (cls, reg) = self.bbox_forward(stage, feats, &rois, training)?;
+            let logic = &self.logic.bbox_logics[stage];
+            let targets = logic.targets(&samplings, cfg.pos_weight)?;
+            let l = logic.loss(cls.clone(), reg.clone(), &rois, &targets)?;
+            parts.push((format!("s{stage}.loss_cls"), l.loss_cls.mul_scalar(w)));
+            parts.push((
+                format!("s{stage}.acc"),
+                Tensor::<1>::from_data(TensorData::new(vec![l.acc], [1]), &device),
+            ));
+            parts.push((format!("s{stage}.loss_bbox"), l.loss_bbox.mul_scalar(w)));
+            if self.with_mask() {
+                let loss = self.mask_loss(stage, feats, &samplings, gt_masks, cfg.mask_size)?;
+                parts.push((format!("s{stage}.loss_mask"), loss.mul_scalar(w)));
+            }
+            if stage + 1 < self.num_stages() {
+                let pos_is_gt: Vec<Vec<bool>> =
+                    samplings.iter().map(|s| s.pos_is_gt.clone()).collect();
+                let img_shapes: Vec<(usize, usize)> = metas.iter().map(|m| m.img_shape).collect();
+                proposals = logic.refine_bboxes(
+                    &rois,
+                    &targets.labels,
+                    cls.detach(),
+                    reg.detach(),
+                    &pos_is_gt,
+                    &img_shapes,
+                )?;
+            }
+        }
+        Ok(parts)
+    }
+
+    /// `_mask_forward_train`: BCE of the positives' gt-class masks against 28×28 targets.
+    fn mask_loss(
+        &self,
+        stage: usize,
+        feats: &[Tensor<4>],
+        samplings: &[SamplingResult],
+        gt_masks: &[Vec<GrayImage>],
+        mask_size: usize,
+    ) -> Result<Tensor<1>, CascadeError> {
+        let pos: Vec<Vec<Box4>> = samplings.iter().map(|s| s.pos_bboxes.clone()).collect();
+        let rois = bbox2roi(&pos);
+        let device = feats[0].device();
+        if rois.is_empty() {
+            // no positive in the whole batch: mmdet 2.x skips the mask loss
+            return Ok(Tensor::<1>::zeros([1], &device));
+        }
+        if gt_masks.len() != samplings.len()
+            || samplings
+                .iter()
+                .zip(gt_masks)
+                .any(|(s, m)| m.len() != s.num_gts)
+        {
+            return Err(CascadeError::Head(
+                "the batch has no instance masks for its boxes; add LoadAnnotations(with_mask = \
+                 true) to the training pipeline"
+                    .into(),
+            ));
+        }
+        let targets = get_targets(samplings, gt_masks, mask_size)?;
+        let labels: Vec<i64> = samplings
+            .iter()
+            .flat_map(|s| s.pos_gt_labels.iter().copied())
+            .collect();
+        let pred = self.mask_forward(stage, feats, &rois)?;
+        Ok(self.mask_head[stage].loss(pred, &targets, &labels)?)
+    }
+
+    /// `simple_test` for one image: detections in the network input's coordinates, with
+    /// masks pasted at `ori_shape` when the head has mask branches.
+    pub fn predict(
+        &self,
+        feats: &[Tensor<4>],
+        img: usize,
+        proposals: &[Box4],
+        meta: &ImageMeta,
+        scale_factor: [f32; 4],
+        ori_shape: (usize, usize),
+        test: &RcnnTestConfig,
+    ) -> Result<Detections, CascadeError> {
+        let k = self.num_classes();
+        if proposals.is_empty() {
+            return Ok(Detections::default());
+        }
+        let mut boxes = proposals.to_vec();
+        let mut score_sum: Option<Tensor<2>> = None;
+        let mut last_reg = None;
+        for stage in 0..self.num_stages() {
+            let rois = to_rois(img, &boxes);
+            let (cls, reg) = self.bbox_forward(stage, feats, &rois, false)?;
+            score_sum = Some(match score_sum {
+                Some(s) => s + cls.clone(),
+                None => cls.clone(),
+            });
+            if stage + 1 < self.num_stages() {
+                // mmdet 2.x `simple_test`: refine with the argmax foreground class
+                let cls = host(cls.reshape([-1]));
+                let labels: Vec<usize> = (0..boxes.len())
+                    .map(|r| argmax(&cls[r * (k + 1)..r * (k + 1) + k]))
+                    .collect();
+                let reg = host(reg.reshape([-1]));
+                boxes = self.logic.bbox_logics[stage].regress_by_class(
+                    &boxes,
+                    &labels,
+                    &reg,
+                    meta.img_shape,
+                );
+            } else {
+                last_reg = Some(reg);
+            }
+        }
+        let (Some(sum), Some(reg)) = (score_sum, last_reg) else {
+            return Ok(Detections::default());
+        };
+        let mean = sum.div_scalar(self.num_stages() as f32);
+        let last = self.num_stages() - 1;
+        let mut dets =
+            self.logic.bbox_logics[last].predict(&boxes, mean, reg, meta.img_shape, None, test)?;
+        if self.with_mask() && !dets.bboxes.is_empty() {
+            dets.masks = self.predict_masks(feats, img, &dets, scale_factor, ori_shape, test)?;
+        }
+        Ok(dets)
+    }
+
+    /// Masks of `dets` (network coordinates): every stage's head, sigmoid, averaged, the
+    /// detection's class channel pasted into the original image.
+    fn predict_masks(
+        &self,
+        feats: &[Tensor<4>],
+        img: usize,
+        dets: &Detections,
+        scale_factor: [f32; 4],
+        ori_shape: (usize, usize),
+        test: &RcnnTestConfig,
+    ) -> Result<Vec<GrayImage>, CascadeError> {
+        let rois = to_rois(img, &dets.bboxes);
+        let mut sum: Option<Tensor<4>> = None;
+        for stage in 0..self.num_stages() {
+            let p = burn::tensor::activation::sigmoid(self.mask_forward(stage, feats, &rois)?);
+            sum = Some(match sum {
+                Some(s) => s + p,
+                None => p,
+            });
+        }
+        let Some(sum) = sum else {
+            return Ok(Vec::new());
+        };
+        let [n, c, h, w] = sum.dims();
+        debug_assert_eq!(h, w, "FCNMaskHead masks are square");
+        let probs = host(sum.div_scalar(self.num_stages() as f32).reshape([-1]));
+        let mut chosen = Vec::with_capacity(n * h * w);
+        for (r, &label) in dets.labels.iter().enumerate() {
+            let ch = if c == 1 { 0 } else { label.min(c - 1) };
+            let start = (r * c + ch) * h * w;
+            chosen.extend_from_slice(&probs[start..start + h * w]);
+        }
+        // mmdet 2.x `get_seg_masks(..., rescale=True)`: boxes back to the original image
+        Ok(get_seg_masks(
+            &chosen,
+            h,
+            &dets.bboxes,
+            ori_shape,
+            scale_factor,
+            true,
+            test.mask_thr_binary.unwrap_or(0.5),
+        )?)
+    }
+}
+
+/// The index of the largest value (the first on ties, as `torch.argmax` on CPU).
+fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// `bbox2roi` of one image's boxes.
+fn to_rois(img: usize, boxes: &[Box4]) -> Vec<Roi> {
+    boxes
+        .iter()
+        .map(|b| [img as f32, b[0], b[1], b[2], b[3]])
+        .collect()
+}
+
+fn host(t: Tensor<1>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default()
+}

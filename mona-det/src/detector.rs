@@ -1,0 +1,32 @@
+//! What `train` and `test` need from a detector, so one task implementation serves every
+//! architecture (`RetinaNet`, `CascadeRCNN`): build from the `model` node, say which
+//! backbone method it tunes, check its `train_cfg`, and predict a collated batch.
+
+use burn::tensor::Device;
+use mona_core::config::ConfigNode;
+use mona_core::registry::BuildError;
+use mona_core::runner::TrainModel;
+
+use crate::retina::Detections;
+use crate::task::DetBatch;
+
+/// A detector usable by [`crate::task`].
+pub trait Detector: TrainModel<Batch = DetBatch> + Clone {
+    /// The config `type` it registers under.
+    const TYPE: &'static str;
+
+    /// Builds the model of a `model` config node.
+    fn from_config(node: &ConfigNode<'_>, device: &Device) -> Result<Self, BuildError>;
+
+    /// The backbone's tuning method (`mona`, `lora`, ...), for checkpoints of trainable
+    /// parameters.
+    fn method_name(&self) -> String;
+
+    /// Whether training can run: `Err` names what the config lacks (e.g. `train_cfg`).
+    fn check_train_cfg(&self) -> Result<(), String>;
+
+    /// Detections per image of `batch` in the network input's coordinates (mmdet
+    /// `rescale=False`; the caller divides boxes by `scale_factor`). Instance masks, for
+    /// detectors that predict them, are already pasted at the original image size.
+    fn predict(&self, batch: &DetBatch) -> Result<Vec<Detections>, String>;
+}
