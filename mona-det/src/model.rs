@@ -15,6 +15,31 @@ use crate::retina::{
     RetinaTestConfig, RetinaTrainConfig,
 };
 
+/// The `backbone` and the FPN `neck` of a detector's `model` node, with the neck's config;
+/// the neck's `in_channels` must be the backbone's output channels.
+pub fn backbone_and_neck(
+    node: &ConfigNode<'_>,
+    device: &Device,
+) -> Result<(Backbone, Fpn, FpnConfig), BuildError> {
+    let backbone = build_backbone(&node.child("backbone")?, device)?;
+    let neck_node = node.child("neck")?;
+    let neck_cfg: FpnConfig = neck_node.extract()?;
+    let channels = backbone.out_channels();
+    if neck_cfg.in_channels != channels {
+        return Err(BuildError::invalid(
+            &neck_node,
+            Some("in_channels"),
+            format!(
+                "{:?}, but the backbone outputs {channels:?} channels",
+                neck_cfg.in_channels
+            ),
+        ));
+    }
+    let neck = Fpn::new(&neck_cfg, device)
+        .map_err(|e| BuildError::invalid(&neck_node, None, e.to_string()))?;
+    Ok((backbone, neck, neck_cfg))
+}
+
 /// The detector.
 #[derive(Module, Debug)]
 pub struct RetinaNet {
@@ -29,22 +54,7 @@ impl RetinaNet {
     /// Builds the model of a `model` config node (`train_cfg` / `test_cfg` at model level, as
     /// in mmdet 2.x configs, or inside `bbox_head`).
     pub fn from_config(node: &ConfigNode<'_>, device: &Device) -> Result<Self, BuildError> {
-        let backbone = build_backbone(&node.child("backbone")?, device)?;
-        let neck_node = node.child("neck")?;
-        let neck_cfg: FpnConfig = neck_node.extract()?;
-        let channels = backbone.out_channels();
-        if neck_cfg.in_channels != channels {
-            return Err(BuildError::invalid(
-                &neck_node,
-                Some("in_channels"),
-                format!(
-                    "{:?}, but the backbone outputs {channels:?} channels",
-                    neck_cfg.in_channels
-                ),
-            ));
-        }
-        let neck = Fpn::new(&neck_cfg, device)
-            .map_err(|e| BuildError::invalid(&neck_node, None, e.to_string()))?;
+        let (backbone, neck, neck_cfg) = backbone_and_neck(node, device)?;
         let head_node = node.child("bbox_head")?;
         let mut head_cfg: RetinaHeadConfig = head_node.extract()?;
         if let Some(t) = node.get("train_cfg") {

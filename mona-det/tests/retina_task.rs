@@ -3,7 +3,9 @@
 //! and drawings; the official VOC Mona config resolves (datasets, pipeline, model) and trains
 //! on a synthetic batch of its real shapes.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::root;
 
 use burn::module::Module;
 use burn::tensor::Device;
@@ -18,21 +20,8 @@ use mona_det::RetinaNet;
 use mona_det::data::build_det_dataset;
 use mona_det::task::{build_model, collate, evaluate};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn demo_config(extra: &[String]) -> Config {
-    let mut cfg = Config::from_file(root().join("configs/demo/det_demo_swin_mona_retinanet.toml"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let data = root().join("data/det-demo");
-    let mut opts: Vec<String> = ["train.dataset", "val", "test"]
-        .iter()
-        .map(|s| format!("data.{s}.data_root={}/", data.display()))
-        .collect();
-    opts.extend(extra.iter().cloned());
-    cfg.apply_options(&opts).unwrap_or_else(|e| panic!("{e}"));
-    cfg
+    common::demo_config("det_demo_swin_mona_retinanet", "det-demo", extra)
 }
 
 #[test]

@@ -207,6 +207,19 @@ fn single_config_report() {
         out.stdout
     );
     assert!(!out.stdout.contains("attn.qkv"), "only adapter keys train");
+    // The Cascade Mask R-CNN parts, counted by hand from mmdet's modules: FPN 4 laterals
+    // (1x1) + 4 output convs (3x3) at 256; RPN conv + 3 cls + 12 reg outputs; per stage a
+    // Shared4Conv1FC box head (convs without bias + BN, fc 12544->1024, 81 + 320 outputs)
+    // and an FCN mask head (4 convs, 2x2 deconv, 80 logits). BN running statistics do not
+    // train.
+    for line in [
+        "neck: 2,852,864 parameters",
+        "rpn_head: 593,935 parameters",
+        "roi_head: 54,791,331 parameters",
+        "trainable (roi_head): 54,785,187",
+    ] {
+        assert!(out.stdout.contains(line), "no {line:?} in {}", out.stdout);
+    }
 }
 
 #[test]

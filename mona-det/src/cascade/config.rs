@@ -28,7 +28,8 @@ impl<T: Clone> PerStage<T> {
         }
     }
 
-    pub fn len(&self) -> Option<usize> {
+    /// The length of a per-stage list (`None` for one shared dict), for error messages.
+    pub fn list_len(&self) -> Option<usize> {
         match self {
             PerStage::One(_) => None,
             PerStage::Many(v) => Some(v.len()),

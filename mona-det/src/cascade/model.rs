@@ -6,7 +6,7 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use image::GrayImage;
-use mona_core::backbone::{Backbone, build_backbone};
+use mona_core::backbone::Backbone;
 use mona_core::config::ConfigNode;
 use mona_core::ops::boxes::Box4;
 use mona_core::registry::BuildError;
@@ -15,8 +15,9 @@ use mona_core::runner::Losses;
 use super::config::{
     CascadeRoIHeadConfig, RcnnTrainConfig, TwoStageTestConfig, TwoStageTrainConfig,
 };
-use super::roi_head::{CascadeError, CascadeRoIHead};
-use crate::fpn::{Fpn, FpnConfig};
+use super::roi_head::{CascadeError, CascadeRoIHead, TestImage, TrainImages};
+use crate::fpn::Fpn;
+use crate::model::backbone_and_neck;
 use crate::retina::{Detections, GtInstances, ImageMeta};
 use crate::rpn::{RpnError, RpnHead, RpnHeadConfig, RpnLogic};
 use crate::sampler::SamplerRng;
@@ -57,22 +58,7 @@ impl CascadeRcnn {
     /// Builds the model of a `model` config node (`train_cfg` / `test_cfg` at model level,
     /// as in mmdet 2.x configs).
     pub fn from_config(node: &ConfigNode<'_>, device: &Device) -> Result<Self, BuildError> {
-        let backbone = build_backbone(&node.child("backbone")?, device)?;
-        let neck_node = node.child("neck")?;
-        let neck_cfg: FpnConfig = neck_node.extract()?;
-        let channels = backbone.out_channels();
-        if neck_cfg.in_channels != channels {
-            return Err(BuildError::invalid(
-                &neck_node,
-                Some("in_channels"),
-                format!(
-                    "{:?}, but the backbone outputs {channels:?} channels",
-                    neck_cfg.in_channels
-                ),
-            ));
-        }
-        let neck = Fpn::new(&neck_cfg, device)
-            .map_err(|e| BuildError::invalid(&neck_node, None, e.to_string()))?;
+        let (backbone, neck, neck_cfg) = backbone_and_neck(node, device)?;
         let rpn_node = node.child("rpn_head")?;
         let rpn_cfg: RpnHeadConfig = rpn_node.extract()?;
         let rpn_err = |e: RpnError| BuildError::invalid(&rpn_node, None, e.to_string());
@@ -114,7 +100,7 @@ impl CascadeRcnn {
                     Some("rcnn"),
                     format!(
                         "{} stage configs for {} stages",
-                        t.rcnn.len().unwrap_or(1),
+                        t.rcnn.list_len().unwrap_or(1),
                         roi_head.num_stages()
                     ),
                 )
@@ -184,14 +170,17 @@ impl CascadeRcnn {
             parts.push(("loss_rpn_cls".to_string(), c));
             parts.push(("loss_rpn_bbox".to_string(), b));
         }
-        parts.extend(self.roi_head.losses(
-            &feats,
-            proposals,
+        let images = TrainImages {
             metas,
             gts,
             gt_masks,
-            &self.logic.rcnn_train,
             seed,
+        };
+        parts.extend(self.roi_head.losses(
+            &feats,
+            proposals,
+            &images,
+            &self.logic.rcnn_train,
             training,
         )?);
         // mmdet `_parse_losses`: the total sums every entry whose name contains "loss".
@@ -226,15 +215,15 @@ impl CascadeRcnn {
                     .logic
                     .rpn
                     .proposals(&test.rpn, &rpn_cls, &rpn_reg, j, &metas[j])?;
-                Ok(self.roi_head.predict(
-                    &feats,
-                    j,
-                    &p.bboxes,
-                    &metas[j],
-                    scale_factors[j],
-                    ori_shapes[j],
-                    &test.rcnn,
-                )?)
+                let image = TestImage {
+                    index: j,
+                    meta: metas[j],
+                    scale_factor: scale_factors[j],
+                    ori_shape: ori_shapes[j],
+                };
+                Ok(self
+                    .roi_head
+                    .predict(&feats, &image, &p.bboxes, &test.rcnn)?)
             })
             .collect()
     }

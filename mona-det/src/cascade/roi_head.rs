@@ -28,6 +28,7 @@ use mona_core::ops::boxes::Box4;
 use super::config::{CascadeRoIHeadConfig, RcnnTrainConfig};
 use crate::assigner::MaxIoUAssigner;
 use crate::retina::{Detections, GtInstances, ImageMeta};
+use crate::roi::bbox_head::{argmax, host};
 use crate::roi::mask_ops::{get_seg_masks, get_targets};
 use crate::roi::{
     BBoxHeadError, BBoxHeadLogic, ConvFcBBoxHead, FcnMaskHead, FcnMaskHeadConfig, MaskHeadError,
@@ -61,6 +62,26 @@ fn config_err(key: &str, message: impl Into<String>) -> CascadeError {
         key: key.to_string(),
         message: message.into(),
     }
+}
+
+/// The ground truth of a training batch, and the seed of its sampler draws.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainImages<'a> {
+    pub metas: &'a [ImageMeta],
+    pub gts: &'a [GtInstances],
+    /// Instance masks per image (empty lists without a mask head).
+    pub gt_masks: &'a [Vec<GrayImage>],
+    pub seed: u64,
+}
+
+/// One image of a test batch: its index in the batch and what mmdet's `img_metas` say about
+/// it.
+#[derive(Debug, Clone, Copy)]
+pub struct TestImage {
+    pub index: usize,
+    pub meta: ImageMeta,
+    pub scale_factor: [f32; 4],
+    pub ori_shape: (usize, usize),
 }
 
 /// The non-learnt parts: extractors, stage weights and the per-stage configs.
@@ -103,11 +124,11 @@ impl CascadeRoIHead {
         let bbox_cfgs = cfg
             .bbox_head
             .stages(n)
-            .ok_or_else(|| per_stage_err("bbox_head", cfg.bbox_head.len()))?;
+            .ok_or_else(|| per_stage_err("bbox_head", cfg.bbox_head.list_len()))?;
         let bbox_extractors = cfg
             .bbox_roi_extractor
             .stages(n)
-            .ok_or_else(|| per_stage_err("bbox_roi_extractor", cfg.bbox_roi_extractor.len()))?
+            .ok_or_else(|| per_stage_err("bbox_roi_extractor", cfg.bbox_roi_extractor.list_len()))?
             .iter()
             .map(SingleRoIExtractor::new)
             .collect::<Result<Vec<_>, _>>()?;
@@ -129,7 +150,7 @@ impl CascadeRoIHead {
         if let Some(mh) = &cfg.mask_head {
             let mcfgs: Vec<FcnMaskHeadConfig> = mh
                 .stages(n)
-                .ok_or_else(|| per_stage_err("mask_head", mh.len()))?;
+                .ok_or_else(|| per_stage_err("mask_head", mh.list_len()))?;
             mask_extractors = if cfg.share_roi_extractor {
                 bbox_extractors.clone()
             } else {
@@ -140,7 +161,7 @@ impl CascadeRoIHead {
                     )
                 })?;
                 me.stages(n)
-                    .ok_or_else(|| per_stage_err("mask_roi_extractor", me.len()))?
+                    .ok_or_else(|| per_stage_err("mask_roi_extractor", me.list_len()))?
                     .iter()
                     .map(SingleRoIExtractor::new)
                     .collect::<Result<Vec<_>, _>>()?
@@ -207,18 +228,20 @@ impl CascadeRoIHead {
     }
 
     /// `forward_train`: the named, stage-weighted losses (see the module doc).
-    #[allow(clippy::too_many_arguments)]
     pub fn losses(
         &self,
         feats: &[Tensor<4>],
         mut proposals: Vec<Vec<Box4>>,
-        metas: &[ImageMeta],
-        gts: &[GtInstances],
-        gt_masks: &[Vec<GrayImage>],
+        batch: &TrainImages,
         train: &[RcnnTrainConfig],
-        seed: u64,
         training: bool,
     ) -> Result<Vec<(String, Tensor<1>)>, CascadeError> {
+        let TrainImages {
+            metas,
+            gts,
+            gt_masks,
+            seed,
+        } = *batch;
         let b = metas.len();
         if gts.len() != b || proposals.len() != b {
             return Err(CascadeError::Batch {
@@ -325,13 +348,16 @@ impl CascadeRoIHead {
     pub fn predict(
         &self,
         feats: &[Tensor<4>],
-        img: usize,
+        image: &TestImage,
         proposals: &[Box4],
-        meta: &ImageMeta,
-        scale_factor: [f32; 4],
-        ori_shape: (usize, usize),
         test: &RcnnTestConfig,
     ) -> Result<Detections, CascadeError> {
+        let TestImage {
+            index: img,
+            meta,
+            scale_factor,
+            ori_shape,
+        } = *image;
         let k = self.num_classes();
         if proposals.is_empty() {
             return Ok(Detections::default());
@@ -348,11 +374,11 @@ impl CascadeRoIHead {
             });
             if stage + 1 < self.num_stages() {
                 // mmdet 2.x `simple_test`: refine with the argmax foreground class
-                let cls = host(cls.reshape([-1]));
+                let cls = host(cls);
                 let labels: Vec<usize> = (0..boxes.len())
                     .map(|r| argmax(&cls[r * (k + 1)..r * (k + 1) + k]))
                     .collect();
-                let reg = host(reg.reshape([-1]));
+                let reg = host(reg);
                 boxes = self.logic.bbox_logics[stage].regress_by_class(
                     &boxes,
                     &labels,
@@ -401,7 +427,7 @@ impl CascadeRoIHead {
         };
         let [n, c, h, w] = sum.dims();
         debug_assert_eq!(h, w, "FCNMaskHead masks are square");
-        let probs = host(sum.div_scalar(self.num_stages() as f32).reshape([-1]));
+        let probs = host(sum.div_scalar(self.num_stages() as f32));
         let mut chosen = Vec::with_capacity(n * h * w);
         for (r, &label) in dets.labels.iter().enumerate() {
             let ch = if c == 1 { 0 } else { label.min(c - 1) };
@@ -421,28 +447,10 @@ impl CascadeRoIHead {
     }
 }
 
-/// The index of the largest value (the first on ties, as `torch.argmax` on CPU).
-fn argmax(v: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best
-}
-
 /// `bbox2roi` of one image's boxes.
 fn to_rois(img: usize, boxes: &[Box4]) -> Vec<Roi> {
     boxes
         .iter()
         .map(|b| [img as f32, b[0], b[1], b[2], b[3]])
         .collect()
-}
-
-fn host(t: Tensor<1>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap_or_default()
 }

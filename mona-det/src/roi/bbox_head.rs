@@ -837,8 +837,8 @@ pub fn accuracy(scores: &[f32], cols: usize, labels: &[usize]) -> f32 {
     correct as f32 * 100.0 / labels.len() as f32
 }
 
-/// Index of the first maximum.
-fn argmax(v: &[f32]) -> usize {
+/// Index of the first maximum (`torch.argmax` on the CPU).
+pub(crate) fn argmax(v: &[f32]) -> usize {
     let mut best = 0;
     for (i, &x) in v.iter().enumerate() {
         if x > v[best] {
@@ -849,7 +849,7 @@ fn argmax(v: &[f32]) -> usize {
 }
 
 /// A tensor's values on the host, row-major.
-fn host(t: Tensor<2>) -> Vec<f32> {
+pub(crate) fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()

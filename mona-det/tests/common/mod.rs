@@ -1,0 +1,27 @@
+//! What the detection end-to-end tests share: the repository root and the shipped demo
+//! configs with their data roots made absolute.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use mona_core::config::Config;
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `configs/demo/<name>.toml` reading `data/<data>` (train through a `RepeatDataset`), with
+/// `extra` `--cfg-options`.
+pub fn demo_config(name: &str, data: &str, extra: &[String]) -> Config {
+    let mut cfg = Config::from_file(root().join(format!("configs/demo/{name}.toml")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let data = root().join("data").join(data);
+    let mut opts: Vec<String> = ["train.dataset", "val", "test"]
+        .iter()
+        .map(|s| format!("data.{s}.data_root={}/", data.display()))
+        .collect();
+    opts.extend(extra.iter().cloned());
+    cfg.apply_options(&opts).unwrap_or_else(|e| panic!("{e}"));
+    cfg
+}
