@@ -95,6 +95,68 @@ fn demo_trains_far_above_the_untrained_model() {
     assert_eq!(drawn, 4);
 }
 
+/// The last training record of a work dir's `log.jsonl`.
+fn last_train_record(dir: &std::path::Path) -> serde_json::Value {
+    let log = std::fs::read_to_string(dir.join("log.jsonl")).unwrap();
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("\"mode\":\"train\""))
+        .expect("a train record");
+    serde_json::from_str(line).unwrap()
+}
+
+/// The samplers draw from (seed, epoch, batch): a run killed in its second epoch and resumed
+/// from the first epoch's checkpoint ends exactly where the uninterrupted run ends.
+#[test]
+fn resumed_cascade_run_equals_uninterrupted_run() {
+    let cfg = demo_config(&[
+        "data.train.times=1".into(),
+        "runner.max_epochs=2".into(),
+        "checkpoint_config.interval=1".into(),
+        "lr_config.step=[1]".into(),
+        "evaluation.interval=100".into(),
+    ]);
+    let entry = find::<ModelEntry>("CascadeRCNN").expect("CascadeRCNN registered");
+    let args = |dir: &std::path::Path, resume: Resume, stop_after: Option<usize>| TrainArgs {
+        work_dir: dir.to_path_buf(),
+        resume,
+        load_from: None,
+        seed: 3,
+        device: Device::flex(),
+        stop_after,
+        no_validate: true,
+        replicas: Vec::new(),
+    };
+    let full = tempfile::tempdir().unwrap();
+    let full_metrics = (entry.build.train)(&cfg, &args(full.path(), Resume::No, None))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cut = tempfile::tempdir().unwrap();
+    // 6 iterations per epoch: killed one iteration into epoch 2
+    let _ = (entry.build.train)(&cfg, &args(cut.path(), Resume::No, Some(7)));
+    assert!(cut.path().join("epoch_1.safetensors").exists());
+    assert!(!cut.path().join("epoch_2.safetensors").exists());
+    let resumed_metrics = (entry.build.train)(&cfg, &args(cut.path(), Resume::Auto, None))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (a, b) = (
+        last_train_record(full.path()),
+        last_train_record(cut.path()),
+    );
+    assert_eq!(a["iter"], 12);
+    for key in ["loss", "s0.loss_cls", "s2.loss_mask", "loss_rpn_cls"] {
+        assert_eq!(a[key], b[key], "{key}: uninterrupted {a} vs resumed {b}");
+    }
+    // every tensor of the final checkpoints, BN running statistics included
+    let sd = |d: &std::path::Path| {
+        mona_core::checkpoint::StateDict::read(d.join("epoch_2.safetensors"))
+            .unwrap()
+            .tensors
+    };
+    let (x, y) = (sd(full.path()), sd(cut.path()));
+    let differ: Vec<&String> = x.keys().filter(|k| y.get(*k) != x.get(*k)).collect();
+    assert!(differ.is_empty(), "resume changed {differ:?}");
+    assert_eq!(full_metrics, resumed_metrics);
+}
+
 fn official() -> Config {
     let path = root().join("configs/mona/swin-b_coco/cascade_mask_swin_base_3x_coco_mona.toml");
     Config::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -58,6 +58,11 @@ impl BatchNorm2d {
                 rv.clone() * (1.0 - Self::MOMENTUM)
                     + unbiased.to_device(&rv.device()) * Self::MOMENTUM,
             );
+            // burn keeps an update per thread until the next `value_sync`; a checkpoint reads
+            // the synced value (`Module::visit`), so without this it would miss the last
+            // iteration's update and a resumed run would normalise differently.
+            let _ = self.running_mean.value_sync();
+            let _ = self.running_var.value_sync();
             (mean, var)
         } else {
             (
@@ -113,5 +118,20 @@ mod tests {
             .try_to_vec::<f32>()
             .unwrap();
         assert!((z[0] - (1.0 - 0.25) / (rv[0] + 1e-5).sqrt()).abs() < 1e-5);
+    }
+
+    /// What a checkpoint writes (the module visitor) holds the latest update.
+    #[test]
+    fn saved_running_stats_include_the_last_update() {
+        let device = Device::flex();
+        let bn = BatchNorm2d::new(1, &device);
+        let x = Tensor::<4>::from_data(
+            TensorData::new(vec![1f32, 2., 3., 4.], [1, 1, 2, 2]),
+            &device,
+        );
+        let _ = bn.forward(x, true);
+        let saved = crate::params::param_data(&bn, &|k| k == "running_mean");
+        let rm: Vec<f32> = saved[0].1.clone().try_to_vec::<f32>().unwrap();
+        assert!((rm[0] - 0.25).abs() < 1e-6, "{rm:?}");
     }
 }
