@@ -48,16 +48,15 @@ impl BatchNorm2d {
             let centred = flat - mean.clone().reshape([c, 1]);
             let var = centred.powi_scalar(2).mean_dim(1).reshape([c]);
             let unbiased = var.clone().detach() * (n as f64 / (n.max(2) - 1) as f64);
-            let rm = self.running_mean.value_sync();
-            let rv = self.running_var.value_sync();
-            self.running_mean.update(
-                rm.clone() * (1.0 - Self::MOMENTUM)
-                    + mean.clone().detach().to_device(&rm.device()) * Self::MOMENTUM,
-            );
-            self.running_var.update(
-                rv.clone() * (1.0 - Self::MOMENTUM)
-                    + unbiased.to_device(&rv.device()) * Self::MOMENTUM,
-            );
+            // Read on this input's device: data-parallel replicas are forks of one module and
+            // share the running-state cell, which may last have been written on another device.
+            let device = x.device();
+            let rm = self.running_mean.value_sync().to_device(&device);
+            let rv = self.running_var.value_sync().to_device(&device);
+            self.running_mean
+                .update(rm * (1.0 - Self::MOMENTUM) + mean.clone().detach() * Self::MOMENTUM);
+            self.running_var
+                .update(rv * (1.0 - Self::MOMENTUM) + unbiased * Self::MOMENTUM);
             // burn keeps an update per thread until the next `value_sync`; a checkpoint reads
             // the synced value (`Module::visit`), so without this it would miss the last
             // iteration's update and a resumed run would normalise differently.
@@ -65,9 +64,10 @@ impl BatchNorm2d {
             let _ = self.running_var.value_sync();
             (mean, var)
         } else {
+            let device = x.device();
             (
-                self.running_mean.value_sync(),
-                self.running_var.value_sync(),
+                self.running_mean.value_sync().to_device(&device),
+                self.running_var.value_sync().to_device(&device),
             )
         };
         let scale = self.weight.val() / (var + Self::EPS).sqrt();
