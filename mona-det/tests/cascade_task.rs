@@ -23,12 +23,22 @@ use mona_det::data::build_det_dataset;
 use mona_det::detector::Detector;
 use mona_det::task::{build_model, collate, evaluate};
 
+/// burn's device random stream (dropout, DropPath, initialisation) is one per device and
+/// process: tests that train hold this lock so that a run's draws do not interleave with
+/// another test's, which the resume test's bit-exact comparison needs.
+static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn device_lock() -> std::sync::MutexGuard<'static, ()> {
+    DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn demo_config(extra: &[String]) -> Config {
     common::demo_config("mask_demo_swin_mona_cascade", "mask-demo", extra)
 }
 
 #[test]
 fn demo_trains_far_above_the_untrained_model() {
+    let _lock = device_lock();
     let cfg = demo_config(&[]);
     let val = build_det_dataset(&cfg.node("data.val").unwrap(), true).unwrap();
     assert_eq!(val.len(), 4);
@@ -109,6 +119,7 @@ fn last_train_record(dir: &std::path::Path) -> serde_json::Value {
 /// from the first epoch's checkpoint ends exactly where the uninterrupted run ends.
 #[test]
 fn resumed_cascade_run_equals_uninterrupted_run() {
+    let _lock = device_lock();
     let cfg = demo_config(&[
         "data.train.times=1".into(),
         "runner.max_epochs=2".into(),
@@ -251,6 +262,7 @@ fn official_batch(cfg: &Config, device: &Device, seed: u64) -> mona_det::task::D
 }
 
 fn train_steps(cfg: &Config, steps: usize) -> Vec<f32> {
+    let _lock = device_lock();
     let device = Device::flex().autodiff();
     device.seed(0);
     let model: CascadeRcnn = build_model(cfg, &device).unwrap();
