@@ -14,7 +14,7 @@ use mona_core::config::Config;
 use mona_core::params::{param_infos, set_trainable};
 use mona_core::registry::find;
 use mona_core::runner::{Optimizer, Resume, TrainModel};
-use mona_core::task::{ModelEntry, TestArgs, TrainArgs};
+use mona_core::task::{ModelEntry, TrainArgs};
 use mona_data::masks::{MaskAnnotation, MaskAnnotations};
 use mona_data::transforms::build_flat_pipeline;
 use mona_data::{Dataset, Image, Results, sample_rng};
@@ -53,16 +53,7 @@ fn demo_trains_far_above_the_untrained_model() {
 
     let work = tempfile::tempdir().unwrap();
     let entry = find::<ModelEntry>("CascadeRCNN").expect("CascadeRCNN registered");
-    let args = TrainArgs {
-        work_dir: work.path().to_path_buf(),
-        resume: Resume::No,
-        load_from: None,
-        seed: 0,
-        device: Device::flex(),
-        stop_after: None,
-        no_validate: false,
-        replicas: Vec::new(),
-    };
+    let args = common::train_args(work.path());
     let after = (entry.build.train)(&cfg, &args).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("untrained {before:?}\ntrained {after:?}");
     for key in ["bbox_mAP", "segm_mAP", "bbox_mAP_50", "segm_mAP_50"] {
@@ -76,15 +67,7 @@ fn demo_trains_far_above_the_untrained_model() {
     assert!(ckpt.exists());
     let out = work.path().join("results.json");
     let show = work.path().join("show");
-    let test_args = TestArgs {
-        checkpoint: ckpt,
-        load_from: None,
-        metrics: vec![],
-        out: Some(out.clone()),
-        show_dir: Some(show.clone()),
-        format_only: false,
-        device: Device::flex(),
-    };
+    let test_args = common::test_args(ckpt, out.clone(), show.clone());
     let m = (entry.build.test)(&cfg, &test_args).unwrap_or_else(|e| panic!("{e}"));
     assert!((m["segm_mAP"] - after["segm_mAP"]).abs() < 1e-9);
     let boxes: serde_json::Value =
@@ -129,14 +112,11 @@ fn resumed_cascade_run_equals_uninterrupted_run() {
     ]);
     let entry = find::<ModelEntry>("CascadeRCNN").expect("CascadeRCNN registered");
     let args = |dir: &std::path::Path, resume: Resume, stop_after: Option<usize>| TrainArgs {
-        work_dir: dir.to_path_buf(),
         resume,
-        load_from: None,
         seed: 3,
-        device: Device::flex(),
         stop_after,
         no_validate: true,
-        replicas: Vec::new(),
+        ..common::train_args(dir)
     };
     let full = tempfile::tempdir().unwrap();
     let full_metrics = (entry.build.train)(&cfg, &args(full.path(), Resume::No, None))

@@ -12,8 +12,8 @@ use burn::tensor::Device;
 use mona_core::config::Config;
 use mona_core::params::set_trainable;
 use mona_core::registry::find;
-use mona_core::runner::{Optimizer, Resume, TrainModel};
-use mona_core::task::{ModelEntry, TestArgs, TrainArgs};
+use mona_core::runner::{Optimizer, TrainModel};
+use mona_core::task::{ModelEntry, TestArgs};
 use mona_data::transforms::build_flat_pipeline;
 use mona_data::{Dataset, Image, Results, sample_rng};
 use mona_det::RetinaNet;
@@ -45,16 +45,7 @@ fn demo_trains_far_above_the_untrained_model() {
 
     let work = tempfile::tempdir().unwrap();
     let entry = find::<ModelEntry>("RetinaNet").expect("RetinaNet registered");
-    let args = TrainArgs {
-        work_dir: work.path().to_path_buf(),
-        resume: Resume::No,
-        load_from: None,
-        seed: 0,
-        device: Device::flex(),
-        stop_after: None,
-        no_validate: false,
-        replicas: Vec::new(),
-    };
+    let args = common::train_args(work.path());
     let after = (entry.build.train)(&cfg, &args).unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
         "det demo: VOC mAP {:.4} (untrained {:.4}), COCO bbox_mAP {:.4} (untrained {:.4}), bbox_mAP_50 {:.4}",
@@ -74,15 +65,7 @@ fn demo_trains_far_above_the_untrained_model() {
     assert!(ckpt.exists(), "no {}", ckpt.display());
     let show = work.path().join("show");
     let out = work.path().join("results.json");
-    let targs = TestArgs {
-        checkpoint: ckpt.clone(),
-        load_from: None,
-        metrics: vec![],
-        out: Some(out.clone()),
-        show_dir: Some(show.clone()),
-        format_only: false,
-        device: Device::flex(),
-    };
+    let targs = common::test_args(ckpt.clone(), out.clone(), show.clone());
     let tm = (entry.build.test)(&cfg, &targs).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         (tm["mAP"] - after["mAP"]).abs() < 1e-6,

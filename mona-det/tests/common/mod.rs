@@ -5,7 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::tensor::Device;
 use mona_core::config::Config;
+use mona_core::runner::Resume;
+use mona_core::task::{TestArgs, TrainArgs};
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -24,4 +27,32 @@ pub fn demo_config(name: &str, data: &str, extra: &[String]) -> Config {
     opts.extend(extra.iter().cloned());
     cfg.apply_options(&opts).unwrap_or_else(|e| panic!("{e}"));
     cfg
+}
+
+/// A fresh CPU training run into `work_dir` (seed 0, validation on, no stop).
+pub fn train_args(work_dir: &Path) -> TrainArgs {
+    TrainArgs {
+        work_dir: work_dir.to_path_buf(),
+        resume: Resume::No,
+        load_from: None,
+        seed: 0,
+        device: Device::flex(),
+        stop_after: None,
+        no_validate: false,
+        replicas: Vec::new(),
+    }
+}
+
+/// `test` of `checkpoint` on the CPU with the config's metrics, writing `out` and drawings
+/// into `show_dir`.
+pub fn test_args(checkpoint: PathBuf, out: PathBuf, show_dir: PathBuf) -> TestArgs {
+    TestArgs {
+        checkpoint,
+        load_from: None,
+        metrics: vec![],
+        out: Some(out),
+        show_dir: Some(show_dir),
+        format_only: false,
+        device: Device::flex(),
+    }
 }
