@@ -1,7 +1,9 @@
 #!/bin/sh
 # Runs the GPU checks of a CUDA build on a machine with an NVIDIA GPU and writes JSON lines:
 #   1. the golden fixture parity check on the GPU (`bench --fixtures DIR`), if DIR is given;
-#   2. every `bench` case on cuda:0, each in its own process with a time limit, while
+#   2. the NCCL all-reduce of `train --gpus N` over every visible GPU (`bench
+#      --all-reduce-check N`; with one GPU it checks that NCCL loads and runs);
+#   3. every `bench` case on cuda:0, each in its own process with a time limit, while
 #      nvidia-smi samples the process memory (the CUDA context included) every 100 ms.
 #
 # usage: scripts/gpu-check.sh BENCH_BINARY OUT_DIR [FIXTURES_DIR]
@@ -18,6 +20,10 @@ if [ -n "$FIXDIR" ]; then
         > "$OUT/fixtures.txt" 2>&1
     echo "fixture check exit $?" >> "$OUT/fixtures.txt"
 fi
+NGPU=$(nvidia-smi --query-gpu=index --format=csv,noheader 2>/dev/null | wc -l)
+timeout 120 "$BENCH" --device cuda:0 --all-reduce-check "${NGPU:-1}" --steps 5 \
+    > "$OUT/all_reduce.jsonl" 2> "$OUT/all_reduce.log"
+echo "all-reduce check exit $?" >> "$OUT/all_reduce.log"
 CASES=${CASES:-$("$BENCH" --list | sed -n 's/.*"name":"\([^"]*\)".*/\1/p' | grep -v _cpu)}
 for case in $CASES; do
     nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits -lms 100 \

@@ -58,7 +58,7 @@ fn train_args(work_dir: &Path) -> TrainArgs {
         device: Device::flex(),
         stop_after: None,
         no_validate: false,
-        replicas: Vec::new(),
+        parallel: Default::default(),
     }
 }
 

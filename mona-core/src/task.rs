@@ -25,8 +25,8 @@ pub struct TrainArgs {
     pub stop_after: Option<usize>,
     /// Skip the evaluations during training (the final one still runs).
     pub no_validate: bool,
-    /// Devices that train data-parallel replicas besides `device` (`train --gpus N`).
-    pub replicas: Vec<Device>,
+    /// Data-parallel replicas besides `device` (`train --gpus N --all-reduce K`).
+    pub parallel: crate::runner::DataParallel,
 }
 
 /// What `test` was asked to do.

@@ -70,7 +70,7 @@ pub fn train_setup<M: Module>(
     method: &str,
 ) -> Result<(Optimizer, LrSchedule, TrainOptions), TaskError> {
     let mut optimizer = Optimizer::from_config(&cfg.node("optimizer")?, model, trainable)?;
-    if let Some(factor) = auto_scale_lr(cfg, 1 + args.replicas.len())? {
+    if let Some(factor) = auto_scale_lr(cfg, args.parallel.world_size())? {
         tracing::info!("auto_scale_lr: learning rates scaled by {factor}");
         optimizer.scale_lr(factor);
     }
@@ -91,7 +91,7 @@ pub fn train_setup<M: Module>(
         method: method.to_string(),
         stop_after: args.stop_after,
         export_adapter: true,
-        replicas: args.replicas.clone(),
+        parallel: args.parallel.clone(),
     };
     Ok((optimizer, schedule, opts))
 }

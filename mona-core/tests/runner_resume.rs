@@ -12,8 +12,8 @@ use mona_core::config::Config;
 use mona_core::nn::Linear;
 use mona_core::params::{param_data, set_trainable};
 use mona_core::runner::{
-    BatchSource, Losses, LrSchedule, Metrics, Optimizer, Resume, RunnerCfg, TrainModel,
-    TrainOptions, train,
+    AllReduce, BatchSource, DataParallel, Losses, LrSchedule, Metrics, Optimizer, Resume,
+    RunnerCfg, TrainModel, TrainOptions, train,
 };
 
 #[derive(Module, Debug)]
@@ -27,6 +27,14 @@ type Batch = (Tensor<4>, Tensor<1, Int>);
 impl TrainModel for Toy {
     type Batch = Batch;
     fn losses(&self, batch: &Batch, training: bool) -> Losses {
+        // A label of -1 stands for a batch the model cannot take (a replica's failure).
+        let labels: Vec<i64> = batch
+            .1
+            .to_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap();
+        assert!(!labels.contains(&-1), "toy model: label -1");
         let feats = self.backbone.forward(batch.0.clone(), training);
         let last = feats.into_iter().last().unwrap();
         let [b, c, h, w] = last.dims();
@@ -153,9 +161,7 @@ fn run(
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (cfg, toy, source) = setup(method);
     let initial = toy.clone();
-    let optimizer =
-        Optimizer::from_config(&cfg.node("optimizer").unwrap(), &toy, &|k| toy.trainable(k))
-            .unwrap();
+    let optimizer = optimizer_for(&cfg, &toy);
     let schedule = LrSchedule::from_config(&cfg.node("lr_config").unwrap()).unwrap();
     let opts = TrainOptions {
         work_dir: work_dir.to_path_buf(),
@@ -166,7 +172,7 @@ fn run(
         method: method.into(),
         stop_after,
         export_adapter: true,
-        replicas: Vec::new(),
+        parallel: Default::default(),
     };
     let mut evaluate =
         |_: &Toy| -> Result<Metrics, String> { Ok(BTreeMap::from([("dummy".to_string(), 1.0)])) };
@@ -306,26 +312,17 @@ fn two_device_data_parallel_equals_one_device_with_the_double_batch() {
         // Materialise the lazy initial values before any replica is forked.
         let _ = param_data(&toy, &|_| true);
         source.batches = batches_of(4 / devices);
-        let optimizer =
-            Optimizer::from_config(&cfg.node("optimizer").unwrap(), &toy, &|k| toy.trainable(k))
-                .unwrap();
+        let optimizer = optimizer_for(&cfg, &toy);
         let schedule = LrSchedule::from_config(&cfg.node("lr_config").unwrap()).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let opts = TrainOptions {
-            work_dir: dir.path().to_path_buf(),
-            seed: 42,
-            resume: Resume::No,
-            runner: RunnerCfg::from_config(&cfg).unwrap(),
-            config_toml: cfg.to_toml_string(),
-            method: "full".into(),
-            stop_after: None,
-            export_adapter: false,
-            replicas: vec![source.device.clone(); devices - 1],
-        };
+        let opts = dp_options(dir.path(), &cfg, "full", 42, devices, &source.device);
         let mut evaluate = |_: &Toy| -> Result<Metrics, String> { Ok(BTreeMap::new()) };
         let (model, summary) =
             train(toy, optimizer, &schedule, &source, &mut evaluate, &opts).unwrap();
         assert_eq!(summary.iters, 3);
+        // The replicas took the same steps with the same averaged gradients.
+        let expected_diff = (devices > 1).then_some(0.0);
+        assert_eq!(summary.replica_max_diff, expected_diff);
         let log = std::fs::read_to_string(dir.path().join("log.jsonl")).unwrap();
         (model, log)
     };
@@ -362,32 +359,106 @@ fn two_device_data_parallel_equals_one_device_with_the_double_batch() {
     // A source too short for the devices is refused with a clear message.
     let (cfg, toy, mut source) = setup_from(&config);
     source.batches = batches_of(12);
-    let optimizer =
-        Optimizer::from_config(&cfg.node("optimizer").unwrap(), &toy, &|k| toy.trainable(k))
-            .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let opts = TrainOptions {
-        work_dir: dir.path().to_path_buf(),
-        seed: 42,
+    let opts = dp_options(dir.path(), &cfg, "mona", 42, 2, &source.device);
+    assert_eq!(
+        failed_run(toy, &cfg, &source, &opts),
+        "data-parallel training on 2 devices needs at least 2 batches per epoch; the data gives 1"
+    );
+}
+
+/// Replicas run on their own threads; with Mona's dropout and DropPath drawing masks, a
+/// data-parallel run still gives the same result every time (each replica draws from its
+/// own seed, whatever the threads' timing), and the replicas stay identical.
+#[test]
+fn data_parallel_runs_with_random_masks_are_reproducible() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let config = CONFIG
+        .replace("METHOD", "mona")
+        .replace("max_iters = 6", "max_iters = 3")
+        .replace("interval = 3", "interval = 100");
+    let run = || -> Toy {
+        let (cfg, toy, mut source) = setup_from(&config);
+        let _ = param_data(&toy, &|_| true);
+        source.batches = batches_of(2);
+        let optimizer = optimizer_for(&cfg, &toy);
+        let schedule = LrSchedule::from_config(&cfg.node("lr_config").unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let opts = dp_options(dir.path(), &cfg, "mona", 7, 3, &source.device);
+        let mut evaluate = |_: &Toy| -> Result<Metrics, String> { Ok(BTreeMap::new()) };
+        let (model, summary) =
+            train(toy, optimizer, &schedule, &source, &mut evaluate, &opts).unwrap();
+        assert_eq!(summary.iters, 3);
+        assert_eq!(summary.replica_max_diff, Some(0.0));
+        model
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(params(&a), params(&b), "data-parallel runs differ");
+}
+
+/// A replica that fails (here a panic on its batch) ends the run with an error naming it
+/// and its message, instead of leaving the first device waiting for its gradients.
+#[test]
+fn a_failing_replica_is_reported() {
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let config = CONFIG
+        .replace("METHOD", "full")
+        .replace("interval = 3", "interval = 100");
+    let (cfg, toy, mut source) = setup_from(&config);
+    let _ = param_data(&toy, &|_| true);
+    source.batches = batches_of(2);
+    // The second batch of the epoch goes to the replica on the second device.
+    source.batches[1].1[0] = -1;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = dp_options(dir.path(), &cfg, "full", 1, 2, &source.device);
+    assert_eq!(
+        failed_run(toy, &cfg, &source, &opts),
+        "data-parallel replica 1 failed: toy model: label -1"
+    );
+}
+
+fn optimizer_for(cfg: &Config, toy: &Toy) -> Optimizer {
+    Optimizer::from_config(&cfg.node("optimizer").unwrap(), toy, &|k| toy.trainable(k)).unwrap()
+}
+
+/// Options of a data-parallel run on `devices` replicas of `device` (host all-reduce).
+fn dp_options(
+    dir: &std::path::Path,
+    cfg: &Config,
+    method: &str,
+    seed: u64,
+    devices: usize,
+    device: &Device,
+) -> TrainOptions {
+    TrainOptions {
+        work_dir: dir.to_path_buf(),
+        seed,
         resume: Resume::No,
-        runner: RunnerCfg::from_config(&cfg).unwrap(),
-        config_toml: String::new(),
-        method: "mona".into(),
+        runner: RunnerCfg::from_config(cfg).unwrap(),
+        config_toml: cfg.to_toml_string(),
+        method: method.into(),
         stop_after: None,
         export_adapter: false,
-        replicas: vec![source.device.clone()],
-    };
-    let err = train(
+        parallel: DataParallel {
+            replicas: vec![device.clone(); devices - 1],
+            all_reduce: AllReduce::Host,
+        },
+    }
+}
+
+/// The error message of a run expected to fail.
+fn failed_run(toy: Toy, cfg: &Config, source: &Source, opts: &TrainOptions) -> String {
+    let optimizer = optimizer_for(cfg, &toy);
+    let mut evaluate = |_: &Toy| -> Result<Metrics, String> { Ok(BTreeMap::new()) };
+    train(
         toy,
         optimizer,
         &LrSchedule::constant(),
-        &source,
-        &mut |_: &Toy| Ok(BTreeMap::new()),
-        &opts,
+        source,
+        &mut evaluate,
+        opts,
     )
-    .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "data-parallel training on 2 devices needs at least 2 batches per epoch; the data gives 1"
-    );
+    .map(|_| ())
+    .unwrap_err()
+    .to_string()
 }

@@ -455,3 +455,74 @@ pub fn peak_memory_gib(device_name: &str) -> Option<f64> {
 pub fn peak_memory_gib(_device_name: &str) -> Option<f64> {
     None
 }
+
+/// The NCCL all-reduce of data-parallel training (`train --gpus N`, `--all-reduce nccl`) on
+/// `devices` (CUDA), one thread per device as the trainer runs them: each rank submits a
+/// 1M-parameter model's gradients scaled by `rank + 1`, and every rank must receive their
+/// mean. Returns the largest error over the ranks and the mean time of one reduction
+/// (after one untimed call, which creates the NCCL communicator). With one device, this
+/// checks that NCCL loads and runs (the mean of one is itself).
+pub fn all_reduce_check(devices: &[Device], steps: usize) -> Result<(f32, f64), ToolError> {
+    let model = mona_core::nn::Linear::torch_default(1024, 1024, true, &devices[0]);
+    let n = devices.len();
+    let results: Vec<Result<(f32, f64), ToolError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = devices
+            .iter()
+            .enumerate()
+            .map(|(rank, device)| {
+                let replica = model.clone().fork(device);
+                scope.spawn(move || -> Result<(f32, f64), ToolError> {
+                    let grads_of = |scale: f32| {
+                        let mut grads = GradientsParams::new();
+                        let w = replica.weight.val().dims();
+                        let ramp: Vec<f32> = (0..w[0] * w[1])
+                            .map(|i| (i % 1000) as f32 * 1e-3 * scale)
+                            .collect();
+                        grads.register(
+                            replica.weight.id,
+                            Tensor::<2>::from_data(TensorData::new(ramp, w), device),
+                        );
+                        grads
+                    };
+                    let scale = (rank + 1) as f32;
+                    let _ = mona_core::runner::nccl_mean(&replica, grads_of(scale), devices);
+                    sync(device)?;
+                    let mut worst = 0f32;
+                    let started = Instant::now();
+                    for _ in 0..steps.max(1) {
+                        let mean = mona_core::runner::nccl_mean(&replica, grads_of(scale), devices);
+                        let got = mean
+                            .get::<2>(replica.weight.id)
+                            .ok_or_else(|| ToolError::Device("no mean gradient".into()))?
+                            .into_data()
+                            .convert::<f32>()
+                            .try_into_vec::<f32>()
+                            .map_err(|e| ToolError::Device(format!("{e:?}")))?;
+                        let expected_scale = (n + 1) as f32 / 2.0;
+                        for (i, g) in got.iter().enumerate() {
+                            let want = (i % 1000) as f32 * 1e-3 * expected_scale;
+                            worst = worst.max((g - want).abs());
+                        }
+                    }
+                    let ms = started.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64;
+                    Ok((worst, ms))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(ToolError::Device("a rank panicked".into())))
+            })
+            .collect()
+    });
+    let mut worst = 0f32;
+    let mut ms = 0f64;
+    for r in results {
+        let (w, t) = r?;
+        worst = worst.max(w);
+        ms = ms.max(t);
+    }
+    Ok((worst, ms))
+}

@@ -1,6 +1,7 @@
-use burn::module::{Module, Param, RunningState};
+use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 
+use super::RunningBuffer;
 use super::init;
 
 /// `nn.BatchNorm2d` with PyTorch's names: `weight`, `bias` (trainable), `running_mean`,
@@ -14,8 +15,8 @@ use super::init;
 pub struct BatchNorm2d {
     pub weight: Param<Tensor<1>>,
     pub bias: Param<Tensor<1>>,
-    pub running_mean: RunningState<Tensor<1>>,
-    pub running_var: RunningState<Tensor<1>>,
+    pub running_mean: RunningBuffer<1>,
+    pub running_var: RunningBuffer<1>,
 }
 
 impl BatchNorm2d {
@@ -28,8 +29,8 @@ impl BatchNorm2d {
         Self {
             weight: init::constant([channels], 1.0, device),
             bias: init::constant([channels], 0.0, device),
-            running_mean: RunningState::new(Tensor::zeros([channels], device)),
-            running_var: RunningState::new(Tensor::ones([channels], device)),
+            running_mean: RunningBuffer::new(Tensor::zeros([channels], device)),
+            running_var: RunningBuffer::new(Tensor::ones([channels], device)),
         }
     }
 
@@ -48,26 +49,21 @@ impl BatchNorm2d {
             let centred = flat - mean.clone().reshape([c, 1]);
             let var = centred.powi_scalar(2).mean_dim(1).reshape([c]);
             let unbiased = var.clone().detach() * (n as f64 / (n.max(2) - 1) as f64);
-            // Read on this input's device: data-parallel replicas are forks of one module and
-            // share the running-state cell, which may last have been written on another device.
+            // The statistics may sit on another device than this input when a checkpoint
+            // was loaded there; read them where the update is computed.
             let device = x.device();
-            let rm = self.running_mean.value_sync().to_device(&device);
-            let rv = self.running_var.value_sync().to_device(&device);
+            let rm = self.running_mean.value().to_device(&device);
+            let rv = self.running_var.value().to_device(&device);
             self.running_mean
-                .update(rm * (1.0 - Self::MOMENTUM) + mean.clone().detach() * Self::MOMENTUM);
+                .set(rm * (1.0 - Self::MOMENTUM) + mean.clone().detach() * Self::MOMENTUM);
             self.running_var
-                .update(rv * (1.0 - Self::MOMENTUM) + unbiased * Self::MOMENTUM);
-            // burn keeps an update per thread until the next `value_sync`; a checkpoint reads
-            // the synced value (`Module::visit`), so without this it would miss the last
-            // iteration's update and a resumed run would normalise differently.
-            let _ = self.running_mean.value_sync();
-            let _ = self.running_var.value_sync();
+                .set(rv * (1.0 - Self::MOMENTUM) + unbiased * Self::MOMENTUM);
             (mean, var)
         } else {
             let device = x.device();
             (
-                self.running_mean.value_sync().to_device(&device),
-                self.running_var.value_sync().to_device(&device),
+                self.running_mean.value().to_device(&device),
+                self.running_var.value().to_device(&device),
             )
         };
         let scale = self.weight.val() / (var + Self::EPS).sqrt();
@@ -99,13 +95,13 @@ mod tests {
         assert!((y[0] - expected).abs() < 1e-5);
         let rm: Vec<f32> = bn
             .running_mean
-            .value_sync()
+            .value()
             .into_data()
             .try_to_vec::<f32>()
             .unwrap();
         let rv: Vec<f32> = bn
             .running_var
-            .value_sync()
+            .value()
             .into_data()
             .try_to_vec::<f32>()
             .unwrap();

@@ -15,6 +15,7 @@ mod dropout;
 pub mod init;
 mod layer_norm;
 mod linear;
+mod running_buffer;
 
 pub use activation::gelu;
 pub use batch_norm::BatchNorm2d;
@@ -25,3 +26,4 @@ pub use dropout::Dropout;
 pub use init::{kaiming_uniform_bound, trunc_normal, uniform};
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
+pub use running_buffer::RunningBuffer;

@@ -7,11 +7,13 @@
 //! resume bit-exactly (model, optimizer state, position, seeds), and the logs (`train.log`,
 //! `log.jsonl`, a progress bar on terminals).
 
+mod all_reduce;
 mod checkpoint;
 mod config;
 mod logger;
 mod parallel;
 mod paramwise;
+mod replica;
 mod train;
 
 pub mod optim;
@@ -22,13 +24,14 @@ use std::collections::BTreeMap;
 use burn::module::Module;
 use burn::tensor::Tensor;
 
+pub use all_reduce::{HostGrads, grads_from_host, grads_to_host, mean_of, nccl_mean};
 pub use checkpoint::{
     CheckpointMeta, TrainingCheckpoint, find_last_checkpoint, read_checkpoint, write_checkpoint,
 };
 pub use config::{RunnerCfg, RunnerKind};
 pub use logger::{JsonLog, memory_mb};
 pub use optim::{Optimizer, OptimizerCfg, OptimizerEntry, Rule, StepStats};
-pub use parallel::{average_grads, replica_devices};
+pub use parallel::{AllReduce, DataParallel, replica_devices};
 pub use paramwise::{KeyMult, ParamMults, ParamwiseCfg};
 pub use schedule::{LrConfig, LrSchedule, Policy, Progress, ScheduleEntry};
 pub use train::{Resume, TrainError, TrainOptions, TrainSummary, train};

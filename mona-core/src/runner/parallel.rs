@@ -1,62 +1,84 @@
 //! Data-parallel training on several devices of one machine (`train --gpus N`).
 //!
-//! Each iteration takes one batch per device (the config's per-GPU batch, as mmcv's
-//! distributed sampler gives every rank its own samples), runs forward and backward on a
-//! replica of the model forked to that device, moves the gradients to the main device and
-//! averages them, and steps the optimizer once there; the replicas are forked afresh from the
-//! updated model at the next iteration, so every device always trains the same weights. The
-//! averaged gradient equals the gradient of the mean loss over all the devices' samples, so a
-//! run on N devices with batch B matches a run on one device with batch N·B up to summation
-//! order (the test checks this) — as PyTorch DDP does, and with the same caveat: BatchNorm
-//! statistics are per device (mmseg's SyncBN is not reproduced).
+//! As PyTorch's DistributedDataParallel: every device holds a replica of the model (forked
+//! once, at the start) with its own copy of the optimizer, and takes one batch per
+//! iteration (the config's per-GPU batch, as mmcv's distributed sampler gives every rank
+//! its own samples). Each replica runs forward and backward on its own thread
+//! ([`super::replica`]), the gradients are averaged across the replicas ([`AllReduce`]),
+//! and every replica takes the same optimizer step with the same averaged gradients, so the
+//! weights stay identical without being copied around. The averaged gradient is the
+//! gradient of the mean loss over all the devices' samples, so a run on N devices with
+//! batch B matches a run on one device with batch N·B up to summation order (the test
+//! checks this). BatchNorm statistics are per replica (mmseg's SyncBN is not reproduced);
+//! the checkpoints and evaluations use the first device's replica, whose running
+//! statistics are those of its own batches, as with PyTorch DDP's buffers.
 //!
-//! The replicas are driven from the training thread one after the other: device work is
-//! asynchronous, so their kernels still overlap, and the process-wide RNG of the CPU backend
-//! draws in a fixed order, which keeps runs reproducible. The reduction copies gradients
-//! through the main device rather than an NCCL all-reduce: burn 0.22.1's collective
-//! (`burn::tensor::distributed::all_reduce`) needs one thread per device and has no CPU
-//! implementation, so it could not be tested here; `average_grads` is the single place to
-//! swap it in. burn 0.22.1 has no multi-node launcher, so training across machines is not
-//! supported (see the README).
+//! burn 0.22.1 has no multi-node launcher and no rank environment, so training across
+//! machines is not supported (see the README for what to do instead). The reduction is one
+//! function per [`AllReduce`] variant (`all_reduce.rs`); a collective across machines,
+//! once burn has one, is a third variant with the same contract.
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor};
+use std::str::FromStr;
 
-/// Averages per-device gradients (already on the main device) into one set: a parameter
-/// without a gradient on some device (unused there) counts as zero, as DDP does.
-pub fn average_grads<M: Module>(model: &M, parts: Vec<GradientsParams>) -> GradientsParams {
-    let n = parts.len().max(1);
-    let mut visitor = Averager {
-        parts,
-        out: GradientsParams::new(),
-        n,
-    };
-    model.visit(&mut visitor);
-    visitor.out
+use burn::tensor::Device;
+
+/// How the replicas average their gradients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AllReduce {
+    /// Through host memory, summed in rank order by the first device's thread: every rank
+    /// receives bit-identical gradients; works on every backend (the CPU included). Each
+    /// iteration copies the trainable parameters' gradients to the host and back.
+    #[default]
+    Host,
+    /// NCCL's all-reduce through burn's collective (`burn::tensor::distributed::all_reduce`,
+    /// mean), device to device. CUDA devices only: NCCL (`libnccl.so`) must be loadable.
+    Nccl,
 }
 
-struct Averager {
-    parts: Vec<GradientsParams>,
-    out: GradientsParams,
-    n: usize,
+impl AllReduce {
+    /// The default for a main device named `device_name` (`--device`): NCCL on CUDA.
+    pub fn default_for(device_name: &str) -> Self {
+        if device_name.starts_with("cuda") {
+            Self::Nccl
+        } else {
+            Self::Host
+        }
+    }
 }
 
-impl ModuleVisitor for Averager {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let id = param.id;
-        let mut sum: Option<Tensor<D>> = None;
-        for part in &mut self.parts {
-            if let Some(g) = part.remove::<D>(id) {
-                sum = Some(match sum {
-                    Some(s) => s + g,
-                    None => g,
-                });
-            }
+impl FromStr for AllReduce {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "host" => Ok(Self::Host),
+            "nccl" => Ok(Self::Nccl),
+            other => Err(format!("--all-reduce {other}: expected `host` or `nccl`")),
         }
-        if let Some(sum) = sum {
-            self.out.register(id, sum / self.n as f64);
+    }
+}
+
+/// The data-parallel part of a run: none by default.
+#[derive(Debug, Clone, Default)]
+pub struct DataParallel {
+    /// Devices besides the main one that train replicas (empty: one device).
+    pub replicas: Vec<Device>,
+    pub all_reduce: AllReduce,
+}
+
+impl DataParallel {
+    /// Devices in all, the main one included.
+    pub fn world_size(&self) -> usize {
+        1 + self.replicas.len()
+    }
+
+    /// Checks that `all_reduce` can run on `devices` (the main one first).
+    pub fn check(&self, main_name: &str) -> Result<(), String> {
+        if self.all_reduce == AllReduce::Nccl && !main_name.starts_with("cuda") {
+            return Err(format!(
+                "--all-reduce nccl needs CUDA devices; --device is {main_name} (use --all-reduce host)"
+            ));
         }
+        Ok(())
     }
 }
 
@@ -73,4 +95,30 @@ pub fn replica_devices(main: &Device, main_name: &str, gpus: usize) -> Result<Ve
     (first + 1..first + gpus)
         .map(|i| crate::task::parse_device(&format!("cuda:{i}")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_reduce_kinds_parse_and_default_by_device() {
+        assert_eq!("host".parse::<AllReduce>(), Ok(AllReduce::Host));
+        assert_eq!("nccl".parse::<AllReduce>(), Ok(AllReduce::Nccl));
+        assert_eq!(
+            "mpi".parse::<AllReduce>().unwrap_err(),
+            "--all-reduce mpi: expected `host` or `nccl`"
+        );
+        assert_eq!(AllReduce::default_for("cuda:0"), AllReduce::Nccl);
+        assert_eq!(AllReduce::default_for("cpu"), AllReduce::Host);
+        let nccl_on_cpu = DataParallel {
+            replicas: vec![Device::flex()],
+            all_reduce: AllReduce::Nccl,
+        };
+        assert_eq!(
+            nccl_on_cpu.check("cpu").unwrap_err(),
+            "--all-reduce nccl needs CUDA devices; --device is cpu (use --all-reduce host)"
+        );
+        assert_eq!(nccl_on_cpu.world_size(), 2);
+    }
 }

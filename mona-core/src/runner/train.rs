@@ -4,14 +4,14 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::optim::GradientsParams;
 use serde_json::{Map, Value, json};
 
 use super::checkpoint::{CheckpointMeta, find_last_checkpoint, read_checkpoint, write_checkpoint};
 use super::config::{RunnerCfg, RunnerKind};
 use super::logger::{JsonLog, memory_mb};
 use super::optim::Optimizer;
-use super::parallel::average_grads;
+use super::parallel::DataParallel;
+use super::replica::{Replicas, forward_backward};
 use super::schedule::{LrSchedule, Progress};
 use super::{BatchSource, Metrics, TrainModel};
 use crate::checkpoint::{CheckpointError, adapter_file};
@@ -42,9 +42,9 @@ pub struct TrainOptions {
     pub stop_after: Option<usize>,
     /// Export the trainable parameters as an adapter file at the end.
     pub export_adapter: bool,
-    /// Devices besides the model's that train data-parallel replicas (empty: one device);
-    /// see [`super::parallel`].
-    pub replicas: Vec<burn::tensor::Device>,
+    /// Data-parallel replicas besides the model's device (none by default); see
+    /// [`super::parallel`].
+    pub parallel: DataParallel,
 }
 
 /// What a run did.
@@ -62,6 +62,9 @@ pub struct TrainSummary {
     pub adapter_file: Option<PathBuf>,
     /// Whether training stopped early because of `stop_after`.
     pub interrupted: bool,
+    /// Data-parallel runs: the largest difference between a replica's trainable parameters
+    /// and the first device's at the end (0 when they stayed in step).
+    pub replica_max_diff: Option<f32>,
 }
 
 /// Errors of a run; each names the file or step involved.
@@ -90,6 +93,8 @@ pub enum TrainError {
     TooFewBatches { devices: usize, batches: usize },
     #[error("this model does not support data-parallel training (--gpus)")]
     NoDataParallel,
+    #[error("data-parallel replica {rank} failed: {message}")]
+    Replica { rank: usize, message: String },
 }
 
 fn work_dir_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
@@ -131,7 +136,7 @@ where
     let mut log = JsonLog::open(work_dir).map_err(work_dir_err(work_dir))?;
     // With N devices an iteration consumes N batches (one per device); a remainder at the
     // end of an epoch is dropped, as mmcv's distributed sampler pads or truncates.
-    let n_devices = 1 + opts.replicas.len();
+    let n_devices = opts.parallel.world_size();
     let batches_per_epoch = source.epoch_len();
     if batches_per_epoch == 0 {
         return Err(TrainError::EmptyData);
@@ -199,6 +204,19 @@ where
         log.text(&line).map_err(work_dir_err(work_dir))?;
     }
 
+    let mut replicas = if n_devices > 1 {
+        Some(Replicas::start(
+            &model,
+            &optimizer,
+            schedule,
+            opts.runner.grad_clip,
+            &device,
+            &opts.parallel,
+        )?)
+    } else {
+        None
+    };
+
     let interactive = std::io::stderr().is_terminal();
     let bar = if interactive {
         indicatif::ProgressBar::new(max_iters as u64)
@@ -255,50 +273,41 @@ where
             let t_iter = Instant::now();
 
             let progress = progress_at(iter);
+            let mut batch_group = batch_group.into_iter();
+            let first = batch_group.next().expect("one batch per device");
+            if let Some(replicas) = &mut replicas {
+                for (k, batch) in batch_group.enumerate() {
+                    let moved = M::batch_to_device(&batch, replicas.device(k))
+                        .ok_or(TrainError::NoDataParallel)?;
+                    let seed = iter_seed(opts.seed.wrapping_add(k as u64 + 1), iter);
+                    replicas.send(k, moved, seed, progress)?;
+                }
+            }
+            let (values, grads) =
+                forward_backward(&model, &first, iter_seed(opts.seed, iter), &device);
+            let (values, grads) = match &mut replicas {
+                Some(replicas) => replicas.reduce(&model, values, grads)?,
+                None => (vec![values], grads),
+            };
+            // The logged losses are the means over the devices.
             let mut loss_value = 0.0;
             let mut parts: Vec<(String, f64)> = Vec::new();
-            let mut device_grads = Vec::with_capacity(n_devices);
-            for (k, batch) in batch_group.iter().enumerate() {
-                let seed = iter_seed(opts.seed.wrapping_add(k as u64), iter);
-                let (replica, moved);
-                let (model_k, batch_k) = if k == 0 {
-                    device.seed(seed);
-                    (&model, batch)
-                } else {
-                    let dev = &opts.replicas[k - 1];
-                    dev.seed(seed);
-                    replica = model.clone().fork(dev);
-                    moved = M::batch_to_device(batch, dev).ok_or(TrainError::NoDataParallel)?;
-                    (&replica, &moved)
-                };
-                let losses = model_k.losses(batch_k, true);
-                let value = losses.total.clone().into_scalar::<f32>() as f64;
-                if !value.is_finite() {
-                    return Err(TrainError::NonFinite {
-                        iter: iter + 1,
-                        loss: value,
-                    });
-                }
-                loss_value += value / n_devices as f64;
-                for (name, v) in &losses.parts {
-                    let v = v.clone().into_scalar::<f32>() as f64 / n_devices as f64;
+            for v in &values {
+                loss_value += v.loss / n_devices as f64;
+                for (name, x) in &v.parts {
+                    let x = x / n_devices as f64;
                     match parts.iter_mut().find(|(n, _)| n == name) {
-                        Some(slot) => slot.1 += v,
-                        None => parts.push((name.clone(), v)),
+                        Some(slot) => slot.1 += x,
+                        None => parts.push((name.clone(), x)),
                     }
                 }
-                let grads = GradientsParams::from_grads(losses.total.backward(), model_k);
-                device_grads.push(if k == 0 {
-                    grads
-                } else {
-                    grads.to_device(&device, model_k)
+            }
+            if !loss_value.is_finite() {
+                return Err(TrainError::NonFinite {
+                    iter: iter + 1,
+                    loss: loss_value,
                 });
             }
-            let grads = if n_devices == 1 {
-                device_grads.pop().expect("one device")
-            } else {
-                average_grads(&model, device_grads)
-            };
             let lr_at = |base: f64| schedule.lr(base, &progress);
             let (stepped, stats) = optimizer.step(model, grads, &lr_at, opts.runner.grad_clip);
             model = stepped;
@@ -451,6 +460,22 @@ where
         }
     }
     bar.finish_and_clear();
+    if let Some(replicas) = replicas {
+        let diff = replicas.finish(&model)?;
+        let line = format!(
+            "data-parallel replicas: largest difference from the first device's trainable parameters {diff:e}"
+        );
+        if diff > 0.0 {
+            tracing::warn!("{line}");
+        }
+        let mut rec = Map::new();
+        rec.insert("mode".into(), json!("replicas"));
+        rec.insert("iter".into(), json!(iter));
+        rec.insert("devices".into(), json!(n_devices));
+        rec.insert("max_diff".into(), json!(diff));
+        log.record(rec, &line).map_err(work_dir_err(work_dir))?;
+        summary.replica_max_diff = Some(diff);
+    }
     summary.iters = iter;
     summary.epochs = iter / epoch_len;
     if opts.export_adapter && !summary.interrupted {

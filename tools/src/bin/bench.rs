@@ -43,6 +43,10 @@ struct Args {
     /// stage 1 at batch 32 is `32:64:56:128`).
     #[arg(long, value_name = "B:C:S:DIM")]
     profile_mona: Option<String>,
+    /// Check and time the NCCL all-reduce of `train --gpus N` on N CUDA devices from
+    /// `--device` on (N = 1 checks that NCCL loads and runs).
+    #[arg(long, value_name = "N")]
+    all_reduce_check: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +68,23 @@ fn main() -> ExitCode {
             );
             if !failed.is_empty() {
                 bail!("fixtures failed on {}: {failed:?}", args.device);
+            }
+            return Ok(());
+        }
+        if let Some(n) = args.all_reduce_check {
+            let mut devices = vec![device.clone()];
+            devices.extend(
+                mona_core::runner::replica_devices(&device, &args.device, n)
+                    .map_err(anyhow::Error::msg)?,
+            );
+            let (max_err, ms) = mona_tools::bench::all_reduce_check(&devices, args.steps)?;
+            println!(
+                "{}",
+                serde_json::json!({"all_reduce": "nccl", "device": args.device, "devices": n,
+                    "params": 1024 * 1024, "max_err": max_err, "ms": ms})
+            );
+            if max_err > 1e-5 {
+                bail!("the NCCL mean is off by {max_err}");
             }
             return Ok(());
         }

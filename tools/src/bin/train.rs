@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use mona_core::registry::lookup;
-use mona_core::runner::{Resume, replica_devices};
+use mona_core::runner::{AllReduce, DataParallel, Resume, replica_devices};
 use mona_core::task::{ModelEntry, TrainArgs, parse_device};
 
 /// Train a model (classification, segmentation or detection) from a config.
@@ -47,6 +47,11 @@ struct Args {
     /// each with the config's per-GPU batch (`data.samples_per_gpu`).
     #[arg(long, default_value_t = 1)]
     gpus: usize,
+    /// How `--gpus` replicas average their gradients: `nccl` (device to device; the
+    /// default on CUDA) or `host` (through host memory; works everywhere, bit-identical
+    /// replicas).
+    #[arg(long)]
+    all_reduce: Option<AllReduce>,
     /// Mixed precision: matrix products and convolutions in bf16, float32 master weights,
     /// norms and losses (also set by the config's `amp.dtype = "bf16"` or an mmcv `fp16`).
     #[arg(long)]
@@ -96,8 +101,19 @@ fn main() -> ExitCode {
         tracing::info!("precision: {precision:?}");
         let replicas =
             replica_devices(&device, &args.device, args.gpus).map_err(anyhow::Error::msg)?;
+        let parallel = DataParallel {
+            replicas,
+            all_reduce: args
+                .all_reduce
+                .unwrap_or_else(|| AllReduce::default_for(&args.device)),
+        };
         if args.gpus > 1 {
-            tracing::info!("data-parallel training on {} devices", args.gpus);
+            parallel.check(&args.device).map_err(anyhow::Error::msg)?;
+            tracing::info!(
+                "data-parallel training on {} devices ({:?} all-reduce)",
+                args.gpus,
+                parallel.all_reduce
+            );
         }
         let train_args = TrainArgs {
             work_dir: work_dir.clone(),
@@ -107,7 +123,7 @@ fn main() -> ExitCode {
             device,
             stop_after: args.stop_after,
             no_validate: args.no_validate,
-            replicas,
+            parallel,
         };
         let metrics = (entry.build.train)(&config, &train_args)?;
         for (name, value) in &metrics {
