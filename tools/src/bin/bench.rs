@@ -72,6 +72,12 @@ fn main() -> ExitCode {
             return Ok(());
         }
         if let Some(n) = args.all_reduce_check {
+            if !args.device.starts_with("cuda") {
+                bail!(
+                    "--all-reduce-check needs CUDA devices; --device is {}",
+                    args.device
+                );
+            }
             let mut devices = vec![device.clone()];
             devices.extend(
                 mona_core::runner::replica_devices(&device, &args.device, n)
