@@ -7,17 +7,19 @@ use common::run;
 
 const DEMO: &str = "configs/demo/fashion_mnist_swin_mona.toml";
 
+/// `train DEMO --work-dir WORK --gpus 2 EXTRA...`.
+fn train_on_two(work: &std::path::Path, extra: &[&str]) -> common::Run {
+    let mut args = vec![DEMO, "--work-dir", work.to_str().unwrap(), "--gpus", "2"];
+    args.extend_from_slice(extra);
+    run(env!("CARGO_BIN_EXE_train"), &args)
+}
+
 #[test]
 fn data_parallel_demo_epoch_on_two_cpu_replicas() {
     let work = tempfile::tempdir().unwrap();
-    let out = run(
-        env!("CARGO_BIN_EXE_train"),
+    let out = train_on_two(
+        work.path(),
         &[
-            DEMO,
-            "--work-dir",
-            work.path().to_str().unwrap(),
-            "--gpus",
-            "2",
             "--cfg-options",
             "runner.max_epochs=1",
             "evaluation.interval=1",
@@ -43,19 +45,7 @@ fn data_parallel_demo_epoch_on_two_cpu_replicas() {
 #[test]
 fn nccl_on_the_cpu_is_refused() {
     let work = tempfile::tempdir().unwrap();
-    let out = run(
-        env!("CARGO_BIN_EXE_train"),
-        &[
-            DEMO,
-            "--work-dir",
-            work.path().to_str().unwrap(),
-            "--gpus",
-            "2",
-            "--all-reduce",
-            "nccl",
-        ],
-    )
-    .failed();
+    let out = train_on_two(work.path(), &["--all-reduce", "nccl"]).failed();
     assert_eq!(
         out.error_line(),
         "error: --all-reduce nccl needs CUDA devices; --device is flex (use --all-reduce host)"
@@ -64,10 +54,8 @@ fn nccl_on_the_cpu_is_refused() {
 
 #[test]
 fn unknown_all_reduce_is_a_usage_error() {
-    let out = run(
-        env!("CARGO_BIN_EXE_train"),
-        &[DEMO, "--gpus", "2", "--all-reduce", "mpi"],
-    );
+    let work = tempfile::tempdir().unwrap();
+    let out = train_on_two(work.path(), &["--all-reduce", "mpi"]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
     assert!(
         out.stderr
