@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use mona_core::config::Config;
 use mona_core::registry::find;
-use mona_core::runner::Resume;
 use mona_core::task::{ModelEntry, TaskFns, TestArgs, TrainArgs};
 
 fn root() -> PathBuf {
@@ -50,16 +49,7 @@ fn fns() -> TaskFns {
 }
 
 fn train_args(work_dir: &Path) -> TrainArgs {
-    TrainArgs {
-        work_dir: work_dir.to_path_buf(),
-        resume: Resume::No,
-        load_from: None,
-        seed: 0,
-        device: Device::flex(),
-        stop_after: None,
-        no_validate: false,
-        parallel: Default::default(),
-    }
+    TrainArgs::new(work_dir, Device::flex())
 }
 
 #[test]

@@ -29,6 +29,23 @@ pub struct TrainArgs {
     pub parallel: crate::runner::DataParallel,
 }
 
+impl TrainArgs {
+    /// A fresh run on `device` into `work_dir`: no resume, no pretrained weights, seed 0,
+    /// validation on, one device.
+    pub fn new(work_dir: impl Into<PathBuf>, device: Device) -> Self {
+        Self {
+            work_dir: work_dir.into(),
+            resume: Resume::No,
+            load_from: None,
+            seed: 0,
+            device,
+            stop_after: None,
+            no_validate: false,
+            parallel: crate::runner::DataParallel::default(),
+        }
+    }
+}
+
 /// What `test` was asked to do.
 #[derive(Debug, Clone)]
 pub struct TestArgs {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use mona_core::config::Config;
 use mona_core::registry::find;
-use mona_core::runner::{AllReduce, DataParallel, Resume};
+use mona_core::runner::{AllReduce, DataParallel};
 use mona_core::task::{ModelEntry, TestArgs, TrainArgs};
 use mona_seg::dataset::build_concrete;
 use mona_seg::metrics::SegStats;
@@ -32,14 +32,10 @@ fn demo_config(extra: &[String]) -> Config {
 /// A fresh CPU training run into `work`.
 fn train_args(work: &Path, seed: u64, no_validate: bool, parallel: DataParallel) -> TrainArgs {
     TrainArgs {
-        work_dir: work.to_path_buf(),
-        resume: Resume::No,
-        load_from: None,
         seed,
-        device: Device::flex(),
-        stop_after: None,
         no_validate,
         parallel,
+        ..TrainArgs::new(work, Device::flex())
     }
 }
 

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use mona_core::config::Config;
-use mona_core::runner::Resume;
 use mona_core::task::{TestArgs, TrainArgs};
 
 pub fn root() -> PathBuf {
@@ -31,16 +30,7 @@ pub fn demo_config(name: &str, data: &str, extra: &[String]) -> Config {
 
 /// A fresh CPU training run into `work_dir` (seed 0, validation on, no stop).
 pub fn train_args(work_dir: &Path) -> TrainArgs {
-    TrainArgs {
-        work_dir: work_dir.to_path_buf(),
-        resume: Resume::No,
-        load_from: None,
-        seed: 0,
-        device: Device::flex(),
-        stop_after: None,
-        no_validate: false,
-        parallel: Default::default(),
-    }
+    TrainArgs::new(work_dir, Device::flex())
 }
 
 /// `test` of `checkpoint` on the CPU with the config's metrics, writing `out` and drawings
