@@ -50,15 +50,17 @@ pub(super) fn forward_backward<M: TrainModel>(
         let _ = device.flush();
         losses
     };
+    // Backward first: reading a loss waits for the device, which then has the backward
+    // pass queued instead of sitting idle while it is launched.
+    let grads = GradientsParams::from_grads(losses.total.backward(), model);
     let values = StepValues {
-        loss: losses.total.clone().into_scalar::<f32>() as f64,
+        loss: losses.total.into_scalar::<f32>() as f64,
         parts: losses
             .parts
-            .iter()
-            .map(|(name, v)| (name.clone(), v.clone().into_scalar::<f32>() as f64))
+            .into_iter()
+            .map(|(name, v)| (name, v.into_scalar::<f32>() as f64))
             .collect(),
     };
-    let grads = GradientsParams::from_grads(losses.total.backward(), model);
     (values, grads)
 }
 
@@ -82,7 +84,6 @@ enum Reply {
 }
 
 struct Worker<B> {
-    device: Device,
     jobs: Option<Sender<Job<B>>>,
     replies: Receiver<Reply>,
     means: Option<Sender<Arc<HostGrads>>>,
@@ -141,7 +142,6 @@ impl<B: Send + 'static> Replicas<B> {
                     message: format!("cannot start its thread: {e}"),
                 })?;
             replicas.workers.push(Worker {
-                device: device.clone(),
                 jobs: Some(job_tx),
                 replies: reply_rx,
                 means: Some(mean_tx),
@@ -153,7 +153,7 @@ impl<B: Send + 'static> Replicas<B> {
 
     /// The device of worker `k` (rank `k + 1`).
     pub fn device(&self, k: usize) -> &Device {
-        &self.workers[k].device
+        &self.devices[k + 1]
     }
 
     /// Hands worker `k` (rank `k + 1`) its batch for this iteration.
