@@ -7,11 +7,18 @@
 #      nvidia-smi samples the process memory (the CUDA context included) every 100 ms.
 #
 # usage: scripts/gpu-check.sh BENCH_BINARY OUT_DIR [FIXTURES_DIR]
-# env:   FIX_TIMEOUT (s, default 240), CASE_TIMEOUT (s, default 150), WARMUP (3), STEPS (10), CASES (default: all GPU cases)
+# env:   FIX_TIMEOUT (s, default 240), CASE_TIMEOUT (s, default 150), WARMUP (3), STEPS (10),
+#        CASES (default: all GPU cases, in `bench --list` order), BUDGET (s, default unlimited):
+#        no new case starts once BUDGET seconds have passed since the script began, so a
+#        lent machine's time limit ends the run between cases, not inside one. Skipped cases
+#        are written to bench.log.
+# Autotuning (on in the `cuda` build) benchmarks each kernel once per shape; its results are
+# kept in cubecl's on-disk cache, so the first case pays most of it.
 # Build: scripts/setup-cuda-build.sh once, then
 #   CUDARC_CUDA_VERSION=13000 cargo build --release -p mona-tools --features cuda --bin bench
 set -u
 BENCH=$1; OUT=$2; FIXDIR=${3:-}
+START=$(date +%s)
 export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.csv" 2>&1
@@ -26,6 +33,10 @@ timeout 120 "$BENCH" --device cuda:0 --all-reduce-check "${NGPU:-1}" --steps 5 \
 echo "all-reduce check exit $?" >> "$OUT/all_reduce.log"
 CASES=${CASES:-$("$BENCH" --list | sed -n 's/.*"name":"\([^"]*\)".*/\1/p' | grep -v _cpu)}
 for case in $CASES; do
+    if [ -n "${BUDGET:-}" ] && [ $(( $(date +%s) - START )) -ge "$BUDGET" ]; then
+        echo "$case skipped: budget of ${BUDGET} s spent" >> "$OUT/bench.log"
+        continue
+    fi
     nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader,nounits -lms 100 \
         > "$OUT/smi_$case.csv" 2>/dev/null &
     SMI=$!

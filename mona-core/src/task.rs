@@ -104,10 +104,14 @@ crate::declare_registry! {
     pub struct ModelEntry: "model" => TaskFns;
 }
 
-/// Parses `flex`, `cpu` or `cuda:N` / `cuda` (with the `cuda` feature).
+/// Parses `flex`, `cpu`, `cuda:N` / `cuda` (with the `cuda` feature) or `cubecl-cpu` (burn's
+/// cubecl backend on the CPU, with the `cubecl-cpu` feature).
 pub fn parse_device(name: &str) -> Result<Device, String> {
     match name {
         "flex" | "cpu" => Ok(Device::flex()),
+        "cubecl-cpu" => cubecl_cpu_device().ok_or_else(|| {
+            "--device cubecl-cpu: this build has no cubecl CPU backend (build tools with --features cubecl-cpu)".to_string()
+        }),
         other => {
             if let Some(rest) = other.strip_prefix("cuda") {
                 let index: usize = match rest.strip_prefix(':') {
@@ -121,7 +125,9 @@ pub fn parse_device(name: &str) -> Result<Device, String> {
                     format!("--device {other}: this build has no CUDA backend (build tools with --features cuda)")
                 })
             } else {
-                Err(format!("--device {other}: expected flex, cpu or cuda:N"))
+                Err(format!(
+                    "--device {other}: expected flex, cpu, cuda:N or cubecl-cpu"
+                ))
             }
         }
     }
@@ -135,4 +141,55 @@ fn cuda_device(index: usize) -> Option<Device> {
 #[cfg(not(feature = "cuda"))]
 fn cuda_device(_index: usize) -> Option<Device> {
     None
+}
+
+#[cfg(feature = "cubecl-cpu")]
+fn cubecl_cpu_device() -> Option<Device> {
+    Some(Device::cpu())
+}
+
+#[cfg(not(feature = "cubecl-cpu"))]
+fn cubecl_cpu_device() -> Option<Device> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_device;
+
+    #[test]
+    fn device_names_parse_or_say_what_is_expected() {
+        assert!(parse_device("flex").is_ok());
+        assert!(parse_device("cpu").is_ok());
+        assert_eq!(
+            parse_device("cuda:x").unwrap_err(),
+            "--device cuda:x: bad GPU index"
+        );
+        assert_eq!(
+            parse_device("cudax").unwrap_err(),
+            "--device cudax: expected cuda:N"
+        );
+        assert_eq!(
+            parse_device("tpu").unwrap_err(),
+            "--device tpu: expected flex, cpu, cuda:N or cubecl-cpu"
+        );
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn a_cpu_build_names_the_missing_cuda_feature() {
+        assert_eq!(
+            parse_device("cuda:0").unwrap_err(),
+            "--device cuda:0: this build has no CUDA backend (build tools with --features cuda)"
+        );
+    }
+
+    #[cfg(not(feature = "cubecl-cpu"))]
+    #[test]
+    fn a_default_build_names_the_missing_cubecl_cpu_feature() {
+        assert_eq!(
+            parse_device("cubecl-cpu").unwrap_err(),
+            "--device cubecl-cpu: this build has no cubecl CPU backend (build tools with --features cubecl-cpu)"
+        );
+    }
 }

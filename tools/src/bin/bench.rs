@@ -1,4 +1,4 @@
-//! `bench [--device flex|cuda:N] [--case NAME ...] [--warmup N] [--steps N] [--list]`:
+//! `bench [--device flex|cuda:N|cubecl-cpu] [--case NAME ...] [--warmup N] [--steps N] [--list]`:
 //! images/s and peak memory of the Swin + Mona performance cases, one JSON line per case,
 //! with the official PyTorch code's numbers and our ratio to them.
 //!
@@ -15,7 +15,8 @@ use mona_tools::bench::{all_cases, cpu_cases, gpu_cases, run_case};
 #[derive(Parser, Debug)]
 #[command(name = "bench", version)]
 struct Args {
-    /// `flex` (CPU) or `cuda:N` (a build with `--features cuda`).
+    /// `flex` (CPU), `cuda:N` (a build with `--features cuda`) or `cubecl-cpu` (burn's cubecl
+    /// backend on the CPU, a build with `--features cubecl-cpu`).
     #[arg(long, default_value = "flex")]
     device: String,
     /// Cases to run (see `--list`); default: the cases of the device kind.

@@ -1,5 +1,5 @@
 //! `test CONFIG CHECKPOINT [--metrics ...] [--out FILE] [--show-dir DIR] [--load-from CKPT]
-//! [--device flex|cuda:N] [--cfg-options K=V ...]`: evaluates a checkpoint on the config's
+//! [--device flex|cuda:N|cubecl-cpu] [--cfg-options K=V ...]`: evaluates a checkpoint on the config's
 //! test set and prints the metrics, one per line.
 //!
 //! CHECKPOINT may be a training checkpoint, an adapter file (then the pretrained backbone
@@ -36,7 +36,7 @@ struct Args {
     /// Pretrained backbone under an adapter file (default: the config's `load_from`).
     #[arg(long)]
     load_from: Option<PathBuf>,
-    /// `flex` (CPU) or `cuda:N`.
+    /// `flex` (CPU), `cuda:N` (a `cuda` build) or `cubecl-cpu` (a `cubecl-cpu` build).
     #[arg(long, default_value = "flex")]
     device: String,
     /// Overrides in mmcv style: `a.b.c=value`.

@@ -1,5 +1,5 @@
 //! `train CONFIG [--work-dir DIR] [--resume [CKPT]] [--load-from CKPT] [--seed N]
-//! [--device flex|cuda:N] [--cfg-options K=V ...]`: trains the model of a config.
+//! [--device flex|cuda:N|cubecl-cpu] [--cfg-options K=V ...]`: trains the model of a config.
 //!
 //! The work dir receives the merged `config.toml`, `train.log`, `log.jsonl`, checkpoints
 //! (`epoch_N.safetensors` / `iter_N.safetensors`, `last_checkpoint`) and the final
@@ -34,7 +34,7 @@ struct Args {
     /// Random seed (initialisation, data order, augmentation, dropout).
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// `flex` (CPU) or `cuda:N`.
+    /// `flex` (CPU), `cuda:N` (a `cuda` build) or `cubecl-cpu` (a `cubecl-cpu` build).
     #[arg(long, default_value = "flex")]
     device: String,
     /// Skip evaluation during training (the final evaluation still runs).
