@@ -4,9 +4,17 @@ use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
-/// Logs to stderr (stdout carries the tool's output), filtered by `RUST_LOG`, default `info`.
+/// The log filter without `RUST_LOG`: `info` for this project's crates and binaries, `warn`
+/// for the libraries under them. burn's cubecl backends log every autotune run and, on the
+/// cubecl CPU runtime, every kernel's IR after every compiler pass at `info`: millions of
+/// lines for one fixture check.
+pub const DEFAULT_LOG_FILTER: &str = "warn,mona=info,train=info,test=info,bench=info";
+
+/// Logs to stderr (stdout carries the tool's output), filtered by `RUST_LOG`, default
+/// [`DEFAULT_LOG_FILTER`].
 pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     // A second initialisation (tests calling `main`-like code twice) is harmless: ignore it.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -48,6 +56,60 @@ where
         Err(error) => {
             eprintln!("error: {}", one_line(&*error));
             ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::EnvFilter;
+
+    use super::DEFAULT_LOG_FILTER;
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_default_filter_keeps_our_info_and_drops_library_info() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new(DEFAULT_LOG_FILTER))
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "mona_core::runner", "epoch done");
+            tracing::info!(target: "mona_det::train", "det epoch done");
+            tracing::info!(target: "train", "from the binary");
+            tracing::info!(target: "cubecl_runtime::tune", "Tuning MatmulKey");
+            tracing::info!(target: "cubecl_cpu::compiler", "IR after pass sroa");
+            tracing::warn!(target: "cubecl_runtime::tune", "autotune cache unreadable");
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        for kept in [
+            "epoch done",
+            "det epoch done",
+            "from the binary",
+            "autotune cache unreadable",
+        ] {
+            assert!(text.contains(kept), "{kept:?} missing from {text:?}");
+        }
+        for dropped in ["Tuning MatmulKey", "IR after pass"] {
+            assert!(!text.contains(dropped), "{dropped:?} kept in {text:?}");
         }
     }
 }
