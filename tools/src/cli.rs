@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The log filter without `RUST_LOG`: `info` for this project's crates and binaries, `warn`
 /// for the libraries under them. burn's cubecl backends log every autotune run and, on the
@@ -16,11 +17,19 @@ pub fn init_tracing() {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     // A second initialisation (tests calling `main`-like code twice) is harmless: ignore it.
-    let _ = tracing_subscriber::fmt()
+    let _ = subscriber(filter, std::io::stderr).try_init();
+}
+
+/// The binaries' log format and filter, writing to `writer`.
+fn subscriber<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_target(false)
-        .try_init();
+        .finish()
 }
 
 /// The error and its causes on one line, each cause only when it adds text.
@@ -67,7 +76,7 @@ mod tests {
 
     use tracing_subscriber::EnvFilter;
 
-    use super::DEFAULT_LOG_FILTER;
+    use super::{DEFAULT_LOG_FILTER, subscriber};
 
     /// Collects what the subscriber writes.
     #[derive(Clone, Default)]
@@ -87,11 +96,8 @@ mod tests {
     fn the_default_filter_keeps_our_info_and_drops_library_info() {
         let out = Captured::default();
         let writer = out.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(EnvFilter::new(DEFAULT_LOG_FILTER))
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        let logs = subscriber(EnvFilter::new(DEFAULT_LOG_FILTER), move || writer.clone());
+        tracing::subscriber::with_default(logs, || {
             tracing::info!(target: "mona_core::runner", "epoch done");
             tracing::info!(target: "mona_det::train", "det epoch done");
             tracing::info!(target: "train", "from the binary");
