@@ -8,6 +8,7 @@
 //! - [`methods`]: Mona and every baseline tuning method, with the official freezing rules.
 //! - [`checkpoint`]: `.pth` / safetensors import with a key report, adapter-only files.
 //! - [`params`]: named parameter walks (official state-dict keys), counting, freezing.
+//! - [`replica_sync`]: what data-parallel replicas exchange mid-pass (SyncBN statistics).
 
 pub mod backbone;
 pub mod checkpoint;
@@ -18,6 +19,7 @@ pub mod nn;
 pub mod ops;
 pub mod params;
 pub mod registry;
+pub mod replica_sync;
 pub mod runner;
 pub mod swin;
 pub mod task;

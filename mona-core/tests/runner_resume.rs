@@ -3,17 +3,20 @@
 //! checkpoint resumes from the previous one; data-parallel training on two devices equals one
 //! device with the double batch.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use burn::module::Module;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, TensorData};
+use common::{Batch, Source};
 use mona_core::backbone::{Backbone, build_backbone};
 use mona_core::config::Config;
 use mona_core::nn::Linear;
 use mona_core::params::{param_data, set_trainable};
 use mona_core::runner::{
-    AllReduce, BatchSource, DataParallel, Losses, LrSchedule, Metrics, Optimizer, Resume,
-    RunnerCfg, TrainModel, TrainOptions, train,
+    AllReduce, DataParallel, Losses, LrSchedule, Metrics, Optimizer, Resume, RunnerCfg, TrainModel,
+    TrainOptions, train,
 };
 
 #[derive(Module, Debug)]
@@ -21,8 +24,6 @@ struct Toy {
     backbone: Backbone,
     head: Linear,
 }
-
-type Batch = (Tensor<4>, Tensor<1, Int>);
 
 impl TrainModel for Toy {
     type Batch = Batch;
@@ -55,34 +56,6 @@ impl TrainModel for Toy {
     }
     fn batch_to_device(batch: &Batch, device: &Device) -> Option<Batch> {
         Some(Toy::forked_batch(batch, device))
-    }
-}
-
-struct Source {
-    batches: Vec<(TensorData, Vec<i64>)>,
-    device: Device,
-}
-
-impl BatchSource<Batch> for Source {
-    fn epoch_len(&self) -> usize {
-        self.batches.len()
-    }
-    fn iter_epoch(
-        &self,
-        epoch: usize,
-        start: usize,
-    ) -> Box<dyn Iterator<Item = Result<Batch, String>> + '_> {
-        let n = self.batches.len();
-        Box::new((start..n).map(move |i| {
-            let (img, labels) = &self.batches[(i + epoch) % n];
-            Ok((
-                Tensor::from_data(img.clone(), &self.device),
-                Tensor::from_data(
-                    TensorData::new(labels.clone(), [labels.len()]),
-                    &self.device,
-                ),
-            ))
-        }))
     }
 }
 

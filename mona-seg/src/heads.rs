@@ -7,7 +7,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use serde::Deserialize;
 
 use mona_core::config::ConfigNode;
-use mona_core::nn::{Conv2d, init};
+use mona_core::nn::{BatchNormKind, Conv2d, init};
 use mona_core::ops::pool::adaptive_avg_pool2d;
 use mona_core::ops::resize::bilinear;
 use mona_core::registry::BuildError;
@@ -76,7 +76,7 @@ pub struct LossDecodeCfg {
     pub avg_non_ignore: bool,
 }
 
-/// `norm_cfg` (`BN` / `SyncBN`; on one device SyncBN is BN).
+/// `norm_cfg` (`BN` / `SyncBN`, see [`BatchNormKind`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NormCfg {
@@ -159,7 +159,7 @@ impl HeadCfg {
             ));
         }
         if let Some(n) = &cfg.norm_cfg
-            && !matches!(n.type_name.as_str(), "BN" | "SyncBN")
+            && BatchNormKind::from_type(&n.type_name).is_none()
         {
             return Err(BuildError::invalid(
                 node,
@@ -168,6 +168,13 @@ impl HeadCfg {
             ));
         }
         Ok(cfg)
+    }
+
+    /// The heads' batch norm (none without a `norm_cfg`).
+    pub fn norm_kind(&self) -> Option<BatchNormKind> {
+        self.norm_cfg
+            .as_ref()
+            .and_then(|n| BatchNormKind::from_type(&n.type_name))
     }
 
     pub fn loss_weight(&self) -> f64 {
@@ -207,7 +214,7 @@ impl UPerHead {
         pool_scales: Vec<usize>,
         num_classes: usize,
         dropout: f64,
-        norm: bool,
+        norm: Option<BatchNormKind>,
         device: &Device,
     ) -> Self {
         let last = *in_channels.last().unwrap_or(&channels);
@@ -261,7 +268,7 @@ impl UPerHead {
             cfg.pool_scales.clone().unwrap_or_else(|| vec![1, 2, 3, 6]),
             cfg.num_classes,
             cfg.dropout_ratio,
-            cfg.norm_cfg.is_some(),
+            cfg.norm_kind(),
             device,
         ))
     }
@@ -337,7 +344,7 @@ impl FCNHead {
         kernel: usize,
         num_classes: usize,
         dropout: f64,
-        norm: bool,
+        norm: Option<BatchNormKind>,
         device: &Device,
     ) -> Self {
         let convs = (0..num_convs)
@@ -390,7 +397,7 @@ impl FCNHead {
             cfg.kernel_size.unwrap_or(3),
             cfg.num_classes,
             cfg.dropout_ratio,
-            cfg.norm_cfg.is_some(),
+            cfg.norm_kind(),
             device,
         ))
     }

@@ -150,13 +150,16 @@ fn bad_inputs_name_the_file() {
 }
 
 /// `train --gpus 2` on the CPU through the whole segmentation task: two replicas on their
-/// own threads (BatchNorm heads, random crops, dropout) run to the end and stay in step.
+/// own threads (SyncBN heads as in the official ADE20K configs, random crops, dropout) run
+/// to the end and stay in step.
 #[test]
 fn data_parallel_demo_run_keeps_replicas_in_step() {
     let cfg = demo_config(&[
         "runner.max_iters=4".into(),
         "checkpoint_config.interval=4".into(),
         "evaluation.interval=1000".into(),
+        "model.decode_head.norm_cfg.type=SyncBN".into(),
+        "model.auxiliary_head.norm_cfg.type=SyncBN".into(),
     ]);
     let work = tempfile::tempdir().unwrap();
     let entry = find::<ModelEntry>("EncoderDecoder").expect("EncoderDecoder registered");

@@ -8,7 +8,7 @@ use std::io::Write;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use mona_core::fixtures::{FORWARD_TOL, Fixture, GRAD_TOL, fixtures_dir, list_fixtures, rel_err};
-use mona_core::nn::BatchNorm2d;
+use mona_core::nn::{BatchNorm2d, BatchNormKind};
 use mona_core::params::{load_params, param_grads, param_infos};
 use mona_seg::{FCNHead, UPerHead};
 
@@ -106,7 +106,7 @@ fn heads_fixtures() {
                     cfg_vec(fx, "pool_scales"),
                     cfg_usize(fx, "num_classes"),
                     0.1,
-                    true,
+                    Some(BatchNormKind::Sync),
                     &dev,
                 );
                 check(fx, head, |m, x| m.forward(x, false))
@@ -120,7 +120,7 @@ fn heads_fixtures() {
                     3,
                     cfg_usize(fx, "num_classes"),
                     0.1,
-                    true,
+                    Some(BatchNormKind::Sync),
                     &dev,
                 );
                 check(fx, head, |m, x| m.forward(x, false))

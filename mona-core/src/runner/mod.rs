@@ -34,6 +34,7 @@ pub use optim::{Optimizer, OptimizerCfg, OptimizerEntry, Rule, StepStats};
 pub use parallel::{AllReduce, DataParallel, replica_devices};
 pub use paramwise::{KeyMult, ParamMults, ParamwiseCfg};
 pub use schedule::{LrConfig, LrSchedule, Policy, Progress, ScheduleEntry};
+pub(crate) use train::iter_seed;
 pub use train::{Resume, TrainError, TrainOptions, TrainSummary, train};
 
 /// Named scalar metrics (`accuracy_top-1`, `mIoU`, `bbox_mAP`, ...).

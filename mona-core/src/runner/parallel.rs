@@ -9,9 +9,11 @@
 //! weights stay identical without being copied around. The averaged gradient is the
 //! gradient of the mean loss over all the devices' samples, so a run on N devices with
 //! batch B matches a run on one device with batch N·B up to summation order (the test
-//! checks this). BatchNorm statistics are per replica (mmseg's SyncBN is not reproduced);
-//! the checkpoints and evaluations use the first device's replica, whose running
-//! statistics are those of its own batches, as with PyTorch DDP's buffers.
+//! checks this). `SyncBN` layers sum their batch statistics across the replicas mid-pass
+//! ([`crate::replica_sync`]), so that holds for them too and their running statistics agree;
+//! plain `BN` keeps per-replica statistics. The checkpoints and evaluations use the first
+//! device's replica, whose plain-BN running statistics are those of its own batches, as with
+//! PyTorch DDP's buffers.
 //!
 //! burn 0.22.1 has no multi-node launcher and no rank environment, so training across
 //! machines is not supported (see the README for what to do instead). The reduction is one

@@ -6,9 +6,14 @@
 //! workers' losses while the gradients are averaged; then every replica takes the same
 //! optimizer step. A worker that dies (a panic, an out-of-memory device) closes its
 //! channel, and the loop reports it instead of waiting for it.
+//!
+//! The replicas form a [`ReplicaGroup`] that every thread joins for the run, through which
+//! SyncBN layers sum their batch statistics mid-pass. A rank that stops stops the group, so
+//! no rank waits in an exchange for one that is gone.
 
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use burn::optim::GradientsParams;
@@ -21,11 +26,7 @@ use super::parallel::{AllReduce, DataParallel};
 use super::schedule::{LrSchedule, Progress};
 use super::train::TrainError;
 use crate::params::param_data;
-
-/// The backends' random stream (dropout, DropPath) is process-wide on every backend
-/// (burn-flex and cubecl seed one global generator): a replica seeds it and draws its
-/// masks while holding this, so what it draws depends on its seed, not on thread timing.
-static RANDOM_STREAM: Mutex<()> = Mutex::new(());
+use crate::replica_sync::{Membership, ReplicaGroup, StreamTurn};
 
 /// The logged values of one replica's step.
 #[derive(Debug, Clone, Default)]
@@ -34,7 +35,9 @@ pub(super) struct StepValues {
     pub parts: Vec<(String, f64)>,
 }
 
-/// Forward and backward of one batch, the random stream seeded with `seed`.
+/// Forward and backward of one batch, the random stream seeded with `seed` (see
+/// [`StreamTurn`]: the forward pass holds the process-wide stream, so what a replica draws
+/// depends on its seed, not on thread timing).
 pub(super) fn forward_backward<M: TrainModel>(
     model: &M,
     batch: &M::Batch,
@@ -42,13 +45,8 @@ pub(super) fn forward_backward<M: TrainModel>(
     device: &Device,
 ) -> (StepValues, GradientsParams) {
     let losses = {
-        let _turn = RANDOM_STREAM.lock().unwrap_or_else(|e| e.into_inner());
-        device.seed(seed);
-        let losses = model.losses(batch, true);
-        // A lazy backend draws when it executes: hand the queued work over before letting
-        // another replica reseed.
-        let _ = device.flush();
-        losses
+        let _turn = StreamTurn::take(device, seed);
+        model.losses(batch, true)
     };
     // Backward first: reading a loss waits for the device, which then has the backward
     // pass queued instead of sitting idle while it is launched.
@@ -98,6 +96,9 @@ pub(super) struct Replicas<B: Send + 'static> {
     devices: Vec<Device>,
     /// Whether `finish` ran (every worker has stopped).
     finished: bool,
+    group: Arc<ReplicaGroup>,
+    /// The first device's thread (this one) as rank 0.
+    _membership: Membership,
 }
 
 impl<B: Send + 'static> Replicas<B> {
@@ -114,11 +115,14 @@ impl<B: Send + 'static> Replicas<B> {
         devices.extend(parallel.replicas.iter().cloned());
         let (state, steps) = optimizer.state_dict();
         let state = state.into_iter().collect();
+        let group = ReplicaGroup::new(devices.len());
         let mut replicas = Replicas {
             workers: Vec::new(),
             all_reduce: parallel.all_reduce,
             devices: devices.clone(),
             finished: false,
+            group: group.clone(),
+            _membership: Membership::join(group.clone(), 0),
         };
         for (rank, device) in devices.iter().enumerate().skip(1) {
             let replica = model.clone().fork(device);
@@ -128,6 +132,8 @@ impl<B: Send + 'static> Replicas<B> {
             let (reply_tx, reply_rx) = channel();
             let (mean_tx, mean_rx) = channel();
             let ctx = WorkerCtx {
+                group: group.clone(),
+                rank,
                 device: device.clone(),
                 devices: devices.clone(),
                 all_reduce: parallel.all_reduce,
@@ -173,6 +179,19 @@ impl<B: Send + 'static> Replicas<B> {
             .is_ok()
         });
         if sent { Ok(()) } else { Err(self.failure(k)) }
+    }
+
+    /// Runs the first replica's forward and backward pass (`step`). A worker that stops while
+    /// this one waits for it in a SyncBN exchange makes the exchange panic: that is reported
+    /// as the worker's failure, like a worker that stops at any other time.
+    pub fn guard<T>(&mut self, step: impl FnOnce() -> T) -> Result<T, TrainError> {
+        match catch_unwind(AssertUnwindSafe(step)) {
+            Ok(out) => Ok(out),
+            Err(panic) => match self.group.stopped() {
+                Some(rank) if rank > 0 => Err(self.failure(rank - 1)),
+                _ => resume_unwind(panic),
+            },
+        }
     }
 
     /// Averages the first replica's `grads` with the workers' (which must all have been
@@ -277,6 +296,11 @@ impl<B: Send + 'static> Replicas<B> {
 
 impl<B: Send + 'static> Drop for Replicas<B> {
     fn drop(&mut self) {
+        // A run that stops early (an error of the loop) must not leave workers waiting in a
+        // SyncBN exchange for this rank.
+        if !self.finished {
+            self.group.stop(0);
+        }
         // Closing the channels ends every worker's loop.
         for worker in &mut self.workers {
             worker.jobs = None;
@@ -305,6 +329,8 @@ fn host_f32(data: TensorData) -> Vec<f32> {
 
 /// What a worker thread needs besides its replica and channels.
 struct WorkerCtx {
+    group: Arc<ReplicaGroup>,
+    rank: usize,
     device: Device,
     devices: Vec<Device>,
     all_reduce: AllReduce,
@@ -321,6 +347,8 @@ impl WorkerCtx {
         replies: Sender<Reply>,
         means: Receiver<Arc<HostGrads>>,
     ) {
+        // For the thread's whole life: a panic anywhere in it stops the group.
+        let _membership = Membership::join(self.group.clone(), self.rank);
         while let Ok(job) = jobs.recv() {
             let (batch, seed, progress) = match job {
                 Job::Step {

@@ -104,10 +104,11 @@ fn work_dir_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     }
 }
 
-/// A per-iteration seed: the device RNG (dropout, DropPath) is reseeded at every iteration
-/// so a resumed run draws exactly what the uninterrupted one drew.
-fn iter_seed(seed: u64, iter: usize) -> u64 {
-    let mut z = seed ^ (iter as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+/// The `k`-th seed derived from `seed` (splitmix64 of the pair: distinct, well-spread
+/// streams). Per iteration: the device RNG (dropout, DropPath) is reseeded at every
+/// iteration so a resumed run draws exactly what the uninterrupted one drew.
+pub(crate) fn iter_seed(seed: u64, k: usize) -> u64 {
+    let mut z = seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -283,8 +284,13 @@ where
                     replicas.send(k, moved, seed, progress)?;
                 }
             }
-            let (values, grads) =
-                forward_backward(&model, &first, iter_seed(opts.seed, iter), &device);
+            let seed = iter_seed(opts.seed, iter);
+            let (values, grads) = match &mut replicas {
+                Some(replicas) => {
+                    replicas.guard(|| forward_backward(&model, &first, seed, &device))?
+                }
+                None => forward_backward(&model, &first, seed, &device),
+            };
             let (values, grads) = match &mut replicas {
                 Some(replicas) => replicas.reduce(&model, values, grads)?,
                 None => (vec![values], grads),

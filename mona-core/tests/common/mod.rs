@@ -1,16 +1,18 @@
 //! Helpers shared by the checkpoint, adapter and Swin unit tests: tiny backbones built the way
 //! `tests/fixtures.rs` builds them (the fixture JSON's `config` + a method from a TOML
-//! `type = "..."`), fixture paths and a deterministic pseudo-random source.
+//! `type = "..."`), fixture paths, a deterministic pseudo-random source, and the labelled
+//! image batches the runner tests train on.
 
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use mona_core::config::Config;
 use mona_core::fixtures::fixtures_dir;
 use mona_core::methods::{TuningMethod, build_method};
+use mona_core::runner::BatchSource;
 use mona_core::swin::{SwinConfig, SwinTransformer};
 
 /// The CPU device without autodiff (every test here is inference only).
@@ -82,4 +84,37 @@ pub fn outputs(model: &SwinTransformer, x: &Tensor<4>) -> Vec<TensorData> {
         .into_iter()
         .map(|y| y.to_data())
         .collect()
+}
+
+/// A batch of the runner tests: images and their class labels.
+pub type Batch = (Tensor<4>, Tensor<1, Int>);
+
+/// Labelled image batches held on the host; epoch `e` starts at batch `e` (mod their number),
+/// so every epoch sees them in another order.
+pub struct Source {
+    pub batches: Vec<(TensorData, Vec<i64>)>,
+    pub device: Device,
+}
+
+impl BatchSource<Batch> for Source {
+    fn epoch_len(&self) -> usize {
+        self.batches.len()
+    }
+    fn iter_epoch(
+        &self,
+        epoch: usize,
+        start: usize,
+    ) -> Box<dyn Iterator<Item = Result<Batch, String>> + '_> {
+        let n = self.batches.len();
+        Box::new((start..n).map(move |i| {
+            let (img, labels) = &self.batches[(i + epoch) % n];
+            Ok((
+                Tensor::from_data(img.clone(), &self.device),
+                Tensor::from_data(
+                    TensorData::new(labels.clone(), [labels.len()]),
+                    &self.device,
+                ),
+            ))
+        }))
+    }
 }

@@ -13,7 +13,7 @@
 use burn::module::Module;
 use burn::tensor::activation::{log_softmax, relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use mona_core::nn::{ConvModule, Linear, init};
+use mona_core::nn::{BatchNormKind, ConvModule, Linear, init};
 use mona_core::ops::boxes::Box4;
 use mona_core::ops::nms::batched_nms;
 use serde::Deserialize;
@@ -25,9 +25,8 @@ use crate::retina::{Detections, NmsConfig};
 use crate::rpn::{CrossEntropyLossConfig, smooth_l1};
 use crate::sampler::SamplingResult;
 
-/// `norm_cfg` of the shared convs. `BN` and `SyncBN` both build a per-device batch norm:
-/// burn has no synchronised BN, so under data parallelism each device normalises with its own
-/// batch statistics (identical to mmdet's SyncBN on a single device).
+/// `norm_cfg` of the shared convs: `BN`, or `SyncBN`, whose statistics span every
+/// data-parallel replica's RoIs (see [`BatchNormKind`]).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NormConfig {
@@ -285,7 +284,7 @@ impl BBoxHeadConfig {
             return Err(BBoxHeadError::Unsupported("conv_cfg".into()));
         }
         if let Some(norm) = &self.norm_cfg {
-            if norm.kind != "BN" && norm.kind != "SyncBN" {
+            if BatchNormKind::from_type(&norm.kind).is_none() {
                 return Err(BBoxHeadError::Norm(norm.kind.clone()));
             }
             if !norm.requires_grad {
@@ -346,7 +345,10 @@ impl ConvFcBBoxHead {
     /// N(0, 0.01²), `fc_reg` N(0, 0.001²), every bias 0.
     pub fn new(cfg: &BBoxHeadConfig, device: &Device) -> Result<Self, BBoxHeadError> {
         let layout = cfg.layout()?;
-        let norm = cfg.norm_cfg.is_some();
+        let norm = cfg
+            .norm_cfg
+            .as_ref()
+            .and_then(|n| BatchNormKind::from_type(&n.kind));
         let shared_convs = (0..layout.convs)
             .map(|i| {
                 let c_in = if i == 0 {
