@@ -28,14 +28,7 @@ struct Toy {
 impl TrainModel for Toy {
     type Batch = Batch;
     fn losses(&self, batch: &Batch, training: bool) -> Losses {
-        // A label of -1 stands for a batch the model cannot take (a replica's failure).
-        let labels: Vec<i64> = batch
-            .1
-            .to_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .unwrap();
-        assert!(!labels.contains(&-1), "toy model: label -1");
+        common::fail_on_label_minus_one(batch);
         let feats = self.backbone.forward(batch.0.clone(), training);
         let last = feats.into_iter().last().unwrap();
         let [b, c, h, w] = last.dims();

@@ -49,14 +49,7 @@ impl Toy {
 impl TrainModel for Toy {
     type Batch = Batch;
     fn losses(&self, batch: &Batch, training: bool) -> Losses {
-        // A label of -1 stands for a batch the model cannot take (a replica's failure).
-        let labels = batch
-            .1
-            .to_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .unwrap();
-        assert!(!labels.contains(&-1), "toy model: label -1");
+        common::fail_on_label_minus_one(batch);
         let x = self.conv1.forward(batch.0.clone(), training);
         let x = self.conv2.forward(x, training);
         let x = self.dropout.forward(x, training);

@@ -89,6 +89,18 @@ pub fn outputs(model: &SwinTransformer, x: &Tensor<4>) -> Vec<TensorData> {
 /// A batch of the runner tests: images and their class labels.
 pub type Batch = (Tensor<4>, Tensor<1, Int>);
 
+/// Panics on a batch holding a label of -1: the toy models' stand-in for a batch a model
+/// cannot take (a replica's failure).
+pub fn fail_on_label_minus_one(batch: &Batch) {
+    let labels = batch
+        .1
+        .to_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .unwrap();
+    assert!(!labels.contains(&-1), "toy model: label -1");
+}
+
 /// Labelled image batches held on the host; epoch `e` starts at batch `e` (mod their number),
 /// so every epoch sees them in another order.
 pub struct Source {
