@@ -7,7 +7,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use serde::Deserialize;
 
 use mona_core::config::ConfigNode;
-use mona_core::nn::{BatchNormKind, Conv2d, init};
+use mona_core::nn::{BatchNormKind, Conv2d, NormCfg, init};
 use mona_core::ops::pool::adaptive_avg_pool2d;
 use mona_core::ops::resize::bilinear;
 use mona_core::registry::BuildError;
@@ -76,21 +76,8 @@ pub struct LossDecodeCfg {
     pub avg_non_ignore: bool,
 }
 
-/// `norm_cfg` (`BN` / `SyncBN`, see [`BatchNormKind`]).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NormCfg {
-    #[serde(rename = "type")]
-    pub type_name: String,
-    #[serde(default = "yes")]
-    pub requires_grad: bool,
-}
-
 fn one() -> f64 {
     1.0
-}
-fn yes() -> bool {
-    true
 }
 fn default_dropout() -> f64 {
     0.1
@@ -112,6 +99,7 @@ pub struct HeadCfg {
     #[serde(default = "default_dropout")]
     pub dropout_ratio: f64,
     #[serde(default)]
+    /// `BN` / `SyncBN` (see [`BatchNormKind`]).
     pub norm_cfg: Option<NormCfg>,
     #[serde(default)]
     pub align_corners: bool,
@@ -159,7 +147,7 @@ impl HeadCfg {
             ));
         }
         if let Some(n) = &cfg.norm_cfg
-            && BatchNormKind::from_type(&n.type_name).is_none()
+            && n.batch_norm_kind().is_none()
         {
             return Err(BuildError::invalid(
                 node,
@@ -172,9 +160,7 @@ impl HeadCfg {
 
     /// The heads' batch norm (none without a `norm_cfg`).
     pub fn norm_kind(&self) -> Option<BatchNormKind> {
-        self.norm_cfg
-            .as_ref()
-            .and_then(|n| BatchNormKind::from_type(&n.type_name))
+        self.norm_cfg.as_ref().and_then(NormCfg::batch_norm_kind)
     }
 
     pub fn loss_weight(&self) -> f64 {

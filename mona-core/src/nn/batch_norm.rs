@@ -27,6 +27,28 @@ impl BatchNormKind {
     }
 }
 
+/// An mmcv `norm_cfg` (`type`, `requires_grad`), as the mmseg decode heads and the mmdet box
+/// heads take it.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormCfg {
+    #[serde(rename = "type")]
+    pub type_name: String,
+    #[serde(default = "requires_grad_default")]
+    pub requires_grad: bool,
+}
+
+fn requires_grad_default() -> bool {
+    true
+}
+
+impl NormCfg {
+    /// The batch norm `type` names, if it is one (`BN`, `SyncBN`).
+    pub fn batch_norm_kind(&self) -> Option<BatchNormKind> {
+        BatchNormKind::from_type(&self.type_name)
+    }
+}
+
 /// `nn.BatchNorm2d` with PyTorch's names: `weight`, `bias` (trainable), `running_mean`,
 /// `running_var` (buffers, never trained; `num_batches_tracked` is not kept). eps 1e-5,
 /// momentum 0.1.
@@ -71,14 +93,6 @@ impl BatchNorm2d {
     pub fn with_kind(mut self, kind: BatchNormKind) -> Self {
         self.sync = kind == BatchNormKind::Sync;
         self
-    }
-
-    pub fn kind(&self) -> BatchNormKind {
-        if self.sync {
-            BatchNormKind::Sync
-        } else {
-            BatchNormKind::Local
-        }
     }
 
     /// Whether `key`'s last segment names a buffer rather than a trainable parameter.

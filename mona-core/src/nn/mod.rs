@@ -18,7 +18,7 @@ mod linear;
 mod running_buffer;
 
 pub use activation::gelu;
-pub use batch_norm::{BatchNorm2d, BatchNormKind};
+pub use batch_norm::{BatchNorm2d, BatchNormKind, NormCfg};
 pub use conv::Conv2d;
 pub use conv_module::ConvModule;
 pub use drop_path::DropPath;

@@ -13,7 +13,7 @@
 use burn::module::Module;
 use burn::tensor::activation::{log_softmax, relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use mona_core::nn::{BatchNormKind, ConvModule, Linear, init};
+use mona_core::nn::{ConvModule, Linear, NormCfg, init};
 use mona_core::ops::boxes::Box4;
 use mona_core::ops::nms::batched_nms;
 use serde::Deserialize;
@@ -24,17 +24,6 @@ use crate::losses::giou_loss;
 use crate::retina::{Detections, NmsConfig};
 use crate::rpn::{CrossEntropyLossConfig, smooth_l1};
 use crate::sampler::SamplingResult;
-
-/// `norm_cfg` of the shared convs: `BN`, or `SyncBN`, whose statistics span every
-/// data-parallel replica's RoIs (see [`BatchNormKind`]).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct NormConfig {
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default = "yes")]
-    pub requires_grad: bool,
-}
 
 /// `loss_bbox`: `SmoothL1Loss` (`beta`), `L1Loss` or `GIoULoss` (`eps`), each with
 /// `loss_weight`; only the default `reduction = 'mean'` (with mmdet's `avg_factor`).
@@ -175,7 +164,9 @@ pub struct BBoxHeadConfig {
     #[serde(default)]
     pub conv_cfg: Option<serde_json::Value>,
     #[serde(default)]
-    pub norm_cfg: Option<NormConfig>,
+    /// `norm_cfg` of the shared convs: `BN`, or `SyncBN`, whose statistics span every
+    /// data-parallel replica's RoIs (see [`mona_core::nn::BatchNormKind`]).
+    pub norm_cfg: Option<NormCfg>,
     #[serde(default = "softmax_ce")]
     pub loss_cls: CrossEntropyLossConfig,
     #[serde(default)]
@@ -284,8 +275,8 @@ impl BBoxHeadConfig {
             return Err(BBoxHeadError::Unsupported("conv_cfg".into()));
         }
         if let Some(norm) = &self.norm_cfg {
-            if BatchNormKind::from_type(&norm.kind).is_none() {
-                return Err(BBoxHeadError::Norm(norm.kind.clone()));
+            if norm.batch_norm_kind().is_none() {
+                return Err(BBoxHeadError::Norm(norm.type_name.clone()));
             }
             if !norm.requires_grad {
                 return Err(BBoxHeadError::Unsupported(
@@ -345,10 +336,7 @@ impl ConvFcBBoxHead {
     /// N(0, 0.01²), `fc_reg` N(0, 0.001²), every bias 0.
     pub fn new(cfg: &BBoxHeadConfig, device: &Device) -> Result<Self, BBoxHeadError> {
         let layout = cfg.layout()?;
-        let norm = cfg
-            .norm_cfg
-            .as_ref()
-            .and_then(|n| BatchNormKind::from_type(&n.kind));
+        let norm = cfg.norm_cfg.as_ref().and_then(NormCfg::batch_norm_kind);
         let shared_convs = (0..layout.convs)
             .map(|i| {
                 let c_in = if i == 0 {
