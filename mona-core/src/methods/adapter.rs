@@ -1,7 +1,7 @@
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use crate::nn::{Dropout, Linear, gelu};
+use crate::nn::{Dropout, Linear};
 
 /// The bottleneck adapter of the Adapter and AdaptFormer baselines (spec §3):
 /// `h = project2(Dropout(GELU(project1(x))))`, then
@@ -36,7 +36,7 @@ impl BottleneckAdapter {
 
     pub fn forward(&self, x: Tensor<3>, training: bool) -> Tensor<3> {
         let h = self.project1.forward(x.clone());
-        let h = self.dropout.forward(gelu(h), training);
+        let h = self.dropout.forward_gelu(h, training);
         let h = self.project2.forward(h);
         let h = if self.scale == 1.0 { h } else { h * self.scale };
         if self.skip { x + h } else { h }

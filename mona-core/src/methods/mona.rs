@@ -1,7 +1,10 @@
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::{ConvOptions, PadMode};
+use burn::tensor::{Device, FloatDType, Tensor, TensorData};
 
-use crate::nn::{Conv2d, Dropout, LayerNorm, Linear, gelu, init};
+use crate::fused;
+use crate::nn::{Conv2d, Dropout, LayerNorm, Linear, amp, init};
 
 /// The multi-cognitive convolution filter of Mona (`MonaOp` in the official code):
 /// `Q = (DW3(P) + DW5(P) + DW7(P)) / 3 + P`, then `R = Q + PW1x1(Q)`.
@@ -27,13 +30,73 @@ impl MonaOp {
         }
     }
 
+    /// The filter on `B×C×H×W` maps (the official layout).
     pub fn forward(&self, p: Tensor<4>) -> Tensor<4> {
-        let q = (self.conv1.forward(p.clone())
-            + self.conv2.forward(p.clone())
-            + self.conv3.forward(p.clone()))
-            / 3.0
-            + p;
-        q.clone() + self.projector.forward(q)
+        let [b, c, h, w] = p.dims();
+        let tokens = p.permute([0, 2, 3, 1]).reshape([b, h * w, c]);
+        self.forward_tokens(tokens, (h, w))
+            .reshape([b, h, w, c])
+            .permute([0, 3, 1, 2])
+    }
+
+    /// The filter on `B×N×C` tokens of an `H×W` grid (channels last, as Mona holds them).
+    ///
+    /// `(DW3(P) + DW5(P) + DW7(P)) / 3 + P` is one depthwise 7×7 convolution whose kernel is
+    /// the mean of the three kernels zero-padded to 7×7, plus 1 at the centre tap, and whose
+    /// bias is the mean of the three biases: the same linear map, computed in one pass
+    /// instead of four. The folded kernel is built in the graph from the three convs' own
+    /// parameters, so their gradients, names and checkpoints are unchanged; results differ
+    /// from the three separate convs by float rounding only. The 1×1 projector is a matrix
+    /// product over channels.
+    pub fn forward_tokens(&self, p: Tensor<3>, hw: (usize, usize)) -> Tensor<3> {
+        let [b, n, c] = p.dims();
+        let (h, w) = hw;
+        assert_eq!(n, h * w, "MonaOp: {n} tokens for a {h}x{w} grid");
+        let (weight, bias) = self.folded_kernel(c, &p.device());
+        let q = if fused::enabled(&p) && amp::autocast().is_none() {
+            fused::depthwise_nhwc(p.reshape([b, h, w, c]), weight, bias).reshape([b, n, c])
+        } else {
+            // Without the bias in the convolution, cubecl's autotuner may pick its depthwise
+            // kernel (it refuses a bias).
+            let x = p.reshape([b, h, w, c]).permute([0, 3, 1, 2]);
+            let options = ConvOptions::new([1, 1], [3, 3], [1, 1], c);
+            let y = match amp::autocast() {
+                None => conv2d(x, weight, None, options),
+                Some(dt) => {
+                    conv2d(x.cast(dt), weight.cast(dt), None, options).cast(FloatDType::F32)
+                }
+            };
+            (y + bias.reshape([1, c, 1, 1]))
+                .permute([0, 2, 3, 1])
+                .reshape([b, n, c])
+        };
+        q.clone() + self.projector.forward_pointwise_tokens(q)
+    }
+
+    /// The three depthwise kernels and the identity as one `(C, 1, 7, 7)` kernel, and the
+    /// mean bias.
+    fn folded_kernel(&self, c: usize, device: &Device) -> (Tensor<4>, Tensor<1>) {
+        let padded = |conv: &Conv2d| {
+            let k = conv.weight.val().dims()[2];
+            let pad = (7 - k) / 2;
+            conv.weight.val().pad(
+                [(0, 0), (0, 0), (pad, pad), (pad, pad)],
+                PadMode::Constant(0.0),
+            )
+        };
+        let bias = |conv: &Conv2d| match &conv.bias {
+            Some(b) => b.val(),
+            None => Tensor::zeros([c], device),
+        };
+        let mut centre = vec![0f32; c * 49];
+        for ch in 0..c {
+            centre[ch * 49 + 24] = 1.0;
+        }
+        let identity = Tensor::<4>::from_data(TensorData::new(centre, [c, 1, 7, 7]), device);
+        let weight =
+            (padded(&self.conv1) + padded(&self.conv2) + padded(&self.conv3)) / 3.0 + identity;
+        let bias = (bias(&self.conv1) + bias(&self.conv2) + bias(&self.conv3)) / 3.0;
+        (weight, bias)
     }
 }
 
@@ -68,17 +131,14 @@ impl Mona {
 
     /// `x`: `B×N×C`, tokens row-major over the unpadded stage grid `hw = (H, W)`.
     pub fn forward(&self, x: Tensor<3>, hw: (usize, usize), training: bool) -> Tensor<3> {
-        let [b, n, c] = x.dims();
+        let [_, n, c] = x.dims();
         let (h, w) = hw;
         assert_eq!(n, h * w, "Mona: {n} tokens for a {h}x{w} grid");
         let u = self.norm.forward(x.clone()) * self.gamma.val().reshape([1, 1, c])
             + x.clone() * self.gammax.val().reshape([1, 1, c]);
         let p = self.project1.forward(u);
-        let k = p.dims()[2];
-        let p = p.reshape([b, h, w, k]).permute([0, 3, 1, 2]);
-        let r = self.adapter_conv.forward(p);
-        let r = r.permute([0, 2, 3, 1]).reshape([b, n, k]);
-        let s = self.dropout.forward(gelu(r), training);
+        let r = self.adapter_conv.forward_tokens(p, hw);
+        let s = self.dropout.forward_gelu(r, training);
         x + self.project2.forward(s)
     }
 }

@@ -71,4 +71,23 @@ impl Conv2d {
             }
         }
     }
+
+    /// A 1×1 convolution (stride 1, no padding, no groups) on channels-last `B×N×C_in`
+    /// tokens: the matrix product `x·Wᵀ + b` over channels.
+    pub fn forward_pointwise_tokens(&self, x: Tensor<3>) -> Tensor<3> {
+        let [c_out, c_in, kh, kw] = self.weight.val().dims();
+        assert!(
+            kh == 1 && kw == 1 && self.groups == 1 && self.stride == 1 && self.padding == 0,
+            "forward_pointwise_tokens on a {kh}x{kw} conv (groups {}, stride {}, padding {})",
+            self.groups,
+            self.stride,
+            self.padding
+        );
+        let w = self.weight.val().reshape([1, c_out, c_in]).swap_dims(1, 2);
+        let y = super::amp::matmul(x, w);
+        match &self.bias {
+            Some(b) => y + b.val().reshape([1, 1, c_out]),
+            None => y,
+        }
+    }
 }

@@ -16,12 +16,27 @@ impl Dropout {
         Self { prob }
     }
 
+    pub fn prob(&self) -> f64 {
+        self.prob
+    }
+
     pub fn forward<const D: usize>(&self, x: Tensor<D>, training: bool) -> Tensor<D> {
         if !training || self.prob == 0.0 {
             return x;
         }
-        let keep = 1.0 - self.prob;
-        let mask = Tensor::<D>::random(x.shape(), Distribution::Bernoulli(keep), &x.device());
-        x * mask / keep
+        bernoulli_dropout(x, self.prob)
     }
+
+    /// `self.forward(gelu(x), training)`, as one fused op where the device allows
+    /// ([`super::gelu_dropout`]).
+    pub fn forward_gelu<const D: usize>(&self, x: Tensor<D>, training: bool) -> Tensor<D> {
+        super::gelu_dropout(x, self.prob, training)
+    }
+}
+
+/// `x · mask / (1 − p)` with a Bernoulli(1 − p) mask from the device's random stream.
+pub(super) fn bernoulli_dropout<const D: usize>(x: Tensor<D>, p: f64) -> Tensor<D> {
+    let keep = 1.0 - p;
+    let mask = Tensor::<D>::random(x.shape(), Distribution::Bernoulli(keep), &x.device());
+    x * mask / keep
 }

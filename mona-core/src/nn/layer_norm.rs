@@ -21,7 +21,17 @@ impl LayerNorm {
         }
     }
 
+    /// The fused kernel on the flex device (keeps only `x` for the backward pass), burn's
+    /// `layer_norm` elsewhere.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        if crate::fused::enabled(&x) {
+            return crate::fused::fused_layer_norm(
+                x,
+                self.weight.val(),
+                self.bias.val(),
+                Self::EPS,
+            );
+        }
         burn::tensor::module::layer_norm(x, self.weight.val(), Some(self.bias.val()), Self::EPS)
     }
 }

@@ -17,7 +17,7 @@ mod layer_norm;
 mod linear;
 mod running_buffer;
 
-pub use activation::gelu;
+pub use activation::{gelu, gelu_dropout};
 pub use batch_norm::{BatchNorm2d, BatchNormKind, NormCfg};
 pub use conv::Conv2d;
 pub use conv_module::ConvModule;

@@ -4,8 +4,9 @@ use burn::tensor::{Device, Tensor};
 
 use super::attention::WindowAttention;
 use super::windows::{window_partition, window_reverse};
+use crate::fused::{self, RowMap};
 use crate::methods::{AdapterModule, BlockAdapters, LoraSpec, Placement};
-use crate::nn::{DropPath, Dropout, LayerNorm, Linear, gelu};
+use crate::nn::{DropPath, Dropout, LayerNorm, Linear};
 
 /// `fc1 → GELU → drop → fc2 → drop`.
 #[derive(Module, Debug)]
@@ -25,7 +26,7 @@ impl Mlp {
     }
 
     pub fn forward(&self, x: Tensor<3>, training: bool) -> Tensor<3> {
-        let x = self.drop.forward(gelu(self.fc1.forward(x)), training);
+        let x = self.drop.forward_gelu(self.fc1.forward(x), training);
         self.drop.forward(self.fc2.forward(x), training)
     }
 }
@@ -135,20 +136,31 @@ impl SwinBlock {
         .reduce(|a, b| a + b)
     }
 
-    /// `x`: `(B, H·W, C)`; `mask`: the stage's shifted-window mask (used if shifted).
-    pub fn forward(
+    /// Window attention on the normalised tokens `y` `(B, H·W, C)`: zero-pad the grid to
+    /// window multiples, roll it by `−shift`, partition it into windows, attend, and undo
+    /// the three. On the flex device the three steps are one gather of token rows each way
+    /// ([`fused::gather_rows`]); elsewhere they are pad, roll and permute.
+    fn shifted_window_attention(
         &self,
-        x: Tensor<3>,
+        y: Tensor<3>,
         hw: (usize, usize),
         mask: Option<Tensor<3>>,
         training: bool,
     ) -> Tensor<3> {
-        let [b, l, c] = x.dims();
+        let [b, l, c] = y.dims();
         let (h, w) = hw;
-        assert_eq!(l, h * w, "Swin block: {l} tokens for a {h}x{w} grid");
         let ws = self.attn.window_size();
-        let shortcut = x.clone();
-        let y = self.norm1.forward(x).reshape([b, h, w, c]);
+        let s = self.shift_size;
+        let mask = if s > 0 { mask } else { None };
+        if fused::enabled(&y) {
+            let map = RowMap::window_partition(h, w, ws, s);
+            let padded = map.rows_out();
+            let windows =
+                fused::gather_rows(y, map.clone()).reshape([b * padded / (ws * ws), ws * ws, c]);
+            let attn = self.attn.forward(windows, mask, training);
+            return fused::gather_rows(attn.reshape([b, padded, c]), map.inverted());
+        }
+        let y = y.reshape([b, h, w, c]);
         let (pad_b, pad_r) = ((ws - h % ws) % ws, (ws - w % ws) % ws);
         let y = if pad_b > 0 || pad_r > 0 {
             y.pad(
@@ -159,10 +171,9 @@ impl SwinBlock {
             y
         };
         let (hp, wp) = (h + pad_b, w + pad_r);
-        let s = self.shift_size as i64;
+        let s = s as i64;
         let y = if s > 0 { y.roll(&[-s, -s], &[1, 2]) } else { y };
         let windows = window_partition(y, ws);
-        let mask = if s > 0 { mask } else { None };
         let attn = self.attn.forward(windows, mask, training);
         let y = window_reverse(attn, ws, hp, wp);
         let y = if s > 0 { y.roll(&[s, s], &[1, 2]) } else { y };
@@ -171,7 +182,23 @@ impl SwinBlock {
         } else {
             y
         };
-        let a = self.adapt(Placement::AttnBranch, y.reshape([b, l, c]), hw, training);
+        y.reshape([b, l, c])
+    }
+
+    /// `x`: `(B, H·W, C)`; `mask`: the stage's shifted-window mask (used if shifted).
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        hw: (usize, usize),
+        mask: Option<Tensor<3>>,
+        training: bool,
+    ) -> Tensor<3> {
+        let [_, l, _] = x.dims();
+        let (h, w) = hw;
+        assert_eq!(l, h * w, "Swin block: {l} tokens for a {h}x{w} grid");
+        let shortcut = x.clone();
+        let y = self.shifted_window_attention(self.norm1.forward(x), hw, mask, training);
+        let a = self.adapt(Placement::AttnBranch, y, hw, training);
         let x = shortcut + self.drop_path.forward(a, training);
         let x = self.adapt(Placement::AfterAttnResidual, x, hw, training);
 

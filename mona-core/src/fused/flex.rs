@@ -1,0 +1,41 @@
+//! Reading and making burn-flex tensors for the fused CPU kernels.
+
+use burn::backend::flex::FlexTensor;
+use burn::tensor::{DType, TensorData};
+
+/// Elements per parallel task of an element-wise kernel: large enough that rayon's
+/// per-task cost vanishes, small enough that both cores get work on Mona's smallest maps.
+pub const CHUNK: usize = 8192;
+
+/// A tensor's values in row-major order, as one contiguous f32 buffer (copied only if the
+/// tensor is a strided view).
+pub struct Values {
+    tensor: FlexTensor,
+}
+
+impl Values {
+    pub fn of(tensor: &FlexTensor) -> Self {
+        assert_eq!(
+            tensor.dtype(),
+            DType::F32,
+            "the fused kernels take f32 tensors"
+        );
+        Self {
+            tensor: tensor.to_contiguous(),
+        }
+    }
+
+    pub fn as_slice(&self) -> &[f32] {
+        let n = self.tensor.layout().num_elements();
+        &self.tensor.storage::<f32>()[..n]
+    }
+
+    pub fn dims(&self) -> Vec<usize> {
+        self.tensor.layout().shape().to_vec()
+    }
+}
+
+/// A new contiguous f32 tensor.
+pub fn tensor(values: Vec<f32>, dims: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, dims))
+}

@@ -1,0 +1,174 @@
+//! The exact GELU, optionally followed by inverted dropout, as one differentiable op.
+//!
+//! Composed from tensor ops, `dropout(gelu(x))` is about ten element-wise passes forward and
+//! more backward, keeps three full-size tensors for the backward pass and draws one random
+//! float per element from the process-wide (scalar ChaCha) stream. Fused, it is one parallel
+//! pass each way and keeps only `x`: the dropout mask is a counter-based hash of a per-call
+//! seed and the element's index, recomputed in the backward pass.
+
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, Flex, backend_extension};
+use burn::tensor::{Distribution, Tensor};
+use rayon::prelude::*;
+
+use super::flex::{CHUNK, Values, tensor};
+use super::math::{self, hash32};
+use super::simd::multiversion;
+
+/// Which elements an inverted dropout keeps, and by how much it scales them: element `i`
+/// is kept when `hash32(seed, i)` falls below `keep · 2³²`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DropMask {
+    pub seed: u64,
+    /// The keep probability `1 − p`, in (0, 1].
+    pub keep: f32,
+}
+
+impl DropMask {
+    fn threshold(&self) -> u32 {
+        ((self.keep as f64) * 4_294_967_296.0).min(u32::MAX as f64) as u32
+    }
+
+    /// A mask for dropout probability `p`, seeded from the device's random stream (four
+    /// draws, so the runner's per-iteration reseeding makes it reproducible).
+    pub fn draw(p: f64, device: &burn::tensor::Device) -> Self {
+        let draws = Tensor::<1>::random([4], Distribution::Default, device)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("four f32 draws");
+        let seed = draws.iter().fold(0u64, |acc, u| {
+            (acc << 16) | ((u * 65_536.0) as u64 & 0xFFFF)
+        });
+        Self {
+            seed,
+            keep: (1.0 - p) as f32,
+        }
+    }
+}
+
+/// `gelu(x)`, then the mask's dropout, as a backend operation. Implemented for burn-flex;
+/// other backends take the composed path of [`crate::nn::gelu`].
+#[backend_extension(Autodiff, Flex)]
+pub trait FusedGeluBackend: Backend {
+    fn fused_gelu(x: FloatTensor<Self>, mask: Option<DropMask>) -> FloatTensor<Self>;
+}
+
+multiversion! {
+    fn gelu_chunk(x: &[f32], out: &mut [f32], mask: Option<DropMask>, offset: usize) {
+        match mask {
+            None => {
+                for (o, v) in out.iter_mut().zip(x) {
+                    *o = math::gelu(*v);
+                }
+            }
+            Some(m) => {
+                let threshold = m.threshold();
+                for (i, (o, v)) in out.iter_mut().zip(x).enumerate() {
+                    let kept = hash32(m.seed, (offset + i) as u32) < threshold;
+                    let y = math::gelu(*v) / m.keep;
+                    *o = if kept { y } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+multiversion! {
+    fn gelu_backward_chunk(
+        x: &[f32],
+        grad: &[f32],
+        out: &mut [f32],
+        mask: Option<DropMask>,
+        offset: usize,
+    ) {
+        match mask {
+            None => {
+                for ((o, v), g) in out.iter_mut().zip(x).zip(grad) {
+                    *o = *g * math::gelu_derivative(*v);
+                }
+            }
+            Some(m) => {
+                let threshold = m.threshold();
+                for (i, ((o, v), g)) in out.iter_mut().zip(x).zip(grad).enumerate() {
+                    let kept = hash32(m.seed, (offset + i) as u32) < threshold;
+                    let y = (*g / m.keep) * math::gelu_derivative(*v);
+                    *o = if kept { y } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+fn gelu_forward(x: &FlexTensor, mask: Option<DropMask>) -> FlexTensor {
+    let x = Values::of(x);
+    let src = x.as_slice();
+    let mut out = vec![0f32; src.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK))
+        .enumerate()
+        .for_each(|(k, (o, s))| gelu_chunk(s, o, mask, k * CHUNK));
+    tensor(out, x.dims())
+}
+
+fn gelu_backward(x: &FlexTensor, grad: &FlexTensor, mask: Option<DropMask>) -> FlexTensor {
+    let (x, grad) = (Values::of(x), Values::of(grad));
+    let (src, g) = (x.as_slice(), grad.as_slice());
+    let mut out = vec![0f32; src.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
+        .enumerate()
+        .for_each(|(k, (o, (s, g)))| gelu_backward_chunk(s, g, o, mask, k * CHUNK));
+    tensor(out, x.dims())
+}
+
+impl FusedGeluBackend for Flex {
+    fn fused_gelu(x: FloatTensor<Self>, mask: Option<DropMask>) -> FloatTensor<Self> {
+        gelu_forward(&x, mask)
+    }
+}
+
+impl<C: CheckpointStrategy> FusedGeluBackend for Autodiff<Flex, C> {
+    fn fused_gelu(x: FloatTensor<Self>, mask: Option<DropMask>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct GeluBackward;
+
+        impl Backward<Flex, 1> for GeluBackward {
+            type State = (FlexTensor, Option<DropMask>);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let (x, mask) = ops.state;
+                unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+                    gelu_backward(&x, &grad, mask)
+                });
+            }
+        }
+
+        let (primitive, node) = x.into_parts();
+        match GeluBackward.prepare::<C>([node]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out = gelu_forward(&primitive, mask);
+                prep.finish((primitive, mask), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(gelu_forward(&primitive, mask)),
+        }
+    }
+}
+
+/// The fused op on a tensor (which must be an f32 tensor on a flex device).
+pub fn fused_gelu<const D: usize>(x: Tensor<D>, mask: Option<DropMask>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedGeluBackend>::fused_gelu(
+        x.into_dispatch(),
+        mask,
+    ))
+}

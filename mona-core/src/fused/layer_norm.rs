@@ -1,0 +1,219 @@
+//! LayerNorm over the last dimension as one differentiable op.
+//!
+//! burn 0.22.1's autodiff decomposes `layer_norm` into its element-wise steps and keeps the
+//! centred and the normalised tensors for the backward pass. Fused, it is one parallel pass
+//! over the rows each way and keeps only the input: the backward pass recomputes each row's
+//! mean and reciprocal standard deviation, which costs one read of a row it reads anyway.
+
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Dispatch, Flex, backend_extension};
+use burn::tensor::Tensor;
+use rayon::prelude::*;
+
+use super::flex::{Values, tensor};
+use super::simd::{lane_sum, lane_sum_map2, multiversion};
+
+/// Rows per parallel task. Fixed (not derived from the thread count), so the per-task
+/// partial sums of the weight and bias gradients, and with them the results, are the same
+/// on every machine.
+const ROWS: usize = 64;
+
+/// `LN(x)·weight + bias` over the last dimension, as a backend operation. Implemented for
+/// burn-flex; other backends take burn's `layer_norm`.
+#[backend_extension(Autodiff, Flex)]
+pub trait FusedLayerNormBackend: Backend {
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self>;
+}
+
+/// The mean and `1/√(var + eps)` of one row (biased variance, two passes, as PyTorch).
+#[inline(always)]
+fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
+    let n = row.len() as f32;
+    let mean = lane_sum(row) / n;
+    let var = lane_sum_map2(row, row, |a, _| (a - mean) * (a - mean)) / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+multiversion! {
+    fn forward_rows(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32], eps: f32) {
+        let c = w.len();
+        for (row, o) in x.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
+            let (mean, rstd) = row_stats(row, eps);
+            for (((o, v), w), b) in o.iter_mut().zip(row).zip(w).zip(b) {
+                *o = (*v - mean) * rstd * *w + *b;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// The input gradient of each row, and this task's sums of `dy·x̂` and `dy` (the weight
+    /// and bias gradients) when `params` holds room for them.
+    fn backward_rows(
+        x: &[f32],
+        w: &[f32],
+        dy: &[f32],
+        dx: &mut [f32],
+        params: &mut [f32],
+        eps: f32,
+    ) {
+        let c = w.len();
+        let mut scratch = vec![0f32; 2 * c];
+        let (xhat, g) = scratch.split_at_mut(c);
+        for ((row, dy), dx) in x.chunks_exact(c).zip(dy.chunks_exact(c)).zip(dx.chunks_exact_mut(c)) {
+            let (mean, rstd) = row_stats(row, eps);
+            for (((h, g), v), (d, w)) in xhat.iter_mut().zip(g.iter_mut()).zip(row).zip(dy.iter().zip(w)) {
+                *h = (*v - mean) * rstd;
+                *g = *d * *w;
+            }
+            let n = c as f32;
+            let mean_g = lane_sum(g) / n;
+            let mean_gh = lane_sum_map2(g, xhat, |a, b| a * b) / n;
+            for ((d, g), h) in dx.iter_mut().zip(g.iter()).zip(xhat.iter()) {
+                *d = rstd * (*g - mean_g - *h * mean_gh);
+            }
+            if !params.is_empty() {
+                let (dw, db) = params.split_at_mut(c);
+                for (((dw, db), d), h) in dw.iter_mut().zip(db.iter_mut()).zip(dy).zip(xhat.iter()) {
+                    *dw += *d * *h;
+                    *db += *d;
+                }
+            }
+        }
+    }
+}
+
+fn forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, eps: f64) -> FlexTensor {
+    let (x, w, b) = (Values::of(x), Values::of(weight), Values::of(bias));
+    let (src, w, b) = (x.as_slice(), w.as_slice(), b.as_slice());
+    let c = w.len();
+    let mut out = vec![0f32; src.len()];
+    out.par_chunks_mut(ROWS * c)
+        .zip(src.par_chunks(ROWS * c))
+        .for_each(|(o, s)| forward_rows(s, w, b, o, eps as f32));
+    tensor(out, x.dims())
+}
+
+/// `(dx, Some((dweight, dbias)))`, the parameter gradients only when asked for.
+fn backward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    grad: &FlexTensor,
+    eps: f64,
+    params: bool,
+) -> (FlexTensor, Option<(FlexTensor, FlexTensor)>) {
+    let (x, w, dy) = (Values::of(x), Values::of(weight), Values::of(grad));
+    let (src, w, dy) = (x.as_slice(), w.as_slice(), dy.as_slice());
+    let c = w.len();
+    let mut dx = vec![0f32; src.len()];
+    let partials: Vec<Vec<f32>> = dx
+        .par_chunks_mut(ROWS * c)
+        .zip(src.par_chunks(ROWS * c).zip(dy.par_chunks(ROWS * c)))
+        .map(|(d, (s, g))| {
+            let mut p = vec![0f32; if params { 2 * c } else { 0 }];
+            backward_rows(s, w, g, d, &mut p, eps as f32);
+            p
+        })
+        .collect();
+    let dx = tensor(dx, x.dims());
+    if !params {
+        return (dx, None);
+    }
+    let mut total = vec![0f32; 2 * c];
+    for p in &partials {
+        for (t, v) in total.iter_mut().zip(p) {
+            *t += *v;
+        }
+    }
+    let db = total.split_off(c);
+    (dx, Some((tensor(total, vec![c]), tensor(db, vec![c]))))
+}
+
+impl FusedLayerNormBackend for Flex {
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        forward(&x, &weight, &bias, eps)
+    }
+}
+
+impl<C: CheckpointStrategy> FusedLayerNormBackend for Autodiff<Flex, C> {
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct LayerNormBackward;
+
+        impl Backward<Flex, 3> for LayerNormBackward {
+            type State = (FlexTensor, FlexTensor, f64);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let [node_x, node_w, node_b] = ops.parents;
+                let grad = grads.consume::<Flex>(&ops.node);
+                let (x, weight, eps) = ops.state;
+                let params = node_w.is_some() || node_b.is_some();
+                let (dx, dparams) = backward(&x, &weight, &grad, eps, params);
+                if let Some(node) = node_x {
+                    grads.register::<Flex>(node.id, dx);
+                }
+                if let Some((dw, db)) = dparams {
+                    if let Some(node) = node_w {
+                        grads.register::<Flex>(node.id, dw);
+                    }
+                    if let Some(node) = node_b {
+                        grads.register::<Flex>(node.id, db);
+                    }
+                }
+            }
+        }
+
+        let (x, node_x) = x.into_parts();
+        let (weight, node_w) = weight.into_parts();
+        let (bias, node_b) = bias.into_parts();
+        let out = forward(&x, &weight, &bias, eps);
+        match LayerNormBackward
+            .prepare::<C>([node_x, node_w, node_b])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x, weight, eps), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+}
+
+/// The fused op on tensors (f32, on a flex device; `weight`, `bias`: the last dimension).
+pub fn fused_layer_norm<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<1>,
+    bias: Tensor<1>,
+    eps: f64,
+) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as FusedLayerNormBackend>::fused_layer_norm(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        eps,
+    ))
+}

@@ -1,0 +1,78 @@
+//! Fused CPU kernels for the hot paths of Swin and Mona, as differentiable backend
+//! operations (burn's `backend_extension`, with hand-written backward passes).
+//!
+//! burn-flex runs a model op by op: each element-wise op is its own single-threaded pass,
+//! layer norm and GELU are decomposed by autodiff (and keep their intermediates for the
+//! backward pass), and depthwise convolutions go through generic grouped-convolution code.
+//! The ops here do each of these hot paths in one parallel, vectorised pass each way:
+//! - [`fused_gelu`]: exact GELU with optional inverted dropout (mask from a counter-based
+//!   hash, nothing stored);
+//! - [`fused_layer_norm`]: layer norm keeping only its input;
+//! - [`depthwise_nhwc`]: depthwise convolution on channels-last maps;
+//! - [`gather_rows`]: Swin's padding, cyclic shift and window partition (and their inverse)
+//!   as one copy of token rows.
+//!
+//! They serve f32 tensors on the flex device (with or without autodiff). Everywhere else
+//! (cubecl's CUDA and CPU runtimes, other dtypes), the layers use the composed tensor ops
+//! they used before, which burn's fusion compiles into kernels of its own; [`enabled`] is
+//! the switch. Numerics are those of the composed ops up to float rounding (summation order;
+//! `math` documents the GELU's accuracy); dropout masks are drawn differently, but as
+//! reproducibly.
+
+mod depthwise;
+mod flex;
+mod gelu;
+mod layer_norm;
+pub mod math;
+mod simd;
+mod token_gather;
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+use burn::backend::DispatchDevice;
+use burn::tensor::{DType, Device, Tensor};
+
+pub use depthwise::{DepthwiseNhwcBackend, depthwise_nhwc};
+pub use gelu::{DropMask, FusedGeluBackend, fused_gelu};
+pub use layer_norm::{FusedLayerNormBackend, fused_layer_norm};
+pub use token_gather::{GatherRowsBackend, RowMap, gather_rows};
+
+thread_local! {
+    static COMPOSED_ON_THIS_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the fused kernels are off for the whole process: `MONA_FUSED=0` (read once).
+fn disabled_by_env() -> bool {
+    static OFF: OnceLock<bool> = OnceLock::new();
+    *OFF.get_or_init(|| std::env::var("MONA_FUSED").is_ok_and(|v| v == "0"))
+}
+
+/// Runs `f` with the fused kernels off on this thread, so that the layers take their
+/// composed tensor-op paths (to compare the two in one process).
+pub fn composed<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            COMPOSED_ON_THIS_THREAD.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(COMPOSED_ON_THIS_THREAD.with(|c| c.replace(true)));
+    f()
+}
+
+/// Whether the fused kernels serve `x`: an f32 tensor on the flex device (autodiff or
+/// not), unless turned off by `MONA_FUSED=0` or [`composed`].
+pub fn enabled<const D: usize>(x: &Tensor<D>) -> bool {
+    x.dtype() == DType::F32
+        && on_flex(&x.device())
+        && !disabled_by_env()
+        && !COMPOSED_ON_THIS_THREAD.with(Cell::get)
+}
+
+fn on_flex(device: &Device) -> bool {
+    matches!(
+        device.as_dispatch().clone().inner(),
+        DispatchDevice::Flex(_)
+    )
+}
