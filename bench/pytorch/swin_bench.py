@@ -588,7 +588,7 @@ def run_case(case, device, warmup, steps):
     step_ms = times[warmup:]
     mean_ms = sum(step_ms) / max(len(step_ms), 1)
     result = {
-        "case": case, "side": "pytorch", "device": str(device), "arch": arch,
+        "case": case, "device": str(device), "arch": arch,
         "method": method, "train": train, "batch": batch, "size": size,
         "precision": "bf16" if bf16 else "fp32",
         "torch": torch.__version__, "threads": torch.get_num_threads(),
