@@ -101,19 +101,39 @@ if [ -z "$CASES" ]; then
 fi
 if [ "$GPU" = 1 ]; then export CUDA_PATH=${CUDA_PATH:-/usr/local/cuda}; fi
 
-# One process of one side; its JSON line goes to RAW with the round and the side, or a
-# `failed` line if it fails. The logs keep stderr.
+# Other processes' CPU use while one side runs, in cores: all CPUs' busy time (/proc/stat)
+# minus the side's own (the shell's `times` for its children), over the wall time. PyTorch's
+# OpenMP threads slow down sharply when another process takes a core (rayon's much less), so
+# the table shows it; null where /proc is missing.
+HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
+busy_s() { awk -v hz="$HZ" '/^cpu /{print ($2+$3+$4+$7+$8+$9)/hz; exit}' /proc/stat 2>/dev/null || echo 0; }
+wall_s() { awk '{print $1}' /proc/uptime 2>/dev/null || echo 0; }
+# The CPU seconds of this shell's finished children, from a `times` output file (`times`
+# itself must run in this shell, not in a command substitution's subshell).
+children_s() {
+    awk 'NR==2{t=0; for(i=1;i<=2;i++){v=$i; sub(/s$/,"",v); n=split(v,a,"m"); t+=a[1]*60+a[n]} print t}' "$1"
+}
+
+# One process of one side; its JSON line goes to RAW with the round, the side and the other
+# processes' CPU use, or a `failed` line if it fails. The logs keep stderr.
 run_side() { # side round case command...
     side=$1; round=$2; case=$3; shift 3
     log=$OUT/logs/${side}_${case}_r$round.log
     echo "round $round/$ROUNDS  $side  $case" >&2
-    if "$@" > "$log.out" 2> "$log"; then
-        sed -n "/^{/s/^{/{\"round\":$round,\"side\":\"$side\",/p" "$log.out" >> "$RAW"
+    times > "$OUT/.times"; c0=$(children_s "$OUT/.times"); b0=$(busy_s); w0=$(wall_s)
+    if "$@" > "$log.out" 2> "$log"; then status=0; else status=$?; fi
+    times > "$OUT/.times"; c1=$(children_s "$OUT/.times"); b1=$(busy_s); w1=$(wall_s)
+    others=$(awk -v b0="$b0" -v b1="$b1" -v w0="$w0" -v w1="$w1" -v c0="$c0" -v c1="$c1" \
+        'BEGIN { if (w1 - w0 <= 0 || b1 == 0) print "null"
+                 else printf "%.2f", ((b1 - b0) - (c1 - c0)) / (w1 - w0) }')
+    tag="\"round\":$round,\"side\":\"$side\",\"others_cpu_cores\":$others"
+    if [ "$status" = 0 ]; then
+        sed -n "/^{/s/^{/{$tag,/p" "$log.out" >> "$RAW"
     else
-        echo "  $side failed (exit $?), see $log" >&2
-        echo "{\"round\":$round,\"side\":\"$side\",\"case\":\"$case\",\"failed\":true}" >> "$RAW"
+        echo "  $side failed (exit $status), see $log" >&2
+        echo "{$tag,\"case\":\"$case\",\"failed\":true}" >> "$RAW"
     fi
-    rm -f "$log.out"
+    rm -f "$log.out" "$OUT/.times"
 }
 
 # (c) every case, ROUNDS times, ours and PyTorch's alternating.
@@ -142,7 +162,7 @@ done
     echo "## ours vs PyTorch, $STARTED to $(date '+%H:%M:%S')"
     echo
     echo "- command: \`ROUNDS=$ROUNDS WARMUP=$WARMUP STEPS=$STEPS THREADS=$THREADS $0$( [ "$GPU" = 1 ] && echo ' --gpu')$ARGS\`"
-    echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -1), $(nproc 2>/dev/null || echo '?') cores; threads: ours RAYON_NUM_THREADS=${THREADS:-default}, PyTorch torch.set_num_threads(${THREADS:-default})"
+    echo "- CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -1), $(nproc 2>/dev/null || echo '?') cores; threads: ours RAYON_NUM_THREADS=${THREADS:-default}$( [ "$TORCH" = 1 ] && echo ", PyTorch torch.set_num_threads(${THREADS:-default})")"
     if [ "$GPU" = 1 ]; then
         echo "- GPU: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
     fi
@@ -151,6 +171,7 @@ done
         echo "- PyTorch: $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'), eager, bench/pytorch/swin_bench.py, device $TORCH_DEVICE"
     fi
     echo "- per process: $WARMUP warm-up + $STEPS timed iterations; ms = median over rounds of each process's mean; ratio = PyTorch ms / ours ms per round, median (range); > 1 means ours is faster"
+    echo "- others' CPU: the most CPU (in cores) other processes used during any process of the row; above ~0.1 the row is suspect (PyTorch's OpenMP threads stall when a core is taken)"
     echo "- raw JSON lines: $RAW"
     echo
     if [ "$TORCH" = 1 ]; then

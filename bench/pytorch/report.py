@@ -13,7 +13,10 @@ RAW.jsonl holds one line per process: our `bench` line or `swin_bench.py`'s, eac
   median over the rounds where both sides ran, with the range (> 1: ours is faster);
 - peak memory: on the CPU each process's peak RSS (ours `peak_rss_mib`, PyTorch
   `ru_maxrss`); on CUDA the allocator peaks (ours: the memory pools' reserved bytes;
-  PyTorch: `max_memory_allocated` / `max_memory_reserved`), median over rounds.
+  PyTorch: `max_memory_allocated` / `max_memory_reserved`), median over rounds;
+- others' CPU: the most that other processes used (in cores, `others_cpu_cores` from the
+  script) during any of the case's processes. A row with more than ~0.1 is suspect, above
+  all on PyTorch's side: its OpenMP threads stall when another process takes a core.
 
 `fallback` is for a machine where PyTorch could not be installed: our numbers next to the
 hard-coded PyTorch numbers of `bench --list`, which are from another day, without a ratio.
@@ -66,11 +69,12 @@ def compare(raw_path):
               for c in cases.values() for side in c.values() for l in side.values())
     if gpu:
         print("| case | ours ms | PyTorch ms | ours ÷ PyTorch speed (range) | rounds "
-              "| ours peak GiB (pools reserved) | PyTorch peak GiB (allocated / reserved) |")
+              "| ours peak GiB (pools reserved) | PyTorch peak GiB (allocated / reserved) "
+              "| others' CPU (cores, max) |")
     else:
         print("| case | ours ms | PyTorch ms | ours ÷ PyTorch speed (range) | rounds "
-              "| ours peak RSS MiB | PyTorch peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+              "| ours peak RSS MiB | PyTorch peak RSS MiB | others' CPU (cores, max) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, sides in cases.items():
         ours = {r: l for r, l in sides["ours"].items() if ok(l)}
         torch = {r: l for r, l in sides["pytorch"].items() if ok(l)}
@@ -89,9 +93,12 @@ def compare(raw_path):
             mem = (fmt(ours_mem, 2), f"{fmt(alloc, 2)} / {fmt(res, 2)}")
         else:
             mem = (fmt(ours_mem, 0), fmt(median([l.get("peak_rss_mib") for l in torch.values()]), 0))
+        others = [l.get("others_cpu_cores") for side in sides.values() for l in side.values()]
+        others = [o for o in others if o is not None]
         print(f"| {name} | {fmt(median([l['mean_ms'] for l in ours.values()]))} "
               f"| {fmt(median([l['mean_ms'] for l in torch.values()]))} | {ratio_cell} "
-              f"| {rounds_cell} | {mem[0]} | {mem[1]} |")
+              f"| {rounds_cell} | {mem[0]} | {mem[1]} "
+              f"| {fmt(max(others), 2) if others else '—'} |")
 
 
 def fallback(raw_path, list_path):
