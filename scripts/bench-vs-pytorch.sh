@@ -12,7 +12,7 @@
 #   BENCH    our bench binary (default: build it with cargo; --gpu needs a CUDA build, see
 #            scripts/setup-cuda-build.sh).
 #   ROUNDS   rounds per case (3). Each round runs ours, then PyTorch's, each in a fresh
-#            process with WARMUP untimed and STEPS timed iterations (CPU 2 and 6, GPU 3 and
+#            process with WARMUP untimed and STEPS timed iterations (CPU 3 and 6, GPU 3 and
 #            10), so that machine drift hits both sides alike (A B A B ...).
 #   THREADS  CPU threads of each side: torch.set_num_threads and RAYON_NUM_THREADS (2 on
 #            the CPU; with --gpu each side's own default unless set).
@@ -54,7 +54,7 @@ fi
 if [ "$GPU" = 1 ]; then
     DEVICE=cuda:0; TORCH_DEVICE=cuda:0; WARMUP=${WARMUP:-3}; STEPS=${STEPS:-10}
 else
-    DEVICE=flex; TORCH_DEVICE=cpu; WARMUP=${WARMUP:-2}; STEPS=${STEPS:-6}
+    DEVICE=flex; TORCH_DEVICE=cpu; WARMUP=${WARMUP:-3}; STEPS=${STEPS:-6}
 fi
 OUT=${OUT:-$ROOT/target/bench-vs-pytorch/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT/logs"
@@ -125,7 +125,7 @@ run_side() { # side round case command...
     times > "$OUT/.times"; c1=$(children_s "$OUT/.times"); b1=$(busy_s); w1=$(wall_s)
     others=$(awk -v b0="$b0" -v b1="$b1" -v w0="$w0" -v w1="$w1" -v c0="$c0" -v c1="$c1" \
         'BEGIN { if (w1 - w0 <= 0 || b1 == 0) print "null"
-                 else printf "%.2f", ((b1 - b0) - (c1 - c0)) / (w1 - w0) }')
+                 else { o = ((b1 - b0) - (c1 - c0)) / (w1 - w0); printf "%.2f", o < 0 ? 0 : o } }')
     tag="\"round\":$round,\"side\":\"$side\",\"others_cpu_cores\":$others"
     if [ "$status" = 0 ]; then
         sed -n "/^{/s/^{/{$tag,/p" "$log.out" >> "$RAW"
