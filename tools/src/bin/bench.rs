@@ -1,8 +1,10 @@
 //! `bench [--device flex|cuda:N|cubecl-cpu] [--case NAME ...] [--warmup N] [--steps N] [--list]`:
-//! images/s and peak memory of the Swin + Mona performance cases, one JSON line per case,
-//! with the official PyTorch code's numbers and our ratio to them.
+//! images/s and peak memory (device, and the process's peak RSS) of the Swin + Mona performance
+//! cases, one JSON line per case. The PyTorch numbers in the lines are a fallback measured on
+//! another day, not a comparison: `scripts/bench-vs-pytorch.sh` runs this binary and the
+//! PyTorch model of `bench/pytorch/` side by side.
 //!
-//! Without `--case`, runs the GPU table on a CUDA device and the CPU case on `flex`.
+//! Without `--case`, runs the GPU table on a CUDA device and the CPU cases on `flex`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -28,7 +30,7 @@ struct Args {
     /// Timed iterations.
     #[arg(long, default_value_t = 10)]
     steps: usize,
-    /// List the cases and their PyTorch reference numbers, then exit.
+    /// List the cases (with their fallback PyTorch numbers from another day), then exit.
     #[arg(long)]
     list: bool,
     /// Instead of timing: run the golden fixtures of DIR on the device (the parity check of
