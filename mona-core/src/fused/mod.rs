@@ -10,7 +10,9 @@
 //! - [`fused_layer_norm`]: layer norm keeping only its input;
 //! - [`depthwise_nhwc`]: depthwise convolution on channels-last maps;
 //! - [`gather_rows`]: Swin's padding, cyclic shift and window partition (and their inverse)
-//!   as one copy of token rows.
+//!   as one copy of token rows;
+//! - [`window_attention`]: a block's window attention, from `qkv` to the heads' output, with
+//!   relative position bias and mask, computed per window in cache.
 //!
 //! They serve f32 tensors on the flex device (with or without autodiff). Everywhere else
 //! (cubecl's CUDA and CPU runtimes, other dtypes), the layers use the composed tensor ops
@@ -26,6 +28,7 @@ mod layer_norm;
 pub mod math;
 mod simd;
 mod token_gather;
+mod window_attention;
 
 use std::cell::Cell;
 use std::sync::OnceLock;
@@ -37,6 +40,7 @@ pub use depthwise::{DepthwiseNhwcBackend, depthwise_nhwc};
 pub use gelu::{DropMask, FusedGeluBackend, fused_gelu};
 pub use layer_norm::{FusedLayerNormBackend, fused_layer_norm};
 pub use token_gather::{GatherRowsBackend, RowMap, gather_rows};
+pub use window_attention::{HEAD_DIM, MAX_TOKENS, WindowAttentionBackend, window_attention};
 
 thread_local! {
     static COMPOSED_ON_THIS_THREAD: Cell<bool> = const { Cell::new(false) };

@@ -2,6 +2,7 @@ use burn::module::{Module, Param};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use crate::fused;
 use crate::methods::{LoraLinear, LoraSpec};
 use crate::nn::{Dropout, Linear, amp, init};
 
@@ -93,11 +94,19 @@ impl WindowAttention {
         let [bn, n, c] = x.dims();
         let h = self.num_heads;
         let hd = c / h;
-        let qkv = self
-            .qkv
-            .forward(x)
-            .reshape([bn, n, 3, h, hd])
-            .permute([2, 0, 3, 1, 4]);
+        let qkv = self.qkv.forward(x);
+        let attn_dropout = training && self.attn_drop.prob() > 0.0;
+        if fused::enabled(&qkv)
+            && amp::autocast().is_none()
+            && !attn_dropout
+            && hd == fused::HEAD_DIM
+            && n <= fused::MAX_TOKENS
+        {
+            let out =
+                fused::window_attention(qkv, self.relative_position_bias(), mask, h, self.scale);
+            return self.proj_drop.forward(self.proj.forward(out), training);
+        }
+        let qkv = qkv.reshape([bn, n, 3, h, hd]).permute([2, 0, 3, 1, 4]);
         let q = qkv.clone().narrow(0, 0, 1).reshape([bn, h, n, hd]) * self.scale;
         let k = qkv.clone().narrow(0, 1, 1).reshape([bn, h, n, hd]);
         let v = qkv.narrow(0, 2, 1).reshape([bn, h, n, hd]);
