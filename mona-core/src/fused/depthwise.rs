@@ -23,7 +23,7 @@ use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::flex::{Values, tensor};
+use super::flex::{Values, sum_partials, tensor};
 use super::simd::multiversion;
 
 /// Image rows per parallel task of the weight gradient.
@@ -210,12 +210,7 @@ fn weight_grad(
             acc
         })
         .collect();
-    let mut total = vec![0f32; (kk + 1) * g.c];
-    for p in &partials {
-        for (t, v) in total.iter_mut().zip(p) {
-            *t += *v;
-        }
-    }
+    let mut total = sum_partials(&partials, (kk + 1) * g.c);
     let mut dw = vec![0f32; kk * g.c];
     for t in 0..kk {
         for ch in 0..g.c {

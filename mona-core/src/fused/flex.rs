@@ -39,3 +39,16 @@ impl Values {
 pub fn tensor(values: Vec<f32>, dims: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, dims))
 }
+
+/// The element-wise sum of per-task partial sums, added in task order: parallel kernels
+/// that reduce (weight and bias gradients) split their work in tasks of a fixed size and
+/// add the tasks' partials this way, so the result does not depend on the thread count.
+pub fn sum_partials(partials: &[Vec<f32>], len: usize) -> Vec<f32> {
+    let mut total = vec![0f32; len];
+    for p in partials {
+        for (t, v) in total.iter_mut().zip(p) {
+            *t += *v;
+        }
+    }
+    total
+}

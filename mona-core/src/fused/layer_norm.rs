@@ -15,7 +15,7 @@ use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::flex::{Values, tensor};
+use super::flex::{Values, sum_partials, tensor};
 use super::simd::{lane_sum, lane_sum_map2, multiversion};
 
 /// Rows per parallel task. Fixed (not derived from the thread count), so the per-task
@@ -129,12 +129,7 @@ fn backward(
     if !params {
         return (dx, None);
     }
-    let mut total = vec![0f32; 2 * c];
-    for p in &partials {
-        for (t, v) in total.iter_mut().zip(p) {
-            *t += *v;
-        }
-    }
+    let mut total = sum_partials(&partials, 2 * c);
     let db = total.split_off(c);
     (dx, Some((tensor(total, vec![c]), tensor(db, vec![c]))))
 }

@@ -27,7 +27,7 @@ use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::flex::{Values, tensor};
+use super::flex::{Values, sum_partials, tensor};
 use super::math;
 use super::simd::multiversion;
 
@@ -403,12 +403,7 @@ fn backward(
     if !want_bias {
         return (dqkv, None);
     }
-    let mut total = vec![0f32; bias_len];
-    for p in &partials {
-        for (t, v) in total.iter_mut().zip(p) {
-            *t += *v;
-        }
-    }
+    let total = sum_partials(&partials, bias_len);
     (dqkv, Some(tensor(total, bias_dims.to_vec())))
 }
 
