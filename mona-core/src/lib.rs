@@ -3,8 +3,8 @@
 //! - [`config`]: layered TOML configs with mmcv semantics (`_base_`, `_delete_`,
 //!   `--cfg-options`), typed extraction through figment.
 //! - [`registry`]: name-based registries (inventory) for every extension point.
-//! - [`fused`]: fused CPU kernels (GELU + dropout, layer norm, depthwise convolution) as
-//!   differentiable ops on the flex backend.
+//! - [`fused`]: fused CPU kernels (window attention, window partition, layer norm,
+//!   GELU + dropout, depthwise convolution) as differentiable ops on the flex backend.
 //! - [`nn`]: layers with PyTorch parameter names and layouts, exact GELU, DropPath.
 //! - [`swin`]: the det-style Swin Transformer of the official code.
 //! - [`methods`]: Mona and every baseline tuning method, with the official freezing rules.

@@ -23,7 +23,7 @@ use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::flex::{Values, sum_partials, tensor};
+use super::flex::{Values, register_tracked, sum_partials, tensor};
 use super::simd::multiversion;
 
 /// Image rows per parallel task of the weight gradient.
@@ -80,33 +80,49 @@ impl Geometry {
     }
 }
 
+/// Calls `f(tap, iy, ix)` for each tap of the `k×k` kernel centred on output pixel
+/// `(y, x)` whose input pixel `(iy, ix)` lies inside the `h×w` image (zero padding: the
+/// others contribute nothing), in tap order.
+#[inline(always)]
+fn for_each_tap(
+    y: usize,
+    x: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    mut f: impl FnMut(usize, usize, usize),
+) {
+    let pad = k / 2;
+    for dy in 0..k {
+        let Some(iy) = (y + dy).checked_sub(pad).filter(|&iy| iy < h) else {
+            continue;
+        };
+        for dx in 0..k {
+            let Some(ix) = (x + dx).checked_sub(pad).filter(|&ix| ix < w) else {
+                continue;
+            };
+            f(dy * k + dx, iy, ix);
+        }
+    }
+}
+
 multiversion! {
     /// One output row `y` of image `image` (`(H, W, C)`, channels last): `out` is `(W, C)`.
     fn conv_row(image: &[f32], taps: &[f32], bias: Option<&[f32]>, out: &mut [f32], y: usize, h: usize, k: usize) {
         let c = taps.len() / (k * k);
         let w = out.len() / c;
-        let pad = k / 2;
         for (x, acc) in out.chunks_exact_mut(c).enumerate() {
             match bias {
                 Some(b) => acc.copy_from_slice(b),
                 None => acc.fill(0.0),
             }
-            for dy in 0..k {
-                let Some(iy) = (y + dy).checked_sub(pad).filter(|&iy| iy < h) else {
-                    continue;
-                };
-                let row = &image[iy * w * c..(iy + 1) * w * c];
-                for dx in 0..k {
-                    let Some(ix) = (x + dx).checked_sub(pad).filter(|&ix| ix < w) else {
-                        continue;
-                    };
-                    let src = &row[ix * c..ix * c + c];
-                    let tap = &taps[(dy * k + dx) * c..(dy * k + dx + 1) * c];
-                    for ((a, s), t) in acc.iter_mut().zip(src).zip(tap) {
-                        *a += *s * *t;
-                    }
+            for_each_tap(y, x, h, w, k, |t, iy, ix| {
+                let src = &image[(iy * w + ix) * c..(iy * w + ix + 1) * c];
+                let tap = &taps[t * c..(t + 1) * c];
+                for ((a, s), t) in acc.iter_mut().zip(src).zip(tap) {
+                    *a += *s * *t;
                 }
-            }
+            });
         }
     }
 }
@@ -117,28 +133,18 @@ multiversion! {
     fn weight_grad_row(image: &[f32], dy_row: &[f32], acc: &mut [f32], y: usize, h: usize, k: usize) {
         let c = acc.len() / (k * k + 1);
         let w = dy_row.len() / c;
-        let pad = k / 2;
         let (taps, bias) = acc.split_at_mut(k * k * c);
         for (x, g) in dy_row.chunks_exact(c).enumerate() {
             for (b, g) in bias.iter_mut().zip(g) {
                 *b += *g;
             }
-            for dy in 0..k {
-                let Some(iy) = (y + dy).checked_sub(pad).filter(|&iy| iy < h) else {
-                    continue;
-                };
-                let row = &image[iy * w * c..(iy + 1) * w * c];
-                for dx in 0..k {
-                    let Some(ix) = (x + dx).checked_sub(pad).filter(|&ix| ix < w) else {
-                        continue;
-                    };
-                    let src = &row[ix * c..ix * c + c];
-                    let tap = &mut taps[(dy * k + dx) * c..(dy * k + dx + 1) * c];
-                    for ((t, s), g) in tap.iter_mut().zip(src).zip(g) {
-                        *t += *s * *g;
-                    }
+            for_each_tap(y, x, h, w, k, |t, iy, ix| {
+                let src = &image[(iy * w + ix) * c..(iy * w + ix + 1) * c];
+                let tap = &mut taps[t * c..(t + 1) * c];
+                for ((t, s), g) in tap.iter_mut().zip(src).zip(g) {
+                    *t += *s * *g;
                 }
-            }
+            });
         }
     }
 }
@@ -258,12 +264,10 @@ impl<C: CheckpointStrategy> DepthwiseNhwcBackend for Autodiff<Flex, C> {
                 }
                 if node_w.is_some() || node_b.is_some() {
                     let (dw, db) = weight_grad(&x, &weight.layout().shape().to_vec(), &grad);
-                    if let Some(node) = node_w {
-                        grads.register::<Flex>(node.id, dw);
-                    }
-                    if let Some(node) = node_b {
-                        grads.register::<Flex>(node.id, db);
-                    }
+                    register_tracked(
+                        grads,
+                        [(node_w.map(|n| n.id), dw), (node_b.map(|n| n.id), db)],
+                    );
                 }
             }
         }

@@ -1,5 +1,8 @@
 //! Reading and making burn-flex tensors for the fused CPU kernels.
 
+use burn::backend::Flex;
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::grads::Gradients;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, TensorData};
 
@@ -51,4 +54,16 @@ pub fn sum_partials(partials: &[Vec<f32>], len: usize) -> Vec<f32> {
         }
     }
     total
+}
+
+/// Registers each gradient whose node is tracked (`Some`) in a backward step.
+pub fn register_tracked<const N: usize>(
+    grads: &mut Gradients,
+    gradients: [(Option<NodeId>, FlexTensor); N],
+) {
+    for (node, grad) in gradients {
+        if let Some(id) = node {
+            grads.register::<Flex>(id, grad);
+        }
+    }
 }

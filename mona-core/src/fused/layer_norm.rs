@@ -15,7 +15,7 @@ use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::flex::{Values, sum_partials, tensor};
+use super::flex::{Values, register_tracked, sum_partials, tensor};
 use super::simd::{lane_sum, lane_sum_map2, multiversion};
 
 /// Rows per parallel task. Fixed (not derived from the thread count), so the per-task
@@ -173,12 +173,10 @@ impl<C: CheckpointStrategy> FusedLayerNormBackend for Autodiff<Flex, C> {
                     grads.register::<Flex>(node.id, dx);
                 }
                 if let Some((dw, db)) = dparams {
-                    if let Some(node) = node_w {
-                        grads.register::<Flex>(node.id, dw);
-                    }
-                    if let Some(node) = node_b {
-                        grads.register::<Flex>(node.id, db);
-                    }
+                    register_tracked(
+                        grads,
+                        [(node_w.map(|n| n.id), dw), (node_b.map(|n| n.id), db)],
+                    );
                 }
             }
         }
