@@ -9,7 +9,10 @@ use burn::tensor::activation::softmax;
 use mona_core::config::Config;
 use mona_core::runner::{Losses, Metrics, TrainModel, train};
 use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
-use mona_core::task_setup::{prepare_for_training, train_setup, workers};
+use mona_core::task_setup::{
+    check_metric_names, evaluation_metrics, prepare_for_training, train_setup, workers,
+};
+use mona_data::datasets::{ClassRule, check_head_classes};
 use mona_data::{DataLoader, Dataset, build_dataset};
 
 use crate::data::{ClsBatch, ClsSource, collate};
@@ -94,6 +97,22 @@ pub fn accuracy_metrics(scores: &[f32], classes: usize, labels: &[usize]) -> Met
     m
 }
 
+/// The head must have an output for every class of `dataset`.
+fn check_classes(
+    model: &ImageClassifier,
+    data_key: &str,
+    dataset: &dyn Dataset,
+) -> Result<(), TaskError> {
+    check_head_classes(
+        "model.head.num_classes",
+        model.num_classes(),
+        data_key,
+        dataset,
+        ClassRule::AtLeast,
+    )
+    .map_err(|e| TaskError::Data(e.to_string()))
+}
+
 fn evaluate(
     model: &ImageClassifier,
     dataset: Arc<dyn Dataset>,
@@ -107,7 +126,12 @@ fn evaluate(
     Ok(accuracy_metrics(&scores, model.num_classes(), &labels))
 }
 
+/// The metric names classification computes: `accuracy` (all of its keys) or one key.
+const CLS_METRICS: &[&str] = &["accuracy", "accuracy_top-1", "accuracy_top-5"];
+
 fn train_cls(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
+    let metrics = evaluation_metrics(cfg, "accuracy")?;
+    check_metric_names("evaluation.metric", "classification", &metrics, CLS_METRICS)?;
     let device = args.device.clone().autodiff();
     device.seed(args.seed);
     let model = ImageClassifier::from_config(&cfg.node("model")?, &device)?;
@@ -115,7 +139,10 @@ fn train_cls(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
 
     let train_set = dataset(cfg, "data.train")?;
     let val_set = dataset(cfg, "data.val")?;
-    let batch_size: usize = cfg.extract("data.samples_per_gpu")?;
+    for (key, set) in [("data.train", &train_set), ("data.val", &val_set)] {
+        check_classes(&model, key, set.as_ref())?;
+    }
+    let batch_size = mona_core::task_setup::samples_per_gpu(cfg)?;
     let workers = workers(cfg)?;
     let source = ClsSource::new(train_set, batch_size, args.seed, workers, device.clone())
         .map_err(TaskError::Data)?;
@@ -155,22 +182,29 @@ pub fn load_for_test(
 }
 
 fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
+    check_metric_names("--metrics", "classification", &args.metrics, CLS_METRICS)?;
+    if let Some(dir) = &args.show_dir {
+        return Err(TaskError::Other(format!(
+            "--show-dir {}: classification draws no pictures; --out FILE writes every image's predicted class and score",
+            dir.display()
+        )));
+    }
     let device = args.device.clone();
     let model = load_for_test(cfg, args, &device)?;
     let test_set = dataset(cfg, "data.test")?;
-    let batch_size: usize = cfg.extract("data.samples_per_gpu")?;
+    check_classes(&model, "data.test", test_set.as_ref())?;
+    let batch_size = mona_core::task_setup::samples_per_gpu(cfg)?;
     let (scores, labels, paths) =
         predict(&model, test_set, batch_size, workers(cfg)?, &device).map_err(TaskError::Data)?;
     let classes = model.num_classes();
     let mut metrics = Metrics::new();
-    if let Some(labels) = labels.iter().copied().collect::<Option<Vec<usize>>>() {
+    // `--format-only`: the predictions only (to `--out`), no metrics.
+    let labelled = labels.iter().copied().collect::<Option<Vec<usize>>>();
+    if let Some(labels) = labelled.filter(|_| !args.format_only) {
         let all = accuracy_metrics(&scores, classes, &labels);
         for (k, v) in all {
-            let wanted = args.metrics.is_empty()
-                || args
-                    .metrics
-                    .iter()
-                    .any(|m| m == "accuracy" || k.starts_with(m.as_str()));
+            let wanted =
+                args.metrics.is_empty() || args.metrics.iter().any(|m| m == "accuracy" || &k == m);
             if wanted {
                 metrics.insert(k, v);
             }
@@ -196,7 +230,7 @@ fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
             "predictions": rows,
         }))
         .map_err(|e| TaskError::Other(e.to_string()))?;
-        std::fs::write(out, text).map_err(|source| TaskError::Io {
+        mona_core::checkpoint::write_atomic_text(out, &text).map_err(|source| TaskError::Io {
             path: out.clone(),
             source,
         })?;

@@ -27,6 +27,9 @@ pub struct TrainArgs {
     pub no_validate: bool,
     /// Data-parallel replicas besides `device` (`train --gpus N --all-reduce K`).
     pub parallel: crate::runner::DataParallel,
+    /// Accept a `load_from` file that applies no tensor, or leaves frozen backbone
+    /// parameters at their initialisation (`train --partial-load`).
+    pub partial_load: bool,
 }
 
 impl TrainArgs {
@@ -42,6 +45,7 @@ impl TrainArgs {
             stop_after: None,
             no_validate: false,
             parallel: crate::runner::DataParallel::default(),
+            partial_load: false,
         }
     }
 }
@@ -80,7 +84,8 @@ pub enum TaskError {
     Train(#[from] TrainError),
     #[error("{0}")]
     Data(String),
-    #[error("{path}: {source}")]
+    /// An output (`--out`) that could not be written.
+    #[error("{path}: cannot write: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,

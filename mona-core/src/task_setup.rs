@@ -25,6 +25,21 @@ pub fn load_from(cfg: &Config, explicit: Option<&Path>) -> Result<Option<PathBuf
         .map(Into::into))
 }
 
+/// `data.samples_per_gpu`: the batch per device, at least 1.
+pub fn samples_per_gpu(cfg: &Config) -> Result<usize, TaskError> {
+    let node = cfg.node("data.samples_per_gpu")?;
+    let n: usize = node.extract()?;
+    if n == 0 {
+        return Err(crate::registry::BuildError::invalid(
+            &node,
+            None,
+            "0 images per batch: it must be at least 1",
+        )
+        .into());
+    }
+    Ok(n)
+}
+
 /// `data.workers_per_gpu` (default 2).
 pub fn workers(cfg: &Config) -> Result<usize, TaskError> {
     Ok(cfg
@@ -52,12 +67,81 @@ pub fn prepare_for_training<M: TrainModel>(
         }
         let (loaded, report) = load_pretrained(model, &path)?;
         tracing::info!("load_from {}: {report}", path.display());
+        if !args.partial_load {
+            check_complete_load(&path, &report, &|k| loaded.trainable(k))?;
+        }
         model = loaded;
     }
     let rules = model.clone();
     let model = set_trainable(model, &|k| rules.trainable(k));
     let _ = param_data(&model, &|_| true);
     Ok((model, rules))
+}
+
+/// The metric names of `evaluation.metric` (a name or a list), `default` when it is absent.
+pub fn evaluation_metrics(cfg: &Config, default: &str) -> Result<Vec<String>, TaskError> {
+    let Some(node) = cfg.get("evaluation.metric") else {
+        return Ok(vec![default.to_string()]);
+    };
+    if node.value().is_array() {
+        Ok(node.extract::<Vec<String>>()?)
+    } else {
+        Ok(vec![node.extract::<String>()?])
+    }
+}
+
+/// Refuses metric names a task does not compute (`test --metrics`, `evaluation.metric`,
+/// named by `source`), before any work: a misspelt name would otherwise report nothing
+/// and exit 0.
+pub fn check_metric_names(
+    source: &str,
+    task: &str,
+    asked: &[String],
+    supported: &[&str],
+) -> Result<(), TaskError> {
+    match asked.iter().find(|m| !supported.contains(&m.as_str())) {
+        Some(bad) => Err(TaskError::Other(format!(
+            "{source}: metric \"{bad}\" is not supported for {task} (supported: {})",
+            supported.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a `load_from` that applied nothing, or that leaves a frozen backbone parameter
+/// at its initialisation: such a parameter never trains, so the run would silently tune on
+/// top of random weights. Missing trainable parameters (a tuning method's own modules, a new
+/// head) are expected: they start from their initialisation as in mmcv.
+fn check_complete_load(
+    path: &std::path::Path,
+    report: &crate::checkpoint::KeyReport,
+    trainable: &dyn Fn(&str) -> bool,
+) -> Result<(), TaskError> {
+    let hint = "pass --partial-load to train with what applies";
+    if report.applied.is_empty() {
+        let unused: Vec<&str> = report.unused.iter().take(2).map(String::as_str).collect();
+        let missing: Vec<&str> = report.missing.iter().take(2).map(String::as_str).collect();
+        return Err(TaskError::Other(format!(
+            "load_from {}: no tensor of the file names a parameter of the model (unused: `{}`; the model has `{}`); {hint}",
+            path.display(),
+            unused.join("`, `"),
+            missing.join("`, `"),
+        )));
+    }
+    let frozen: Vec<&str> = report
+        .missing
+        .iter()
+        .filter(|k| k.starts_with("backbone.") && !trainable(k))
+        .map(String::as_str)
+        .collect();
+    if let Some(first) = frozen.first() {
+        return Err(TaskError::Other(format!(
+            "load_from {}: {} frozen backbone parameter(s) are not in the file and would stay at their random initialisation (first: `{first}`); {hint}",
+            path.display(),
+            frozen.len(),
+        )));
+    }
+    Ok(())
 }
 
 /// The optimizer (for the parameters `trainable` accepts), the LR schedule and the runner

@@ -57,6 +57,17 @@ pub enum DataError {
         num_classes: usize,
     },
 
+    /// A head's class count does not fit the dataset's classes.
+    #[error("{head_key} is {num_classes}, but {data_key} {found}; set {head_key} = {needed}")]
+    HeadClasses {
+        head_key: String,
+        num_classes: usize,
+        data_key: String,
+        /// What the dataset has, in words ("has 10 classes", "has labels up to 9").
+        found: String,
+        needed: usize,
+    },
+
     /// An annotation file, class file or image folder holds no entries.
     #[error("{}: {message}", .path.display())]
     Empty { path: PathBuf, message: String },

@@ -37,7 +37,7 @@ use mona_data::{DataRng, Dataset, DatasetEntry, Pipeline, Results};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use crate::datasets::{DetAnnotation, read_coco_json, read_voc_split, voc_classes};
+use crate::datasets::{DetAnnotation, VocImage, read_coco_json, read_voc_split, voc_classes};
 
 /// mmdet's `min_size` of `_filter_imgs`.
 pub const MIN_SIZE: usize = 32;
@@ -184,6 +184,37 @@ fn rooted(root: Option<&str>, p: &str) -> PathBuf {
     }
 }
 
+/// Training refuses VOC boxes with `xmax <= xmin` or `ymax <= ymin`. mmdet's `XMLDataset`
+/// keeps them as written (and so do evaluation sets here), but in training the box coder
+/// takes the log of their zero or negative width, and the first batch holding one turns the
+/// loss into NaN far from its cause. The error names the XML file, the class and the box.
+fn check_voc_boxes(img: &VocImage, prefix: &Path, classes: &[String]) -> Result<(), String> {
+    for (b, &label) in img.ann.bboxes.iter().zip(&img.ann.labels) {
+        let axis = if b[2] <= b[0] {
+            Some(("xmax", b[2], "xmin", b[0]))
+        } else if b[3] <= b[1] {
+            Some(("ymax", b[3], "ymin", b[1]))
+        } else {
+            None
+        };
+        if let Some((hi, hv, lo, lv)) = axis {
+            return Err(format!(
+                "{}: the `{}` box [{}, {}, {}, {}] has {hi} {hv} <= {lo} {lv}: an empty or inverted box makes the training loss NaN; fix or remove the object (or mark it difficult)",
+                prefix
+                    .join("Annotations")
+                    .join(format!("{}.xml", img.id))
+                    .display(),
+                classes[label],
+                b[0],
+                b[1],
+                b[2],
+                b[3]
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Builds a `VOCDataset` / `CocoDataset` node; `force_test_mode` skips the training filter
 /// whatever the node says (evaluation sets).
 pub fn build_det_dataset(
@@ -223,6 +254,7 @@ pub fn build_det_dataset(
         ),
         None => None,
     };
+    let test_mode = force_test_mode || args.test_mode.unwrap_or(false);
     let mut samples = Vec::new();
     let (classes, cat_ids, format) = match kind {
         "VOCDataset" => {
@@ -231,6 +263,10 @@ pub fn build_det_dataset(
                 for img in read_voc_split(ann, prefix, &classes)
                     .map_err(|e| invalid("ann_file", e.to_string()))?
                 {
+                    if !test_mode {
+                        check_voc_boxes(&img, prefix, &classes)
+                            .map_err(|message| invalid("ann_file", message))?;
+                    }
                     samples.push(DetSample {
                         filename: img.filename,
                         name: img.id,
@@ -320,7 +356,6 @@ pub fn build_det_dataset(
             ));
         }
     };
-    let test_mode = force_test_mode || args.test_mode.unwrap_or(false);
     if !test_mode {
         let filter_empty = args.filter_empty_gt.unwrap_or(true);
         samples.retain(|s| {

@@ -367,6 +367,50 @@ struct CocoFile {
 /// pixel (compressed strings are decoded).
 pub use mona_data::masks::MaskAnnotation;
 
+/// A COCO RLE object (`{"size": [h, w], "counts": ...}`, compressed or not) of an image of
+/// `height x width`: its size must be the image's and its runs must cover every pixel.
+pub(crate) fn parse_rle(
+    rle: &serde_json::Map<String, serde_json::Value>,
+    height: usize,
+    width: usize,
+) -> Result<MaskAnnotation, String> {
+    use serde_json::Value;
+    let size: Option<Vec<usize>> = rle.get("size").and_then(Value::as_array).and_then(|a| {
+        a.iter()
+            .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+            .collect()
+    });
+    let Some([h, w]) = size.and_then(|s| <[usize; 2]>::try_from(s).ok()) else {
+        return Err("RLE `size` must be [height, width]".into());
+    };
+    if (h, w) != (height, width) {
+        return Err(format!(
+            "RLE size [{h}, {w}] does not match the image ([height, width] = [{height}, {width}])"
+        ));
+    }
+    let counts = match rle.get("counts") {
+        Some(Value::String(s)) => rle_from_string(s)?,
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|c| c.as_u64().and_then(|c| u32::try_from(c).ok()))
+            .collect::<Option<Vec<u32>>>()
+            .ok_or("RLE `counts` must be non-negative integers")?,
+        _ => return Err("RLE `counts` must be a string or a list".into()),
+    };
+    let total: u128 = counts.iter().map(|&c| u128::from(c)).sum();
+    let pixels = h as u128 * w as u128;
+    if total != pixels {
+        return Err(format!(
+            "RLE counts cover {total} pixels, the image has {h} x {w} = {pixels}"
+        ));
+    }
+    Ok(MaskAnnotation::Rle {
+        height: h,
+        width: w,
+        counts,
+    })
+}
+
 /// A COCO annotation file read like mmdet's `CocoDataset`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CocoAnnotations {
@@ -438,43 +482,7 @@ fn parse_segmentation(
             }
             Ok(Some(MaskAnnotation::Polygons(kept)))
         }
-        Value::Object(rle) => {
-            let size: Option<Vec<usize>> =
-                rle.get("size").and_then(Value::as_array).and_then(|a| {
-                    a.iter()
-                        .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
-                        .collect()
-                });
-            let Some([h, w]) = size.and_then(|s| <[usize; 2]>::try_from(s).ok()) else {
-                return Err("RLE `size` must be [height, width]".into());
-            };
-            if (h, w) != (height, width) {
-                return Err(format!(
-                    "RLE size [{h}, {w}] does not match the image ([height, width] = [{height}, {width}])"
-                ));
-            }
-            let counts = match rle.get("counts") {
-                Some(Value::String(s)) => rle_from_string(s)?,
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|c| c.as_u64().and_then(|c| u32::try_from(c).ok()))
-                    .collect::<Option<Vec<u32>>>()
-                    .ok_or("RLE `counts` must be non-negative integers")?,
-                _ => return Err("RLE `counts` must be a string or a list".into()),
-            };
-            let total: u128 = counts.iter().map(|&c| u128::from(c)).sum();
-            let pixels = h as u128 * w as u128;
-            if total != pixels {
-                return Err(format!(
-                    "RLE counts cover {total} pixels, the image has {h} x {w} = {pixels}"
-                ));
-            }
-            Ok(Some(MaskAnnotation::Rle {
-                height: h,
-                width: w,
-                counts,
-            }))
-        }
+        Value::Object(rle) => parse_rle(rle, height, width).map(Some),
         _ => Err("`segmentation` must be a list of polygons or an RLE object".into()),
     }
 }
@@ -510,6 +518,17 @@ pub fn read_coco_json(path: &Path) -> Result<CocoAnnotations, DatasetError> {
         .enumerate()
         .map(|(i, v)| CocoImage::deserialize(v).map_err(|e| element("images", i, v, e)))
         .collect::<Result<_, _>>()?;
+    if let Some((i, im)) = images
+        .iter()
+        .enumerate()
+        .find(|(_, im)| im.file_name.is_empty())
+    {
+        return Err(DatasetError::Element {
+            path: path.to_path_buf(),
+            element: format!("images[{i}] (id {})", im.id),
+            message: "has no `file_name` (the image's file under img_prefix)".into(),
+        });
+    }
     let mut categories: Vec<CocoCategory> = file
         .categories
         .iter()
@@ -564,6 +583,23 @@ pub fn read_coco_json(path: &Path) -> Result<CocoAnnotations, DatasetError> {
                 category_id: a.category_id,
             })?;
         let im = &images[i];
+        if let Some(serde_json::Value::Array(parts)) = &a.segmentation {
+            let dropped = parts
+                .iter()
+                .filter(|p| {
+                    p.as_array()
+                        .is_some_and(|c| c.len() < 6 || c.len() % 2 == 1)
+                })
+                .count();
+            if dropped > 0 {
+                tracing::warn!(
+                    "{}: annotation {}: {dropped} of its {} polygon part(s) have fewer than 3 points or an odd number of coordinates and are dropped (as mmdet does)",
+                    path.display(),
+                    a.id,
+                    parts.len()
+                );
+            }
+        }
         let segmentation = match &a.segmentation {
             Some(seg) => parse_segmentation(seg, im.height, im.width).map_err(|message| {
                 DatasetError::Segmentation {

@@ -22,6 +22,10 @@ pub trait Detector: TrainModel<Batch = DetBatch> + Clone {
     /// parameters.
     fn method_name(&self) -> String;
 
+    /// The number of object classes it predicts, and the config key that sets it (checked
+    /// against the datasets before training and testing).
+    fn num_classes(&self) -> (usize, &'static str);
+
     /// Whether training can run: `Err` names what the config lacks (e.g. `train_cfg`).
     fn check_train_cfg(&self) -> Result<(), String>;
 

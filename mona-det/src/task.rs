@@ -22,7 +22,9 @@ use image::{GrayImage, Rgb};
 use mona_core::config::Config;
 use mona_core::runner::{BatchSource, Losses, Metrics, TrainModel, train};
 use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
-use mona_core::task_setup::{load_for_test, prepare_for_training, train_setup, workers};
+use mona_core::task_setup::{
+    check_metric_names, load_for_test, prepare_for_training, train_setup, workers,
+};
 use mona_data::{DataLoader, Dataset, Image, Results, sample_rng};
 
 use crate::cascade::CascadeRcnn;
@@ -203,6 +205,10 @@ impl Detector for RetinaNet {
         self.backbone.method().name().to_string()
     }
 
+    fn num_classes(&self) -> (usize, &'static str) {
+        (self.bbox_head.num_classes(), "model.bbox_head.num_classes")
+    }
+
     fn check_train_cfg(&self) -> Result<(), String> {
         match self.logic().cfg.train_cfg {
             Some(_) => Ok(()),
@@ -351,11 +357,9 @@ fn coco_gt_json(dataset: &DetDataset) -> serde_json::Value {
 }
 
 fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), String> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    }
     let text = serde_json::to_string(value).map_err(|e| e.to_string())?;
-    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+    mona_core::checkpoint::write_atomic_text(path, &text)
+        .map_err(|e| format!("{}: cannot write: {e}", path.display()))
 }
 
 /// Scores `dets` with the named metrics (`mAP`, `bbox`).
@@ -564,15 +568,13 @@ fn blend_mask(img: &mut image::RgbImage, mask: &GrayImage, color: Rgb<u8>) {
 
 /// `evaluation.metric` (a name or a list; default `mAP`).
 pub fn config_metrics(cfg: &Config) -> Result<Vec<String>, TaskError> {
-    let Some(node) = cfg.get("evaluation.metric") else {
-        return Ok(vec!["mAP".into()]);
-    };
-    if node.value().is_array() {
-        Ok(node.extract::<Vec<String>>()?)
-    } else {
-        Ok(vec![node.extract::<String>()?])
-    }
+    let metrics = mona_core::task_setup::evaluation_metrics(cfg, "mAP")?;
+    check_metric_names("evaluation.metric", "detection", &metrics, DET_METRICS)?;
+    Ok(metrics)
 }
+
+/// The metrics detection computes.
+const DET_METRICS: &[&str] = &["mAP", "bbox", "segm"];
 
 fn eval_dataset(cfg: &Config, key: &str) -> Result<Arc<DetDataset>, TaskError> {
     Ok(Arc::new(build_det_dataset(&cfg.node(key)?, true)?))
@@ -581,6 +583,23 @@ fn eval_dataset(cfg: &Config, key: &str) -> Result<Arc<DetDataset>, TaskError> {
 /// Builds the model of `cfg` on `device`.
 pub fn build_model<M: Detector>(cfg: &Config, device: &Device) -> Result<M, TaskError> {
     Ok(M::from_config(&cfg.node("model")?, device)?)
+}
+
+/// mmdet's `NumClassCheckHook`: the head predicts exactly the dataset's classes.
+fn check_classes<M: Detector>(
+    model: &M,
+    data_key: &str,
+    dataset: &dyn Dataset,
+) -> Result<(), TaskError> {
+    let (num_classes, key) = model.num_classes();
+    mona_data::datasets::check_head_classes(
+        key,
+        num_classes,
+        data_key,
+        dataset,
+        mona_data::datasets::ClassRule::Exactly,
+    )
+    .map_err(|e| TaskError::Data(e.to_string()))
 }
 
 fn train_det<M: Detector>(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
@@ -594,8 +613,10 @@ fn train_det<M: Detector>(cfg: &Config, args: &TrainArgs) -> Result<Metrics, Tas
     let train_set: Arc<dyn Dataset> =
         Arc::from(mona_data::build_dataset(&cfg.node("data.train")?)?);
     let val_set = eval_dataset(cfg, "data.val")?;
+    check_classes(&model, "data.train", train_set.as_ref())?;
+    check_classes(&model, "data.val", val_set.as_ref())?;
     let metrics = config_metrics(cfg)?;
-    let batch_size: usize = cfg.extract("data.samples_per_gpu")?;
+    let batch_size = mona_core::task_setup::samples_per_gpu(cfg)?;
     // mmdet's loader keeps the last, smaller batch (drop_last = False).
     let loader = DataLoader::new(train_set, batch_size, true, args.seed, workers(cfg)?, false)
         .map_err(|e| TaskError::Data(e.to_string()))?;
@@ -618,11 +639,13 @@ fn train_det<M: Detector>(cfg: &Config, args: &TrainArgs) -> Result<Metrics, Tas
 }
 
 fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
+    check_metric_names("--metrics", "detection", &args.metrics, DET_METRICS)?;
     let device = args.device.clone();
     let model: M = build_model(cfg, &device)?;
     let method = model.method_name();
     let model = load_for_test(cfg, model, args, &method)?;
     let test_set = eval_dataset(cfg, "data.test")?;
+    check_classes(&model, "data.test", test_set.as_ref())?;
     let dets = predict_all(&model, &test_set, &device).map_err(TaskError::Data)?;
     if let Some(dir) = &args.show_dir {
         for (s, d) in test_set.samples().iter().zip(&dets) {

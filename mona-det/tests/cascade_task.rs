@@ -138,7 +138,7 @@ fn resumed_cascade_run_equals_uninterrupted_run() {
     }
     // every tensor of the final checkpoints, BN running statistics included
     let sd = |d: &std::path::Path| {
-        mona_core::checkpoint::StateDict::read(d.join("epoch_2.safetensors"))
+        mona_core::checkpoint::StateDict::read_raw(d.join("epoch_2.safetensors"))
             .unwrap()
             .tensors
     };

@@ -398,3 +398,72 @@ fn coco_rles_written_by_pycocotools_decode_and_cover_their_image() {
         .collect();
     assert!(!rles.is_empty());
 }
+
+/// A VOC training set of one image whose objects are `objects`, built as `train` would
+/// (`test_mode` off) or as an evaluation set.
+fn voc_dataset(
+    dir: &Path,
+    objects: &str,
+    test_mode: bool,
+) -> Result<mona_det::data::DetDataset, String> {
+    std::fs::create_dir_all(dir.join("VOC2007/Annotations")).unwrap();
+    std::fs::create_dir_all(dir.join("VOC2007/ImageSets/Main")).unwrap();
+    std::fs::write(dir.join("VOC2007/Annotations/img1.xml"), voc(objects)).unwrap();
+    std::fs::write(dir.join("VOC2007/ImageSets/Main/train.txt"), "img1\n").unwrap();
+    let lit = |p: &Path| format!("{:?}", p.display().to_string());
+    let text = format!(
+        "[d]\ntype = \"VOCDataset\"\nann_file = {}\nimg_prefix = {}\nclasses = [\"dog\", \"person\"]\ntest_mode = {test_mode}\npipeline = [{{ type = \"LoadImageFromFile\" }}]\n",
+        lit(&dir.join("VOC2007/ImageSets/Main/train.txt")),
+        lit(&dir.join("VOC2007")),
+    );
+    let cfg = mona_core::config::Config::from_str_at(&text, "configs/test.toml").unwrap();
+    mona_det::data::build_det_dataset(&cfg.node("d").unwrap(), false).map_err(|e| e.to_string())
+}
+
+#[test]
+fn voc_training_refuses_empty_and_inverted_boxes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let xml = tmp.path().join("VOC2007/Annotations/img1.xml");
+    let good = obj("person", ["90", "70", "250", "300"]);
+    let cases = [
+        (
+            obj("dog", ["50", "10", "20", "30"]),
+            "`dog` box [50, 10, 20, 30] has xmax 20 <= xmin 50",
+        ),
+        (
+            obj("dog", ["5", "5", "5", "9"]),
+            "`dog` box [5, 5, 5, 9] has xmax 5 <= xmin 5",
+        ),
+        (
+            obj("person", ["5", "9", "8", "2"]),
+            "`person` box [5, 9, 8, 2] has ymax 2 <= ymin 9",
+        ),
+    ];
+    for (bad, words) in cases {
+        let err = voc_dataset(tmp.path(), &(good.clone() + &bad), false)
+            .err()
+            .expect("training must refuse the box");
+        assert!(
+            err.contains(&format!("{}: the {words}: an empty or inverted box makes the training loss NaN; fix or remove the object (or mark it difficult)", xml.display())),
+            "{err}"
+        );
+        assert!(err.contains("ann_file"), "{err}");
+        // Evaluation keeps boxes as written, like mmdet.
+        let ds = voc_dataset(tmp.path(), &(good.clone() + &bad), true).expect("test mode");
+        assert_eq!(ds.samples()[0].ann.bboxes.len(), 2);
+    }
+    // A difficult box is ignored in training, so it may be anything.
+    let difficult = "  <object><name>dog</name><difficult>1</difficult><bndbox><xmin>5</xmin><ymin>5</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object>\n";
+    let ds = voc_dataset(tmp.path(), &(good + difficult), false).expect("difficult is fine");
+    assert_eq!(ds.samples()[0].ann.bboxes_ignore.len(), 1);
+}
+
+#[test]
+fn coco_image_without_file_name_is_named() {
+    let tmp = Tmp::new("file_name");
+    let text = coco("").replace(r#""file_name": "b.jpg", "#, "");
+    assert_eq!(
+        coco_err(&tmp, &text),
+        "`images[1] (id 2)`: has no `file_name` (the image's file under img_prefix)"
+    );
+}

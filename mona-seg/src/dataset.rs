@@ -109,22 +109,7 @@ impl SegDataset {
             path: path.clone(),
             source,
         })?;
-        let img = image::load_from_memory(&bytes).map_err(|source| DataError::ImageDecode {
-            path: path.clone(),
-            source,
-        })?;
-        let gray = match img {
-            image::DynamicImage::ImageLuma8(g) => g,
-            other => {
-                return Err(DataError::Batch {
-                    path: path.clone(),
-                    message: format!(
-                        "label maps must be 8-bit grayscale PNGs, found {:?}",
-                        other.color()
-                    ),
-                });
-            }
-        };
+        let gray = crate::label_map::decode_label_map(&bytes, path)?;
         let k = self.classes.len();
         for p in gray.pixels() {
             let raw = p.0[0];
@@ -134,8 +119,9 @@ impl SegDataset {
                 raw
             };
             if v != 255 && (v as usize) >= k {
-                return Err(DataError::Batch {
+                return Err(DataError::Transform {
                     path: path.clone(),
+                    transform: "LoadAnnotations",
                     message: format!(
                         "label value {raw} is out of range: the dataset has {k} classes{} \
                          (255 = ignore)",

@@ -5,6 +5,7 @@
 pub mod classes;
 pub mod dataset;
 pub mod heads;
+pub mod label_map;
 pub mod metrics;
 pub mod segmentor;
 pub mod task;

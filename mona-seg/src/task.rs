@@ -10,7 +10,11 @@ use mona_core::config::Config;
 use mona_core::ops::resize::bilinear;
 use mona_core::runner::{BatchSource, Losses, Metrics, TrainModel, train};
 use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
-use mona_core::task_setup::{load_for_test, prepare_for_training, train_setup, workers};
+use mona_core::task_setup::{
+    check_metric_names, evaluation_metrics, load_for_test, prepare_for_training, train_setup,
+    workers,
+};
+use mona_data::datasets::{ClassRule, check_head_classes};
 use mona_data::{DataLoader, Dataset, Results, sample_rng, stack_images};
 
 use crate::dataset::SegDataset;
@@ -196,14 +200,37 @@ pub fn write_overlay(dir: &Path, image: &Path, name: &str, pred: &GrayImage) -> 
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// The metric names segmentation computes: `mIoU` (all of its keys) or one key.
+const SEG_METRICS: &[&str] = &["mIoU", "mAcc", "aAcc"];
+
+/// The decode head must have an output for every class of `dataset`.
+fn check_classes(
+    model: &EncoderDecoder,
+    data_key: &str,
+    dataset: &SegDataset,
+) -> Result<(), TaskError> {
+    check_head_classes(
+        "model.decode_head.num_classes",
+        model.num_classes(),
+        data_key,
+        dataset,
+        ClassRule::AtLeast,
+    )
+    .map_err(|e| TaskError::Data(e.to_string()))
+}
+
 fn train_seg(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
+    let metrics = evaluation_metrics(cfg, "mIoU")?;
+    check_metric_names("evaluation.metric", "segmentation", &metrics, SEG_METRICS)?;
     let device = args.device.clone().autodiff();
     device.seed(args.seed);
     let model = EncoderDecoder::from_config(&cfg.node("model")?, &device)?;
     let (model, rules) = prepare_for_training(cfg, args, model)?;
     let train_set = seg_dataset(cfg, "data.train")?;
     let val_set = seg_dataset(cfg, "data.val")?;
-    let batch_size: usize = cfg.extract("data.samples_per_gpu")?;
+    check_classes(&model, "data.train", &train_set)?;
+    check_classes(&model, "data.val", &val_set)?;
+    let batch_size = mona_core::task_setup::samples_per_gpu(cfg)?;
     let loader = DataLoader::new(
         train_set as Arc<dyn Dataset>,
         batch_size,
@@ -230,27 +257,30 @@ fn train_seg(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
 }
 
 fn test_seg(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
+    check_metric_names("--metrics", "segmentation", &args.metrics, SEG_METRICS)?;
+    if args.format_only {
+        return Err(TaskError::Other(
+            "--format-only: segmentation has no results format to write; --show-dir DIR draws the predictions over the images".into(),
+        ));
+    }
     let device = args.device.clone();
     let model = EncoderDecoder::from_config(&cfg.node("model")?, &device)?;
     let method = model.backbone.method().name().to_string();
     let model = load_for_test(cfg, model, args, &method)?;
     let test_set = seg_dataset(cfg, "data.test")?;
+    check_classes(&model, "data.test", &test_set)?;
     let all =
         evaluate(&model, &test_set, &device, args.show_dir.as_deref()).map_err(TaskError::Data)?;
     let metrics: Metrics = all
         .into_iter()
         .filter(|(k, _)| {
-            args.metrics.is_empty()
-                || args
-                    .metrics
-                    .iter()
-                    .any(|m| m == "mIoU" || k.starts_with(m.as_str()))
+            args.metrics.is_empty() || args.metrics.iter().any(|m| m == "mIoU" || k == m)
         })
         .collect();
     if let Some(out) = &args.out {
         let text = serde_json::to_string_pretty(&serde_json::json!({ "metrics": metrics }))
             .map_err(|e| TaskError::Other(e.to_string()))?;
-        std::fs::write(out, text).map_err(|source| TaskError::Io {
+        mona_core::checkpoint::write_atomic_text(out, &text).map_err(|source| TaskError::Io {
             path: out.clone(),
             source,
         })?;

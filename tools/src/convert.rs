@@ -48,6 +48,12 @@ pub fn convert_plain(input: &Path, output: &Path) -> Result<Conversion, ToolErro
     let sd = StateDict::read(input)?;
     let tensors: Vec<(String, TensorData)> = sd.tensors.clone().into_iter().collect();
     let mut metadata: HashMap<String, String> = sd.metadata.clone().into_iter().collect();
+    if sd.is_training_checkpoint() {
+        // The output holds the model only: it is a plain state dict, not a checkpoint to
+        // resume from, and must not claim the training format.
+        metadata.remove("format");
+        metadata.remove("meta");
+    }
     metadata.insert(SOURCE_KEY.into(), input.display().to_string());
     write_safetensors(output, &tensors, metadata)?;
     Ok(Conversion {
@@ -78,6 +84,16 @@ pub fn convert_through_backbone(
         ..LoadOptions::default()
     };
     let (backbone, report) = load_state_dict(backbone, &sd, &load)?;
+    if report.applied.is_empty() {
+        let sample =
+            |keys: &mut dyn Iterator<Item = String>| keys.take(2).collect::<Vec<_>>().join("`, `");
+        return Err(ToolError::NothingApplied {
+            input: input.to_path_buf(),
+            config: config.path().to_path_buf(),
+            file_keys: sample(&mut sd.tensors.keys().cloned()),
+            model_keys: sample(&mut param_data(&backbone, &|_| true).into_iter().map(|(k, _)| k)),
+        });
+    }
     let applied: BTreeSet<&str> = report.applied.iter().map(String::as_str).collect();
     let tensors = param_data(&backbone, &|k| {
         options.include_missing || applied.contains(k)

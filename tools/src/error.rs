@@ -15,6 +15,19 @@ pub enum ToolError {
     Build(Box<BuildError>),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// Converting through a backbone matched no key of the file.
+    #[error(
+        "{input}: no tensor maps onto the backbone of {config} (the file's keys look like `{file_keys}`, the backbone's like `{model_keys}`); nothing written"
+    )]
+    NothingApplied {
+        input: std::path::PathBuf,
+        config: std::path::PathBuf,
+        file_keys: String,
+        model_keys: String,
+    },
+    /// Config keys nothing reads, under `--strict`.
+    #[error("{0} (--strict)")]
+    UnknownKeys(String),
     /// A device failed to run or synchronise its work.
     #[error("device error: {0}")]
     Device(String),

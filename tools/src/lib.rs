@@ -9,7 +9,8 @@
 //! - [`methods`]: the paper's method list and display names, and swapping a config's method;
 //! - [`convert`]: checkpoint conversion to safetensors, optionally through a backbone;
 //! - [`plot`]: training curves from `log.jsonl` files as a PNG (the `plot-log` binary);
-//! - [`registries`]: listing every registry and its names.
+//! - [`registries`]: listing every registry and its names;
+//! - [`work_dir_lock`]: one `train` process per work dir.
 //!
 //! The binaries: `train`, `test`, `print-config`, `count-params`, `convert-checkpoint`,
 //! `list-registry`, `bench`.
@@ -25,6 +26,7 @@ pub mod link;
 pub mod methods;
 pub mod plot;
 pub mod registries;
+pub mod work_dir_lock;
 
 pub use error::ToolError;
 pub use link::link_all;

@@ -117,6 +117,10 @@ pub enum PlotError {
         path: String,
         source: image::ImageError,
     },
+    #[error("--out {path} is one of the logs to plot: refusing to write over an input")]
+    OutIsInput { path: String },
+    #[error("--out {path}: the plot is a PNG; give the file a .png extension")]
+    Extension { path: String },
 }
 
 fn list(names: &[String]) -> String {
@@ -1118,11 +1122,13 @@ pub struct PlotOptions {
     pub legend: Vec<String>,
 }
 
-/// Reads `logs`, draws `opts.keys` and writes the PNG to `out` (whatever its extension, as
-/// the tool promises a PNG), creating its directory.
+/// Reads `logs`, draws `opts.keys` and writes the PNG to `out`, creating its directory. The
+/// PNG goes to a temporary file beside `out` first and replaces it only once complete, and
+/// `out` must end in `.png` and be none of the logs, so that no input is ever overwritten.
 ///
 /// The options are checked before any log is read so that a typo fails fast on big logs.
 pub fn plot_logs(logs: &[PathBuf], opts: &PlotOptions, out: &Path) -> Result<(), PlotError> {
+    check_out(logs, out)?;
     let (width, height) = (opts.width, opts.height);
     if width < MIN_SIZE.0 || height < MIN_SIZE.1 || width > MAX_SIDE || height > MAX_SIDE {
         return Err(PlotError::Size { width, height });
@@ -1169,8 +1175,36 @@ pub fn plot_logs(logs: &[PathBuf], opts: &PlotOptions, out: &Path) -> Result<(),
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| write_err(image::ImageError::IoError(e)))?;
     }
-    img.save_with_format(out, image::ImageFormat::Png)
-        .map_err(write_err)
+    let mut tmp_name = out.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = out.with_file_name(tmp_name);
+    let written = img
+        .save_with_format(&tmp, image::ImageFormat::Png)
+        .and_then(|()| std::fs::rename(&tmp, out).map_err(image::ImageError::IoError));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(write_err)
+}
+
+/// `out` must be a `.png` path that is none of `logs` (compared as files, so that
+/// `./log.jsonl` and a link to it count as the log).
+fn check_out(logs: &[PathBuf], out: &Path) -> Result<(), PlotError> {
+    let shown = || out.display().to_string();
+    if !out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+    {
+        return Err(PlotError::Extension { path: shown() });
+    }
+    let same = |log: &PathBuf| match (std::fs::canonicalize(log), std::fs::canonicalize(out)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => log == out,
+    };
+    if logs.iter().any(same) {
+        return Err(PlotError::OutIsInput { path: shown() });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

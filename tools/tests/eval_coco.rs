@@ -115,3 +115,110 @@ fn matches_pycocotools_on_committed_cases() {
         }
     }
 }
+
+/// Runs `eval-coco GT RES EXTRA...`, which must fail with exit status 1 and print no
+/// statistics; returns its `error:` line.
+fn eval_error(gt: &std::path::Path, res: &std::path::Path, extra: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_eval-coco"))
+        .arg(gt)
+        .arg(res)
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}: {stderr}", res.display());
+    assert!(out.stdout.is_empty(), "no statistics on stdout");
+    stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn results_without_scores_or_not_a_list_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let gt = dir.path().join("gt.json");
+    std::fs::write(&gt, GT).unwrap();
+    let box_ = r#""image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 40]"#;
+    let cases = [
+        (
+            format!("[{{{box_}}}]"),
+            "result 0 has no `score`".to_string(),
+        ),
+        (
+            format!(r#"[{{{box_}, "score": 0.5}}, {{{box_}, "score": null}}]"#),
+            "result 1: `score` must be a finite number, found null".to_string(),
+        ),
+        (
+            format!(r#"[{{{box_}, "score": "high"}}]"#),
+            "result 0: `score` must be a finite number, found a string".to_string(),
+        ),
+        (
+            r#"{"not": "a list"}"#.to_string(),
+            "the results must be a JSON list of detections, found an object".to_string(),
+        ),
+        (
+            "{}".to_string(),
+            "the results must be a JSON list of detections, found an object".to_string(),
+        ),
+        (
+            "[1]".to_string(),
+            "result 0 must be an object, found a number".to_string(),
+        ),
+    ];
+    for (i, (text, message)) in cases.iter().enumerate() {
+        let res = dir.path().join(format!("res{i}.json"));
+        std::fs::write(&res, text).unwrap();
+        assert_eq!(
+            eval_error(&gt, &res, &[]),
+            format!("error: {}: {message}", res.display()),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn garbage_or_wrong_size_rles_name_the_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let gt = dir.path().join("gt.json");
+    std::fs::write(&gt, GT).unwrap();
+    let seg = |rle: &str| {
+        format!(r#"[{{"image_id": 1, "category_id": 1, "segmentation": {rle}, "score": 0.9}}]"#)
+    };
+    let cases = [
+        (
+            seg(r#"{"size": [50, 100], "counts": [5000]}"#),
+            "result 0: `segmentation`: RLE size [50, 100] does not match the image ([height, width] = [100, 100])",
+        ),
+        (
+            seg(r#"{"size": [100, 100], "counts": [10, 20]}"#),
+            "result 0: `segmentation`: RLE counts cover 30 pixels, the image has 100 x 100 = 10000",
+        ),
+        (
+            seg(r#"{"size": [100, 100], "counts": "\u007f\u007f"}"#),
+            "result 0: `segmentation`: invalid compressed RLE counts at character 0",
+        ),
+        (
+            seg(r#"{"size": [100, 100]}"#),
+            "result 0: `segmentation`: RLE `counts` must be a string or a list",
+        ),
+    ];
+    for (i, (text, message)) in cases.iter().enumerate() {
+        let res = dir.path().join(format!("segm{i}.json"));
+        std::fs::write(&res, text).unwrap();
+        assert_eq!(
+            eval_error(&gt, &res, &["--iou-type", "segm"]),
+            format!("error: {}: {message}", res.display()),
+            "{text}"
+        );
+    }
+    // --max-dets takes the comma-separated form its help shows.
+    let help = Command::new(env!("CARGO_BIN_EXE_eval-coco"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--max-dets <SMALL,MEDIUM,LARGEST>"), "{help}");
+    assert!(help.contains("[default: 100,300,1000]"), "{help}");
+}

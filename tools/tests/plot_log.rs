@@ -278,3 +278,49 @@ fn bad_inputs_fail_with_one_line() {
     assert!(line.contains("too small"), "{line}");
     assert!(!Path::new(&out).exists());
 }
+
+#[test]
+fn out_never_overwrites_a_log_and_must_be_a_png() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = log_text(0.0);
+    let log = write(dir.path(), "log.jsonl", &text);
+
+    // --out set to the log itself (also spelt through `.`): refused, the log untouched.
+    let dotted = dir.path().join(".").join("log.jsonl").display().to_string();
+    for out in [&log, &dotted] {
+        let line = run(BIN, &[&log, "--keys", "loss", "--out", out])
+            .failed()
+            .error_line()
+            .to_owned();
+        assert!(
+            line == format!(
+                "error: --out {out}: the plot is a PNG; give the file a .png extension"
+            ),
+            "{line}"
+        );
+    }
+    // A log named like a PNG, given as --out: refused as an input.
+    let png_log = write(dir.path(), "log.png", &text);
+    let line = run(BIN, &[&png_log, "--keys", "loss", "--out", &png_log])
+        .failed()
+        .error_line()
+        .to_owned();
+    assert_eq!(
+        line,
+        format!(
+            "error: --out {png_log} is one of the logs to plot: refusing to write over an input"
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&png_log).unwrap(), text);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), text);
+
+    // A good run leaves the PNG and no temporary file.
+    let out = dir.path().join("curve.PNG").display().to_string();
+    run(BIN, &[&log, "--keys", "loss", "--out", &out]).ok();
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.contains(&"curve.PNG".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains(".tmp")), "{names:?}");
+}

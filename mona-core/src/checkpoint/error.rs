@@ -8,6 +8,11 @@ pub enum CheckpointError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a readable PyTorch or safetensors checkpoint: {message}")]
     Format { path: PathBuf, message: String },
     #[error("{path}: checkpoint holds no tensors")]
@@ -31,4 +36,7 @@ pub enum CheckpointError {
     },
     #[error("{path}: {message}")]
     Adapter { path: PathBuf, message: String },
+    /// A work dir's `last_checkpoint` pointer that cannot be followed.
+    #[error("{path}: {message}")]
+    Pointer { path: PathBuf, message: String },
 }

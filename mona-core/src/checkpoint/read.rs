@@ -6,6 +6,11 @@ use burn::tensor::TensorData;
 
 use super::CheckpointError;
 
+/// The metadata `format` of our training checkpoints starts with this.
+const TRAINING_FORMAT_PREFIX: &str = "mona-checkpoint/";
+/// Where a training checkpoint keeps the model's tensors.
+const TRAINING_MODEL_PREFIX: &str = "state_dict.";
+
 /// The float tensors of a checkpoint by key, plus what was set aside.
 #[derive(Debug, Clone, Default)]
 pub struct StateDict {
@@ -21,10 +26,40 @@ pub struct StateDict {
 }
 
 impl StateDict {
-    /// Reads safetensors (by the `.safetensors` extension or by the file's header), anything
-    /// else as a PyTorch file,
-    /// trying the `state_dict` key, then `model`, then the root dict.
+    /// The model weights of a checkpoint: safetensors (by the `.safetensors` extension or by
+    /// the file's header), anything else as a PyTorch file, trying the `state_dict` key, then
+    /// `model`, then the root dict. Our training checkpoints store the model under
+    /// `state_dict.` beside the optimizer state; like a `.pth` with a `state_dict` key, only
+    /// that part is returned, without the prefix (`top_level_key` says so). [`Self::read_raw`]
+    /// keeps every tensor.
     pub fn read(path: impl AsRef<Path>) -> Result<Self, CheckpointError> {
+        let mut sd = Self::read_raw(path)?;
+        if sd.is_training_checkpoint() {
+            sd.tensors = sd.with_prefix_stripped(TRAINING_MODEL_PREFIX);
+            sd.non_float = sd
+                .non_float
+                .iter()
+                .filter_map(|k| k.strip_prefix(TRAINING_MODEL_PREFIX).map(str::to_string))
+                .collect();
+            sd.top_level_key = Some("state_dict".into());
+            if sd.tensors.is_empty() {
+                return Err(CheckpointError::Empty { path: sd.path });
+            }
+        }
+        Ok(sd)
+    }
+
+    /// Whether the file is one of our training checkpoints (metadata `format` =
+    /// `mona-checkpoint/…`).
+    pub fn is_training_checkpoint(&self) -> bool {
+        self.metadata
+            .get("format")
+            .is_some_and(|f| f.starts_with(TRAINING_FORMAT_PREFIX))
+    }
+
+    /// Every float tensor of the file under its stored key (a training checkpoint's
+    /// `state_dict.` and `optimizer.` parts included).
+    pub fn read_raw(path: impl AsRef<Path>) -> Result<Self, CheckpointError> {
         let path = path.as_ref();
         let meta = std::fs::metadata(path).map_err(|source| CheckpointError::Io {
             path: path.to_path_buf(),

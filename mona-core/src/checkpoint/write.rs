@@ -14,7 +14,7 @@ pub fn write_safetensors(
     tensors: &[(String, TensorData)],
     metadata: HashMap<String, String>,
 ) -> Result<(), CheckpointError> {
-    let io = |source| CheckpointError::Io {
+    let io = |source| CheckpointError::Write {
         path: path.to_path_buf(),
         source,
     };

@@ -10,7 +10,8 @@
 //!   names the file and the dotted key;
 //! * `node` and `extract`: navigation and typed extraction through
 //!   figment;
-//! * `dump`: the merged config as readable TOML.
+//! * `dump`: the merged config as readable TOML;
+//! * `unknown_keys`: keys no component reads (typos), for a warning or `--strict`.
 //!
 //! Provenance rule: a key's file is the last file that placed its value
 //! (a child overriding it, `--cfg-options` for overrides); a table that was
@@ -34,6 +35,7 @@ mod node;
 mod options;
 mod paths;
 mod provenance;
+mod unknown_keys;
 
 use std::path::{Path, PathBuf};
 
@@ -43,6 +45,7 @@ use toml::Value;
 pub use error::ConfigError;
 pub use node::ConfigNode;
 pub use options::OPTIONS_SOURCE;
+pub use unknown_keys::{UnknownKey, unknown_keys};
 
 use index::KeyIndex;
 use provenance::{Files, Provenance};

@@ -211,15 +211,19 @@ pub enum BuildError {
 }
 
 impl BuildError {
-    /// An invalid value at `node` (or one of its fields).
+    /// An invalid value at `node` (or one of its fields). The file named is the one that set
+    /// the field (a child config, `--cfg-options`), not the one that declared the table.
     pub fn invalid(node: &ConfigNode<'_>, field: Option<&str>, message: impl Into<String>) -> Self {
         let key = match field {
             Some(f) if node.key().is_empty() => f.to_string(),
             Some(f) => format!("{}.{f}", node.key()),
             None => node.key().to_string(),
         };
+        let file = field
+            .and_then(|f| node.get(f))
+            .map_or_else(|| node.file(), |child| child.file());
         BuildError::Invalid {
-            file: node.file().display().to_string(),
+            file: file.display().to_string(),
             key,
             message: message.into(),
         }

@@ -72,7 +72,7 @@ pub fn write_checkpoint(
     ]);
     write_safetensors(&path, &tensors, metadata)?;
     crate::checkpoint::write_atomic_text(&work_dir.join(LAST_CHECKPOINT), file_name).map_err(
-        |source| CheckpointError::Io {
+        |source| CheckpointError::Write {
             path: work_dir.join(LAST_CHECKPOINT),
             source,
         },
@@ -82,7 +82,7 @@ pub fn write_checkpoint(
 
 /// Reads a training checkpoint written by [`write_checkpoint`].
 pub fn read_checkpoint(path: &Path) -> Result<TrainingCheckpoint, CheckpointError> {
-    let sd = StateDict::read(path)?;
+    let sd = StateDict::read_raw(path)?;
     let bad = |message: String| CheckpointError::Format {
         path: path.to_path_buf(),
         message,
@@ -110,9 +110,66 @@ pub fn read_checkpoint(path: &Path) -> Result<TrainingCheckpoint, CheckpointErro
     })
 }
 
-/// The checkpoint named by `work_dir/last_checkpoint`, if that file and its target exist.
-pub fn find_last_checkpoint(work_dir: &Path) -> Option<PathBuf> {
-    let name = std::fs::read_to_string(work_dir.join(LAST_CHECKPOINT)).ok()?;
-    let path = work_dir.join(name.trim());
-    path.is_file().then_some(path)
+/// The checkpoint an automatic resume continues from: the one `work_dir/last_checkpoint`
+/// names. `Ok(None)` only when the work dir holds no checkpoint at all (a first run, which
+/// starts from the beginning). A missing, empty or dangling pointer beside checkpoint files
+/// is an error naming them: silently starting over would overwrite the run's progress, and
+/// guessing the newest file by name or date could pick a half-written or foreign one.
+pub fn find_last_checkpoint(work_dir: &Path) -> Result<Option<PathBuf>, CheckpointError> {
+    let pointer = work_dir.join(LAST_CHECKPOINT);
+    let checkpoints = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(work_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                n.ends_with(".safetensors") && (n.starts_with("epoch_") || n.starts_with("iter_"))
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let bad = |message: String| CheckpointError::Pointer {
+        path: pointer.clone(),
+        message,
+    };
+    let name = match std::fs::read_to_string(&pointer) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let found = checkpoints();
+            if found.is_empty() {
+                return Ok(None);
+            }
+            return Err(bad(format!(
+                "missing, but the work dir holds checkpoints ({}); resume from one with --resume PATH",
+                found.join(", ")
+            )));
+        }
+        Err(source) => {
+            return Err(CheckpointError::Io {
+                path: pointer,
+                source,
+            });
+        }
+    };
+    let name = name.trim();
+    if name.is_empty() || name.contains('\n') {
+        return Err(bad(format!(
+            "does not name one checkpoint file (read {name:?}); resume from one with --resume PATH"
+        )));
+    }
+    let path = work_dir.join(name);
+    if !path.is_file() {
+        let found = checkpoints();
+        return Err(bad(format!(
+            "names {name}, which is not a file in the work dir (checkpoints there: {}); resume from one with --resume PATH",
+            if found.is_empty() {
+                "none".to_string()
+            } else {
+                found.join(", ")
+            }
+        )));
+    }
+    Ok(Some(path))
 }

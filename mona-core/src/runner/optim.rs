@@ -42,6 +42,43 @@ pub struct OptimizerCfg {
     pub paramwise_cfg: ParamwiseCfg,
 }
 
+impl OptimizerCfg {
+    /// PyTorch's own checks of its optimizers' arguments, before any step: a negative
+    /// learning rate would run gradient ascent and a beta of 1 or more would never forget,
+    /// both without an error.
+    pub fn validate(&self, node: &ConfigNode<'_>) -> Result<(), BuildError> {
+        let bad = |key: &str, message: String| Err(BuildError::invalid(node, Some(key), message));
+        let non_negative = [
+            ("lr", Some(self.lr)),
+            ("weight_decay", self.weight_decay),
+            ("eps", self.eps),
+            ("momentum", self.momentum),
+            ("dampening", self.dampening),
+        ];
+        for (key, value) in non_negative {
+            if let Some(v) = value
+                && !(v.is_finite() && v >= 0.0)
+            {
+                return bad(
+                    key,
+                    format!("{v} is invalid: it must be a finite number ≥ 0"),
+                );
+            }
+        }
+        if let Some(betas) = self.betas {
+            for (i, b) in betas.iter().enumerate() {
+                if !(0.0..1.0).contains(b) {
+                    return bad(
+                        "betas",
+                        format!("betas[{i}] = {b} is invalid: each beta must lie in [0, 1)"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The update rule.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rule {
@@ -146,6 +183,7 @@ impl Optimizer {
         trainable: &dyn Fn(&str) -> bool,
     ) -> Result<Self, BuildError> {
         let cfg: OptimizerCfg = node.extract()?;
+        cfg.validate(node)?;
         let entry = crate::registry::lookup::<OptimizerEntry>(node)?;
         let rule = (entry.build)(&cfg, node)?;
         let default_wd = match rule {

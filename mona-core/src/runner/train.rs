@@ -163,7 +163,16 @@ where
     let mut iter = 0usize;
     let resume_from = match &opts.resume {
         Resume::No => None,
-        Resume::Auto => find_last_checkpoint(work_dir),
+        Resume::Auto => {
+            let found = find_last_checkpoint(work_dir)?;
+            if found.is_none() {
+                tracing::warn!(
+                    "--resume: no checkpoint in {} yet; training from the start",
+                    work_dir.display()
+                );
+            }
+            found
+        }
         Resume::From(p) => Some(p.clone()),
     };
     if let Some(path) = &resume_from {
@@ -172,12 +181,6 @@ where
             path: path.clone(),
             message,
         };
-        if ckpt.meta.epoch_len != epoch_len {
-            return Err(resume_err(format!(
-                "the checkpoint was written with {} batches per epoch, the data now gives {epoch_len}",
-                ckpt.meta.epoch_len
-            )));
-        }
         if ckpt.meta.method != opts.method {
             return Err(resume_err(format!(
                 "the checkpoint is of method `{}`, the config uses `{}`",
@@ -197,12 +200,27 @@ where
                     .or(outcome.mismatched.first().map(|m| &m.key))
             )));
         }
+        // After the model check: a checkpoint of another model usually also has another
+        // epoch length, and "batches per epoch" would hide what is really wrong.
+        if ckpt.meta.epoch_len != epoch_len {
+            return Err(resume_err(format!(
+                "the checkpoint was written with {} batches per epoch, the data now gives {epoch_len}",
+                ckpt.meta.epoch_len
+            )));
+        }
         model = loaded;
         optimizer.load_state_dict(&ckpt.optimizer, &ckpt.meta.optimizer_steps, &device);
         iter = ckpt.meta.iter;
         let line = format!("resumed from {} at iteration {iter}", path.display());
         tracing::info!("{line}");
-        log.text(&line).map_err(work_dir_err(work_dir))?;
+        // A resumed run appends to the same logs and repeats the iterations logged after
+        // its checkpoint: this record marks where the second run starts.
+        let mut marker = serde_json::Map::new();
+        marker.insert("mode".into(), "resume".into());
+        marker.insert("iter".into(), iter.into());
+        marker.insert("epoch".into(), ckpt.meta.epoch.into());
+        marker.insert("checkpoint".into(), path.display().to_string().into());
+        log.record(marker, &line).map_err(work_dir_err(work_dir))?;
     }
 
     let mut replicas = if n_devices > 1 {

@@ -11,6 +11,7 @@
 //! absolute annotation path replaces the prefix.
 
 mod ann_file;
+mod class_check;
 mod classes;
 mod custom;
 mod image_folder;
@@ -24,6 +25,7 @@ use crate::results::Results;
 use crate::rng::DataRng;
 
 pub use ann_file::{Sample, parse_ann_text, read_ann_file};
+pub use class_check::{ClassRule, check_head_classes};
 pub use classes::{flower_classes, pet_classes, read_class_file, voc_classes};
 pub use custom::{ClassesArg, CustomDataset};
 pub use image_folder::{IMAGE_EXTENSIONS, scan_image_folder};

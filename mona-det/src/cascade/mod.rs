@@ -55,6 +55,13 @@ impl Detector for CascadeRcnn {
         self.backbone.method().name().to_string()
     }
 
+    fn num_classes(&self) -> (usize, &'static str) {
+        (
+            self.roi_head.num_classes(),
+            "model.roi_head.bbox_head.num_classes",
+        )
+    }
+
     fn check_train_cfg(&self) -> Result<(), String> {
         match self.logic().train_cfg {
             Some(_) => Ok(()),

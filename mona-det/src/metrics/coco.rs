@@ -211,6 +211,76 @@ fn pairwise_sum(values: &[f64]) -> f64 {
 /// without the geometry the file's first result has (`loadRes` reads it from every one), a
 /// ground-truth annotation without `segmentation` under `segm` (`annToRLE`). Box results
 /// under `segm` are fine: both fill in the box polygon as the mask.
+/// What pycocotools' `loadRes` and `evaluate` insist on before hotcoco reads the file: a
+/// JSON list of objects (`results in not an array of objects`), each with a numeric `score`
+/// (a `KeyError` there). hotcoco is lenient about both: an object instead of a list reads as
+/// no results (mAP 0), and a missing or null score as 1.0 (a perfect ranking).
+/// For `segm`, every result's RLE must be well formed and of its image's size (pycocotools
+/// would fail deep inside its C code, or score garbage).
+fn check_results_shape(
+    results: &Path,
+    gt: &COCO,
+    iou_type: CocoIouType,
+) -> Result<(), CocoEvalError> {
+    let invalid = |message: String| CocoEvalError::Invalid {
+        path: results.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(results)
+        .map_err(|e| invalid(format!("cannot read detection results: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| invalid(format!("cannot read detection results: {e}")))?;
+    let kind = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+    };
+    let serde_json::Value::Array(items) = &value else {
+        return Err(invalid(format!(
+            "the results must be a JSON list of detections, found {}",
+            kind(&value)
+        )));
+    };
+    for (i, item) in items.iter().enumerate() {
+        let serde_json::Value::Object(fields) = item else {
+            return Err(invalid(format!(
+                "result {i} must be an object, found {}",
+                kind(item)
+            )));
+        };
+        match fields.get("score") {
+            None => return Err(invalid(format!("result {i} has no `score`"))),
+            Some(serde_json::Value::Number(n)) if n.as_f64().is_some_and(f64::is_finite) => {}
+            Some(other) => {
+                return Err(invalid(format!(
+                    "result {i}: `score` must be a finite number, found {}",
+                    kind(other)
+                )));
+            }
+        }
+        if iou_type == CocoIouType::Segm
+            && let Some(serde_json::Value::Object(rle)) = fields.get("segmentation")
+        {
+            let image = fields.get("image_id").and_then(serde_json::Value::as_u64);
+            let size = image.and_then(|id| {
+                gt.dataset
+                    .images
+                    .iter()
+                    .find(|im| im.id == id)
+                    .map(|im| (im.height as usize, im.width as usize))
+            });
+            if let Some((height, width)) = size {
+                crate::datasets::parse_rle(rle, height, width)
+                    .map_err(|message| invalid(format!("result {i}: `segmentation`: {message}")))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn validate(
     gt: &COCO,
     dt: &COCO,
@@ -287,6 +357,7 @@ pub fn coco_evaluate_files(
         path: annotations.to_path_buf(),
         source,
     })?;
+    check_results_shape(results, &gt, iou_type)?;
     let dt = gt
         .load_res(results)
         .map_err(|source| CocoEvalError::Results {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mona_det::metrics::coco::{CocoIouType, MMDET_MAX_DETS, coco_evaluate_files};
+use mona_det::metrics::coco::{CocoIouType, coco_evaluate_files};
 
 /// Evaluate COCO-format detections (pycocotools semantics, mmdet's defaults).
 #[derive(Parser, Debug)]
@@ -24,7 +24,12 @@ struct Args {
     #[arg(long = "iou-type", default_value = "bbox")]
     iou_type: CocoIouType,
     /// The three detection caps (mmdet: 100,300,1000; pycocotools: 1,10,100).
-    #[arg(long = "max-dets", value_delimiter = ',', default_values_t = MMDET_MAX_DETS.to_vec())]
+    #[arg(
+        long = "max-dets",
+        value_name = "SMALL,MEDIUM,LARGEST",
+        value_delimiter = ',',
+        default_value = "100,300,1000"
+    )]
     max_dets: Vec<usize>,
 }
 

@@ -39,6 +39,9 @@ struct Args {
     /// `flex` (CPU), `cuda:N` (a `cuda` build) or `cubecl-cpu` (a `cubecl-cpu` build).
     #[arg(long, default_value = "flex")]
     device: String,
+    /// Config keys that nothing reads (typos) are an error, not a warning.
+    #[arg(long)]
+    strict: bool,
     /// Overrides in mmcv style: `a.b.c=value`.
     #[arg(long = "cfg-options", value_name = "KEY=VALUE", num_args = 1..)]
     cfg_options: Vec<String>,
@@ -47,7 +50,9 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     mona_tools::cli::run(|| -> anyhow::Result<()> {
+        check_outputs(&args)?;
         let config = mona_tools::config_args::load_config(&args.config, &args.cfg_options)?;
+        mona_tools::config_args::check_keys(&config, args.strict)?;
         let entry = lookup::<ModelEntry>(&config.node("model")?)?;
         let device = parse_device(&args.device).map_err(anyhow::Error::msg)?;
         let test_args = TestArgs {
@@ -65,4 +70,68 @@ fn main() -> ExitCode {
         }
         Ok(())
     })
+}
+
+/// Checks `--out` and `--show-dir` before the model runs, so that a typo costs no
+/// inference: `--format-only` needs `--out`, no output may be one of the inputs, and both
+/// places must be writable (folders are created).
+fn check_outputs(args: &Args) -> anyhow::Result<()> {
+    use anyhow::{Context, bail};
+    if args.format_only && args.out.is_none() {
+        bail!("--format-only writes only the predictions: give --out FILE");
+    }
+    let same_file = |a: &std::path::Path, b: &std::path::Path| {
+        matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+    };
+    let inputs = [
+        Some(&args.config),
+        Some(&args.checkpoint),
+        args.load_from.as_ref(),
+    ];
+    let probe = |dir: &std::path::Path, option: &str, path: &std::path::Path| {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "{option} {}: cannot create {}",
+                path.display(),
+                dir.display()
+            )
+        })?;
+        let probe = dir.join(format!(".mona-write-probe-{}", std::process::id()));
+        std::fs::write(&probe, b"").with_context(|| {
+            format!(
+                "{option} {}: cannot write in {}",
+                path.display(),
+                dir.display()
+            )
+        })?;
+        let _ = std::fs::remove_file(&probe);
+        anyhow::Ok(())
+    };
+    if let Some(out) = &args.out {
+        if out.is_dir() {
+            bail!("--out {}: is a folder; give a file name", out.display());
+        }
+        if let Some(input) = inputs.iter().flatten().find(|i| same_file(i, out)) {
+            bail!(
+                "--out {}: is the input {}; refusing to write over it",
+                out.display(),
+                input.display()
+            );
+        }
+        let dir = out
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        probe(dir, "--out", out)?;
+    }
+    if let Some(show) = &args.show_dir {
+        if show.is_file() {
+            bail!("--show-dir {}: is a file; give a folder", show.display());
+        }
+        probe(show, "--show-dir", show)?;
+    }
+    Ok(())
 }

@@ -25,12 +25,17 @@ struct Args {
     #[arg(long)]
     work_dir: Option<PathBuf>,
     /// Resume from a training checkpoint; without a path, from the newest one of the work dir.
-    #[arg(long, num_args = 0..=1, default_missing_value = "")]
-    resume: Option<PathBuf>,
+    /// (A `String`: clap's path parser refuses the empty value that marks a bare `--resume`.)
+    #[arg(long, num_args = 0..=1, default_missing_value = "", value_name = "CKPT")]
+    resume: Option<String>,
     /// Pretrained weights (Swin release `.pth`, mmdet/mmseg/mmcls `.pth`, safetensors);
     /// overrides the config's `load_from`.
     #[arg(long)]
     load_from: Option<PathBuf>,
+    /// Train even when `load_from` applies no tensor or leaves frozen backbone parameters
+    /// at their initialisation (an error otherwise).
+    #[arg(long)]
+    partial_load: bool,
     /// Random seed (initialisation, data order, augmentation, dropout).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -40,6 +45,9 @@ struct Args {
     /// Skip evaluation during training (the final evaluation still runs).
     #[arg(long)]
     no_validate: bool,
+    /// Config keys that nothing reads (typos) are an error, not a warning.
+    #[arg(long)]
+    strict: bool,
     /// Overrides in mmcv style: `a.b.c=value`, `list.0.type=X`, `key=None` removes a key.
     #[arg(long = "cfg-options", value_name = "KEY=VALUE", num_args = 1..)]
     cfg_options: Vec<String>,
@@ -64,7 +72,11 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     mona_tools::cli::run(|| -> anyhow::Result<()> {
+        if args.gpus == 0 {
+            anyhow::bail!("--gpus 0: training needs at least one device (the default is 1)");
+        }
         let config = mona_tools::config_args::load_config(&args.config, &args.cfg_options)?;
+        mona_tools::config_args::check_keys(&config, args.strict)?;
         let work_dir = match &args.work_dir {
             Some(dir) => dir.clone(),
             None => match config.get("work_dir") {
@@ -79,6 +91,8 @@ fn main() -> ExitCode {
         };
         std::fs::create_dir_all(&work_dir)
             .with_context(|| format!("work dir {}: cannot create", work_dir.display()))?;
+        // Held until training ends, before anything is written into the work dir.
+        let _lock = mona_tools::work_dir_lock::WorkDirLock::acquire(&work_dir)?;
         let dumped = work_dir.join("config.toml");
         mona_core::checkpoint::write_atomic_text(&dumped, &config.to_toml_string()).with_context(
             || format!("work dir {}: cannot write config.toml", work_dir.display()),
@@ -87,8 +101,8 @@ fn main() -> ExitCode {
         let device = parse_device(&args.device).map_err(anyhow::Error::msg)?;
         let resume = match &args.resume {
             None => Resume::No,
-            Some(p) if p.as_os_str().is_empty() => Resume::Auto,
-            Some(p) => Resume::From(p.clone()),
+            Some(p) if p.is_empty() => Resume::Auto,
+            Some(p) => Resume::From(PathBuf::from(p)),
         };
         tracing::info!(
             "training {} ({}) in {}",
@@ -124,6 +138,7 @@ fn main() -> ExitCode {
             stop_after: args.stop_after,
             no_validate: args.no_validate,
             parallel,
+            partial_load: args.partial_load,
         };
         let metrics = (entry.build.train)(&config, &train_args)?;
         for (name, value) in &metrics {

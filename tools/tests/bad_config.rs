@@ -1,0 +1,271 @@
+//! Settings that used to run and give a wrong result (or a panic) now stop before any work
+//! with an error naming the key and the value: a head smaller than the dataset, optimizer
+//! arguments PyTorch refuses, and metric names no task computes.
+
+mod common;
+
+use common::run;
+
+const CLS_DEMO: &str = "configs/demo/fashion_mnist_swin_mona.toml";
+const SEG_DEMO: &str = "configs/demo/seg_demo_swin_mona_upernet.toml";
+const DET_DEMO: &str = "configs/demo/det_demo_swin_mona_retinanet.toml";
+
+/// `train CONFIG --work-dir (temp) --cfg-options OPTIONS`, which must fail with one error
+/// line; returns that line.
+fn train_error(config: &str, options: &[&str]) -> String {
+    let work = tempfile::tempdir().unwrap();
+    let mut args = vec![config, "--work-dir", work.path().to_str().unwrap()];
+    if !options.is_empty() {
+        args.push("--cfg-options");
+        args.extend_from_slice(options);
+    }
+    let out = run(env!("CARGO_BIN_EXE_train"), &args).failed();
+    assert!(
+        !work.path().join("log.jsonl").exists()
+            || std::fs::read_to_string(work.path().join("log.jsonl"))
+                .unwrap()
+                .is_empty(),
+        "nothing may train"
+    );
+    out.error_line().to_string()
+}
+
+#[test]
+fn a_head_smaller_than_the_dataset_is_refused() {
+    assert_eq!(
+        train_error(CLS_DEMO, &["model.head.num_classes=5"]),
+        "error: model.head.num_classes is 5, but data.train has 10 classes; set \
+         model.head.num_classes = 10"
+    );
+    // Detection wants the dataset's classes exactly (mmdet's NumClassCheckHook).
+    assert_eq!(
+        train_error(DET_DEMO, &["model.bbox_head.num_classes=3"]),
+        "error: model.bbox_head.num_classes is 3, but data.train has 1 class; set \
+         model.bbox_head.num_classes = 1"
+    );
+    assert_eq!(
+        train_error(
+            SEG_DEMO,
+            &[
+                "model.decode_head.num_classes=2",
+                "model.auxiliary_head.num_classes=2"
+            ]
+        ),
+        "error: model.decode_head.num_classes is 2, but data.train has 4 classes; set \
+         model.decode_head.num_classes = 4"
+    );
+}
+
+#[test]
+fn optimizer_arguments_pytorch_refuses_are_config_errors() {
+    let file = CLS_DEMO.to_string();
+    let cases = [
+        (
+            "optimizer.lr=-0.01",
+            "optimizer.lr",
+            "-0.01 is invalid: it must be a finite number ≥ 0",
+        ),
+        (
+            "optimizer.weight_decay=-0.05",
+            "optimizer.weight_decay",
+            "-0.05 is invalid: it must be a finite number ≥ 0",
+        ),
+        (
+            "optimizer.betas=[0.9,1.0]",
+            "optimizer.betas",
+            "betas[1] = 1 is invalid: each beta must lie in [0, 1)",
+        ),
+        (
+            "optimizer.eps=-1e-8",
+            "optimizer.eps",
+            "-0.00000001 is invalid: it must be a finite number ≥ 0",
+        ),
+    ];
+    for (option, key, message) in cases {
+        let line = train_error(CLS_DEMO, &[option]);
+        assert!(
+            line.contains(key) && line.ends_with(message),
+            "{option}: {line}"
+        );
+        // The option that set the value is named, not the file that declared the table.
+        assert!(line.starts_with("error: --cfg-options: "), "{line}");
+        assert!(!line.contains(&file), "{line}");
+    }
+    let line = train_error(
+        CLS_DEMO,
+        &[
+            "optimizer.type=SGD",
+            "optimizer.momentum=-0.9",
+            "optimizer.betas=None",
+        ],
+    );
+    assert!(
+        line.contains("optimizer.momentum")
+            && line.ends_with("-0.9 is invalid: it must be a finite number ≥ 0"),
+        "{line}"
+    );
+}
+
+#[test]
+fn unknown_metrics_are_refused_by_every_task() {
+    let cases = [
+        (
+            CLS_DEMO,
+            "classification",
+            "accuracy, accuracy_top-1, accuracy_top-5",
+        ),
+        (SEG_DEMO, "segmentation", "mIoU, mAcc, aAcc"),
+        (DET_DEMO, "detection", "mAP, bbox, segm"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("never_read.safetensors");
+    for (config, task, supported) in cases {
+        let out = run(
+            env!("CARGO_BIN_EXE_test"),
+            &[config, ckpt.to_str().unwrap(), "--metrics", "foo"],
+        )
+        .failed();
+        assert_eq!(
+            out.error_line(),
+            format!(
+                "error: --metrics: metric \"foo\" is not supported for {task} (supported: {supported})"
+            )
+        );
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+        // The same name in the config is refused before training.
+        assert_eq!(
+            train_error(config, &["evaluation.metric=foo"]),
+            format!(
+                "error: evaluation.metric: metric \"foo\" is not supported for {task} (supported: {supported})"
+            )
+        );
+    }
+}
+
+#[test]
+fn zero_batch_and_zero_devices_name_the_setting() {
+    let line = train_error(CLS_DEMO, &["data.samples_per_gpu=0"]);
+    assert!(
+        line.contains("data.samples_per_gpu")
+            && line.ends_with("0 images per batch: it must be at least 1"),
+        "{line}"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let out = run(
+        env!("CARGO_BIN_EXE_train"),
+        &[
+            CLS_DEMO,
+            "--work-dir",
+            work.path().to_str().unwrap(),
+            "--gpus",
+            "0",
+        ],
+    )
+    .failed();
+    assert_eq!(
+        out.error_line(),
+        "error: --gpus 0: training needs at least one device (the default is 1)"
+    );
+}
+
+#[test]
+fn test_outputs_are_checked_before_inference() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("model.safetensors");
+    std::fs::write(&ckpt, b"not read").unwrap();
+    let ckpt = ckpt.to_str().unwrap();
+    let test = |extra: &[&str]| {
+        let mut args = vec![CLS_DEMO, ckpt];
+        args.extend_from_slice(extra);
+        run(env!("CARGO_BIN_EXE_test"), &args).failed()
+    };
+    assert_eq!(
+        test(&["--format-only"]).error_line(),
+        "error: --format-only writes only the predictions: give --out FILE"
+    );
+    // No output over an input: the checkpoint and the config stay as they are.
+    assert_eq!(
+        test(&["--out", ckpt]).error_line(),
+        format!("error: --out {ckpt}: is the input {ckpt}; refusing to write over it")
+    );
+    assert_eq!(std::fs::read(ckpt).unwrap(), b"not read");
+    assert_eq!(
+        test(&["--out", CLS_DEMO]).error_line(),
+        format!("error: --out {CLS_DEMO}: is the input {CLS_DEMO}; refusing to write over it")
+    );
+    let folder = dir.path().display().to_string();
+    assert_eq!(
+        test(&["--out", &folder]).error_line(),
+        format!("error: --out {folder}: is a folder; give a file name")
+    );
+    assert_eq!(
+        test(&["--show-dir", ckpt]).error_line(),
+        format!("error: --show-dir {ckpt}: is a file; give a folder")
+    );
+    // A place that cannot be created: under a file.
+    let under_file = format!("{ckpt}/sub/out.json");
+    let line = test(&["--out", &under_file]).error_line().to_string();
+    assert!(
+        line.starts_with(&format!(
+            "error: --out {under_file}: cannot create {ckpt}/sub: "
+        )),
+        "{line}"
+    );
+    // Classification draws nothing: --show-dir says so instead of doing nothing.
+    let show = dir.path().join("show").display().to_string();
+    assert_eq!(
+        test(&["--show-dir", &show]).error_line(),
+        format!(
+            "error: --show-dir {show}: classification draws no pictures; --out FILE writes \
+             every image's predicted class and score"
+        )
+    );
+}
+
+#[test]
+fn keys_nothing_reads_are_named_with_the_nearest_key() {
+    let work = tempfile::tempdir().unwrap();
+    let work_dir = work.path().to_str().unwrap();
+    let typos = ["--cfg-options", "runner.max_epoch=1", "optimzer.lr=0.1"];
+    let mut strict = vec![CLS_DEMO, "--work-dir", work_dir, "--strict"];
+    strict.extend_from_slice(&typos);
+    let out = run(env!("CARGO_BIN_EXE_train"), &strict).failed();
+    assert_eq!(
+        out.error_line(),
+        "error: --cfg-options: `optimzer` is not a key any component reads (did you mean \
+         `optimizer`?); --cfg-options: `runner.max_epoch` is not a key any component reads \
+         (did you mean `max_epochs`?) (--strict)"
+    );
+    // Without --strict: one warning per key (the run is cut after one iteration).
+    let mut loose = vec![CLS_DEMO, "--work-dir", work_dir, "--stop-after", "1"];
+    loose.extend_from_slice(&typos);
+    let out = run(env!("CARGO_BIN_EXE_train"), &loose).ok();
+    for line in [
+        "--cfg-options: `optimzer` is not a key any component reads (did you mean `optimizer`?); it is ignored (--strict makes this an error)",
+        "--cfg-options: `runner.max_epoch` is not a key any component reads (did you mean `max_epochs`?); it is ignored",
+    ] {
+        assert!(out.stderr.contains(line), "{line}\n{}", out.stderr);
+    }
+}
+
+#[test]
+fn no_shipped_config_has_a_key_nothing_reads() {
+    fn tomls(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                tomls(&path, out);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut configs = Vec::new();
+    tomls(&common::workspace().join("configs"), &mut configs);
+    assert!(configs.len() > 30, "{} configs", configs.len());
+    for path in configs {
+        let config = mona_core::config::Config::from_file(&path).unwrap();
+        let unknown = mona_core::config::unknown_keys(&config);
+        assert!(unknown.is_empty(), "{}: {unknown:?}", path.display());
+    }
+}
