@@ -17,17 +17,26 @@ pub fn init_tracing() {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     // A second initialisation (tests calling `main`-like code twice) is harmless: ignore it.
-    let _ = subscriber(filter, std::io::stderr).try_init();
+    let _ = subscriber(filter, std::io::stderr, colour_on_stderr()).try_init();
+}
+
+/// Colour codes only for a person: stderr is a terminal and `NO_COLOR` is unset or empty
+/// (<https://no-color.org>). A log redirected to a file or a pipe gets plain text.
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    std::io::stderr().is_terminal() && !no_color
 }
 
 /// The binaries' log format and filter, writing to `writer`.
-fn subscriber<W>(filter: EnvFilter, writer: W) -> impl tracing::Subscriber + Send + Sync
+fn subscriber<W>(filter: EnvFilter, writer: W, ansi: bool) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
+        .with_ansi(ansi)
         .with_target(false)
         .finish()
 }
@@ -96,7 +105,11 @@ mod tests {
     fn the_default_filter_keeps_our_info_and_drops_library_info() {
         let out = Captured::default();
         let writer = out.clone();
-        let logs = subscriber(EnvFilter::new(DEFAULT_LOG_FILTER), move || writer.clone());
+        let logs = subscriber(
+            EnvFilter::new(DEFAULT_LOG_FILTER),
+            move || writer.clone(),
+            false,
+        );
         tracing::subscriber::with_default(logs, || {
             tracing::info!(target: "mona_core::runner", "epoch done");
             tracing::info!(target: "mona_det::train", "det epoch done");

@@ -240,6 +240,8 @@ fn keys_nothing_reads_are_named_with_the_nearest_key() {
     let mut loose = vec![CLS_DEMO, "--work-dir", work_dir, "--stop-after", "1"];
     loose.extend_from_slice(&typos);
     let out = run(env!("CARGO_BIN_EXE_train"), &loose).ok();
+    // A log that is not a terminal (here a pipe) gets no colour codes.
+    assert!(!out.stderr.contains('\x1b'), "{:?}", out.stderr);
     for line in [
         "--cfg-options: `optimzer` is not a key any component reads (did you mean `optimizer`?); it is ignored (--strict makes this an error)",
         "--cfg-options: `runner.max_epoch` is not a key any component reads (did you mean `max_epochs`?); it is ignored",
