@@ -194,7 +194,7 @@ pub fn auto_scale_lr(cfg: &Config, devices: usize) -> Result<Option<f64>, TaskEr
         return Ok(None);
     }
     let base: f64 = node.child("base_batch_size")?.extract()?;
-    let per_device: f64 = cfg.node("data.samples_per_gpu")?.extract()?;
+    let per_device = samples_per_gpu(cfg)? as f64;
     if base <= 0.0 {
         return Err(TaskError::Config(crate::config::ConfigError::Invalid {
             file: node.file().to_path_buf(),
@@ -229,7 +229,7 @@ pub fn load_for_test<M: Module>(
             ),
         }
         Ok(adapter_file::load_adapter(model, &args.checkpoint, method)?.0)
-    } else if meta("format").is_some_and(|f| f.starts_with("mona-checkpoint")) {
+    } else if sd.is_training_checkpoint() {
         let ckpt = crate::runner::read_checkpoint(&args.checkpoint)?;
         let options = LoadOptions {
             strict: true,

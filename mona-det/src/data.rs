@@ -188,7 +188,7 @@ fn rooted(root: Option<&str>, p: &str) -> PathBuf {
 /// keeps them as written (and so do evaluation sets here), but in training the box coder
 /// takes the log of their zero or negative width, and the first batch holding one turns the
 /// loss into NaN far from its cause. The error names the XML file, the class and the box.
-fn check_voc_boxes(img: &VocImage, prefix: &Path, classes: &[String]) -> Result<(), String> {
+fn check_voc_boxes(img: &VocImage, classes: &[String]) -> Result<(), String> {
     for (b, &label) in img.ann.bboxes.iter().zip(&img.ann.labels) {
         let axis = if b[2] <= b[0] {
             Some(("xmax", b[2], "xmin", b[0]))
@@ -200,10 +200,7 @@ fn check_voc_boxes(img: &VocImage, prefix: &Path, classes: &[String]) -> Result<
         if let Some((hi, hv, lo, lv)) = axis {
             return Err(format!(
                 "{}: the `{}` box [{}, {}, {}, {}] has {hi} {hv} <= {lo} {lv}: an empty or inverted box makes the training loss NaN; fix or remove the object (or mark it difficult)",
-                prefix
-                    .join("Annotations")
-                    .join(format!("{}.xml", img.id))
-                    .display(),
+                img.xml.display(),
                 classes[label],
                 b[0],
                 b[1],
@@ -264,7 +261,7 @@ pub fn build_det_dataset(
                     .map_err(|e| invalid("ann_file", e.to_string()))?
                 {
                     if !test_mode {
-                        check_voc_boxes(&img, prefix, &classes)
+                        check_voc_boxes(&img, &classes)
                             .map_err(|message| invalid("ann_file", message))?;
                     }
                     samples.push(DetSample {

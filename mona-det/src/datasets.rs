@@ -287,6 +287,8 @@ pub struct VocImage {
     pub id: String,
     /// `img_prefix/JPEGImages/ID.jpg`.
     pub filename: PathBuf,
+    /// `img_prefix/Annotations/ID.xml`, which `ann` was read from.
+    pub xml: PathBuf,
     pub ann: DetAnnotation,
 }
 
@@ -310,6 +312,7 @@ pub fn read_voc_split(
                 id: id.to_string(),
                 filename: img_prefix.join("JPEGImages").join(format!("{id}.jpg")),
                 ann: read_voc_xml(&xml, classes)?,
+                xml,
             })
         })
         .collect()
@@ -583,23 +586,6 @@ pub fn read_coco_json(path: &Path) -> Result<CocoAnnotations, DatasetError> {
                 category_id: a.category_id,
             })?;
         let im = &images[i];
-        if let Some(serde_json::Value::Array(parts)) = &a.segmentation {
-            let dropped = parts
-                .iter()
-                .filter(|p| {
-                    p.as_array()
-                        .is_some_and(|c| c.len() < 6 || c.len() % 2 == 1)
-                })
-                .count();
-            if dropped > 0 {
-                tracing::warn!(
-                    "{}: annotation {}: {dropped} of its {} polygon part(s) have fewer than 3 points or an odd number of coordinates and are dropped (as mmdet does)",
-                    path.display(),
-                    a.id,
-                    parts.len()
-                );
-            }
-        }
         let segmentation = match &a.segmentation {
             Some(seg) => parse_segmentation(seg, im.height, im.width).map_err(|message| {
                 DatasetError::Segmentation {
@@ -610,6 +596,19 @@ pub fn read_coco_json(path: &Path) -> Result<CocoAnnotations, DatasetError> {
             })?,
             None => None,
         };
+        // mmdet drops polygon parts of fewer than 3 points (`_process_polygons`); say so.
+        if let (Some(serde_json::Value::Array(parts)), Some(MaskAnnotation::Polygons(kept))) =
+            (&a.segmentation, &segmentation)
+            && kept.len() < parts.len()
+        {
+            tracing::warn!(
+                "{}: annotation {}: {} of its {} polygon part(s) have fewer than 3 points or an odd number of coordinates and are dropped (as mmdet does)",
+                path.display(),
+                a.id,
+                parts.len() - kept.len(),
+                parts.len()
+            );
+        }
         let [x1, y1, w, h] = a.bbox;
         if !a.bbox.iter().all(|v| v.is_finite()) {
             return Err(DatasetError::Element {

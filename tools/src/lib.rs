@@ -8,6 +8,7 @@
 //! - [`count`]: parameter counts per model part and the official trainable share;
 //! - [`methods`]: the paper's method list and display names, and swapping a config's method;
 //! - [`convert`]: checkpoint conversion to safetensors, optionally through a backbone;
+//! - [`paths`]: whether an output path names one of the inputs;
 //! - [`plot`]: training curves from `log.jsonl` files as a PNG (the `plot-log` binary);
 //! - [`registries`]: listing every registry and its names;
 //! - [`work_dir_lock`]: one `train` process per work dir.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod keys;
 pub mod link;
 pub mod methods;
+pub mod paths;
 pub mod plot;
 pub mod registries;
 pub mod work_dir_lock;

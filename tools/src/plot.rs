@@ -1197,11 +1197,7 @@ fn check_out(logs: &[PathBuf], out: &Path) -> Result<(), PlotError> {
     {
         return Err(PlotError::Extension { path: shown() });
     }
-    let same = |log: &PathBuf| match (std::fs::canonicalize(log), std::fs::canonicalize(out)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => log == out,
-    };
-    if logs.iter().any(same) {
+    if logs.iter().any(|log| crate::paths::same_file(log, out)) {
         return Err(PlotError::OutIsInput { path: shown() });
     }
     Ok(())

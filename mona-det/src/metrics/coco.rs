@@ -205,12 +205,6 @@ fn pairwise_sum(values: &[f64]) -> f64 {
     }
 }
 
-/// Checks, before evaluating, what pycocotools would fail on with an assertion or a
-/// `KeyError` and hotcoco lets through (a warning on stderr at most): a result on an image not
-/// in the annotations (`loadRes`: "Results do not correspond to current coco set"), a result
-/// without the geometry the file's first result has (`loadRes` reads it from every one), a
-/// ground-truth annotation without `segmentation` under `segm` (`annToRLE`). Box results
-/// under `segm` are fine: both fill in the box polygon as the mask.
 /// What pycocotools' `loadRes` and `evaluate` insist on before hotcoco reads the file: a
 /// JSON list of objects (`results in not an array of objects`), each with a numeric `score`
 /// (a `KeyError` there). hotcoco is lenient about both: an object instead of a list reads as
@@ -244,6 +238,12 @@ fn check_results_shape(
             kind(&value)
         )));
     };
+    let image_sizes: std::collections::HashMap<u64, (usize, usize)> = gt
+        .dataset
+        .images
+        .iter()
+        .map(|im| (im.id, (im.height as usize, im.width as usize)))
+        .collect();
     for (i, item) in items.iter().enumerate() {
         let serde_json::Value::Object(fields) = item else {
             return Err(invalid(format!(
@@ -265,14 +265,7 @@ fn check_results_shape(
             && let Some(serde_json::Value::Object(rle)) = fields.get("segmentation")
         {
             let image = fields.get("image_id").and_then(serde_json::Value::as_u64);
-            let size = image.and_then(|id| {
-                gt.dataset
-                    .images
-                    .iter()
-                    .find(|im| im.id == id)
-                    .map(|im| (im.height as usize, im.width as usize))
-            });
-            if let Some((height, width)) = size {
+            if let Some(&(height, width)) = image.and_then(|id| image_sizes.get(&id)) {
                 crate::datasets::parse_rle(rle, height, width)
                     .map_err(|message| invalid(format!("result {i}: `segmentation`: {message}")))?;
             }
@@ -281,6 +274,12 @@ fn check_results_shape(
     Ok(())
 }
 
+/// Checks, before evaluating, what pycocotools would fail on with an assertion or a
+/// `KeyError` and hotcoco lets through (a warning on stderr at most): a result on an image not
+/// in the annotations (`loadRes`: "Results do not correspond to current coco set"), a result
+/// without the geometry the file's first result has (`loadRes` reads it from every one), a
+/// ground-truth annotation without `segmentation` under `segm` (`annToRLE`). Box results
+/// under `segm` are fine: both fill in the box polygon as the mask.
 fn validate(
     gt: &COCO,
     dt: &COCO,

@@ -80,12 +80,6 @@ fn check_outputs(args: &Args) -> anyhow::Result<()> {
     if args.format_only && args.out.is_none() {
         bail!("--format-only writes only the predictions: give --out FILE");
     }
-    let same_file = |a: &std::path::Path, b: &std::path::Path| {
-        matches!(
-            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
-            (Ok(x), Ok(y)) if x == y
-        )
-    };
     let inputs = [
         Some(&args.config),
         Some(&args.checkpoint),
@@ -114,7 +108,11 @@ fn check_outputs(args: &Args) -> anyhow::Result<()> {
         if out.is_dir() {
             bail!("--out {}: is a folder; give a file name", out.display());
         }
-        if let Some(input) = inputs.iter().flatten().find(|i| same_file(i, out)) {
+        if let Some(input) = inputs
+            .iter()
+            .flatten()
+            .find(|i| mona_tools::paths::same_file(i, out))
+        {
             bail!(
                 "--out {}: is the input {}; refusing to write over it",
                 out.display(),
