@@ -2,7 +2,9 @@
 //! on the same module and inputs: outputs and the gradients of the input and of every
 //! parameter agree to float32 rounding. Shapes are chosen to reach every branch: Swin's
 //! head width 32 (the fused window attention), a shifted block's mask, grids that are not
-//! window multiples (padding), a non-square Mona map, dropout in training mode.
+//! window multiples (padding), a non-square Mona map, dropout in training mode, linear
+//! layers over several output tiles in both directions (with and without bias, from a
+//! strided input).
 
 mod common;
 
@@ -11,7 +13,7 @@ use common::{device, pseudo_random};
 use mona_core::fixtures::rel_err;
 use mona_core::fused;
 use mona_core::methods::Mona;
-use mona_core::nn::gelu_dropout;
+use mona_core::nn::{Linear, gelu_dropout};
 use mona_core::swin::{WindowAttention, shifted_window_mask};
 
 fn ad_device() -> burn::tensor::Device {
@@ -104,6 +106,38 @@ fn mona_on_a_non_square_map_matches_the_composed_ops() {
     let composed_run = fused::composed(run);
     for ((name, f), (_, c)) in fused_run.iter().zip(&composed_run) {
         assert_close(name, f, c, 1e-5);
+    }
+}
+
+#[test]
+fn linear_over_several_tiles_matches_the_composed_ops() {
+    let dev = ad_device();
+    // 2 × 700 = 1400 rows (two row tiles of the forward pass, eleven of the weight
+    // gradient); 150 outputs and 70 inputs (three and two column tiles, partial ones last).
+    for bias in [true, false] {
+        let layer = Linear::torch_default(70, 150, bias, &dev);
+        let weight = random([2, 700, 150], 7);
+        let run = || {
+            // A strided input: the fused op copies it to rows first.
+            let x = random([700, 2, 70], 6).require_grad();
+            let y = layer.forward(x.clone().swap_dims(0, 1));
+            let grads = (y.clone() * weight.clone()).sum().backward();
+            let mut out = vec![
+                ("output", y.into_data()),
+                ("input", x.grad(&grads).expect("dx").into_data()),
+                ("weight", grad!(layer.weight, &grads)),
+            ];
+            if let Some(b) = &layer.bias {
+                out.push(("bias", grad!(b, &grads)));
+            }
+            out
+        };
+        let fused_run = run();
+        let composed_run = fused::composed(run);
+        assert_eq!(fused_run.len(), composed_run.len());
+        for ((name, f), (_, c)) in fused_run.iter().zip(&composed_run) {
+            assert_close(&format!("{name} (bias {bias})"), f, c, 1e-5);
+        }
     }
 }
 

@@ -59,17 +59,46 @@ pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
     line.replace('\n', " ")
 }
 
+/// Runs `body` on one of the threads of rayon's global pool (the pool that burn-flex, gemm
+/// and the fused kernels split their work over), and waits for it.
+///
+/// From outside the pool, every parallel op is a hand-over: the calling thread queues the
+/// work, wakes the pool's threads, sleeps until they finish and is woken again, while one
+/// more thread than the pool's size competes for the cores. Run from a thread of the pool,
+/// an op starts on that thread at once and the others join in: with `RAYON_NUM_THREADS`
+/// threads in all, one per core, and no thread switch per op.
+///
+/// The body's thread may block outside rayon (waiting for a batch from the data workers, or
+/// for the replicas of a data-parallel run, which queue work on the same pool); the other
+/// threads of the pool keep serving that work. A pool of one thread could not, so then the
+/// body stays on the calling thread.
+pub fn on_compute_pool<R: Send>(body: impl FnOnce() -> R + Send) -> R {
+    // Pool threads get the main thread's stack size (rayon's default is smaller), as a
+    // model's forward and backward passes now run on one of them. Building fails only if
+    // the global pool already exists, which leaves it as it is.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(MAIN_STACK_BYTES)
+        .build_global();
+    if rayon::current_num_threads() < 2 {
+        return body();
+    }
+    rayon::scope(|_| body())
+}
+
+/// The stack of a Linux main thread (8 MiB).
+const MAIN_STACK_BYTES: usize = 8 << 20;
+
 /// Runs a binary's body after [`crate::link_all`] and [`init_tracing`]: on failure prints
 /// `error: <message>` on stderr and exits with status 1.
 ///
 /// Generic over the error so that binaries can use `anyhow` while this library does not.
-pub fn run<E>(body: impl FnOnce() -> Result<(), E>) -> ExitCode
+pub fn run<E>(body: impl FnOnce() -> Result<(), E> + Send) -> ExitCode
 where
-    E: std::ops::Deref<Target = dyn std::error::Error + Send + Sync + 'static>,
+    E: std::ops::Deref<Target = dyn std::error::Error + Send + Sync + 'static> + Send,
 {
     crate::link_all();
     init_tracing();
-    match body() {
+    match on_compute_pool(body) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", one_line(&*error));

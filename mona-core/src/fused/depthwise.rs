@@ -23,7 +23,7 @@ use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::flex::{Values, register_tracked, sum_partials, tensor};
+use super::flex::{Values, register_tracked, sum_partials, tensor, zeroed};
 use super::simd::multiversion;
 
 /// Image rows per parallel task of the weight gradient.
@@ -159,7 +159,7 @@ fn convolve(
 ) -> FlexTensor {
     let row_len = g.w * g.c;
     let image_len = g.h * row_len;
-    let mut out = vec![0f32; x.len()];
+    let mut out = zeroed(x.len());
     out.par_chunks_mut(row_len).enumerate().for_each(|(r, o)| {
         let (b, y) = (r / g.h, r % g.h);
         conv_row(

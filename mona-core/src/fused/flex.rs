@@ -5,6 +5,8 @@ use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, TensorData};
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Elements per parallel task of an element-wise kernel: large enough that rayon's
 /// per-task cost vanishes, small enough that both cores get work on Mona's smallest maps.
@@ -41,6 +43,25 @@ impl Values {
 /// A new contiguous f32 tensor.
 pub fn tensor(values: Vec<f32>, dims: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, dims))
+}
+
+/// A zero-filled buffer of `len` floats for a kernel's output, zeroed by rayon's threads.
+///
+/// `vec![0.0; len]` of a buffer the allocator reuses is a `memset` on the calling thread,
+/// while the threads that will write the buffer wait; here each thread zeroes (and first
+/// touches) chunks of it. Small buffers are zeroed in place: waking the threads would
+/// cost more.
+pub fn zeroed(len: usize) -> Vec<f32> {
+    if len < 8 * CHUNK {
+        return vec![0f32; len];
+    }
+    let mut out = Vec::<f32>::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(CHUNK)
+        .for_each(|c| c.fill(MaybeUninit::new(0.0)));
+    // SAFETY: the chunks cover the first `len` elements, and each was written above.
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// The element-wise sum of per-task partial sums, added in task order: parallel kernels

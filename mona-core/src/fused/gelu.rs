@@ -16,7 +16,7 @@ use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{Distribution, Tensor};
 use rayon::prelude::*;
 
-use super::flex::{CHUNK, Values, tensor};
+use super::flex::{CHUNK, Values, tensor, zeroed};
 use super::math::{self, hash32};
 use super::simd::multiversion;
 
@@ -108,7 +108,7 @@ multiversion! {
 fn gelu_forward(x: &FlexTensor, mask: Option<DropMask>) -> FlexTensor {
     let x = Values::of(x);
     let src = x.as_slice();
-    let mut out = vec![0f32; src.len()];
+    let mut out = zeroed(src.len());
     out.par_chunks_mut(CHUNK)
         .zip(src.par_chunks(CHUNK))
         .enumerate()
@@ -119,7 +119,7 @@ fn gelu_forward(x: &FlexTensor, mask: Option<DropMask>) -> FlexTensor {
 fn gelu_backward(x: &FlexTensor, grad: &FlexTensor, mask: Option<DropMask>) -> FlexTensor {
     let (x, grad) = (Values::of(x), Values::of(grad));
     let (src, g) = (x.as_slice(), grad.as_slice());
-    let mut out = vec![0f32; src.len()];
+    let mut out = zeroed(src.len());
     out.par_chunks_mut(CHUNK)
         .zip(src.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
         .enumerate()

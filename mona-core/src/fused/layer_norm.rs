@@ -15,7 +15,7 @@ use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::flex::{Values, register_tracked, sum_partials, tensor};
+use super::flex::{Values, register_tracked, sum_partials, tensor, zeroed};
 use super::simd::{lane_sum, lane_sum_map2, multiversion};
 
 /// Rows per parallel task. Fixed (not derived from the thread count), so the per-task
@@ -97,7 +97,7 @@ fn forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor, eps: f64) -> 
     let (x, w, b) = (Values::of(x), Values::of(weight), Values::of(bias));
     let (src, w, b) = (x.as_slice(), w.as_slice(), b.as_slice());
     let c = w.len();
-    let mut out = vec![0f32; src.len()];
+    let mut out = zeroed(src.len());
     out.par_chunks_mut(ROWS * c)
         .zip(src.par_chunks(ROWS * c))
         .for_each(|(o, s)| forward_rows(s, w, b, o, eps as f32));
@@ -115,7 +115,7 @@ fn backward(
     let (x, w, dy) = (Values::of(x), Values::of(weight), Values::of(grad));
     let (src, w, dy) = (x.as_slice(), w.as_slice(), dy.as_slice());
     let c = w.len();
-    let mut dx = vec![0f32; src.len()];
+    let mut dx = zeroed(src.len());
     let partials: Vec<Vec<f32>> = dx
         .par_chunks_mut(ROWS * c)
         .zip(src.par_chunks(ROWS * c).zip(dy.par_chunks(ROWS * c)))

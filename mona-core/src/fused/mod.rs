@@ -8,6 +8,8 @@
 //! - [`fused_gelu`]: exact GELU with optional inverted dropout (mask from a counter-based
 //!   hash, nothing stored);
 //! - [`fused_layer_norm`]: layer norm keeping only its input;
+//! - [`fused_linear`]: `x·Wᵀ + b`, tiled over the threads (gemm's own threading packs the
+//!   weight and fills the output on the calling thread);
 //! - [`depthwise_nhwc`]: depthwise convolution on channels-last maps;
 //! - [`gather_rows`]: Swin's padding, cyclic shift and window partition (and their inverse)
 //!   as one copy of token rows;
@@ -25,6 +27,7 @@ mod depthwise;
 mod flex;
 mod gelu;
 mod layer_norm;
+mod linear;
 pub mod math;
 mod simd;
 mod token_gather;
@@ -39,6 +42,7 @@ use burn::tensor::{DType, Device, Tensor};
 pub use depthwise::{DepthwiseNhwcBackend, depthwise_nhwc};
 pub use gelu::{DropMask, FusedGeluBackend, fused_gelu};
 pub use layer_norm::{FusedLayerNormBackend, fused_layer_norm};
+pub use linear::{FusedLinearBackend, fused_linear};
 pub use token_gather::{GatherRowsBackend, RowMap, gather_rows};
 pub use window_attention::{HEAD_DIM, MAX_TOKENS, WindowAttentionBackend, window_attention};
 

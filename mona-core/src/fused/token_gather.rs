@@ -20,7 +20,7 @@ use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::flex::{Values, tensor};
+use super::flex::{Values, tensor, zeroed};
 
 /// Marks an output row that is zero (padding).
 const NONE: u32 = u32::MAX;
@@ -110,7 +110,7 @@ fn gather(x: &FlexTensor, forward: &[u32]) -> FlexTensor {
     let (b, rows_in, c) = (dims[0], dims[1], dims[2]);
     let src = x.as_slice();
     let rows_out = forward.len();
-    let mut out = vec![0f32; b * rows_out * c];
+    let mut out = zeroed(b * rows_out * c);
     out.par_chunks_mut(rows_out * c)
         .zip(src.par_chunks(rows_in * c))
         .for_each(|(o, s)| {

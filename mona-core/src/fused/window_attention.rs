@@ -27,7 +27,7 @@ use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::flex::{Values, sum_partials, tensor};
+use super::flex::{Values, sum_partials, tensor, zeroed};
 use super::math;
 use super::simd::multiversion;
 
@@ -339,9 +339,9 @@ fn forward(
     let s = Shape::of(&qkv.dims(), &bias.dims(), heads, scale);
     let (src, b) = (qkv.as_slice(), bias.as_slice());
     let m = mask.as_ref().map(|m| m.as_slice());
-    let mut out = vec![0f32; s.windows * s.n * s.c];
+    let mut out = zeroed(s.windows * s.n * s.c);
     let per_window = if keep { s.heads * s.n * s.n } else { 0 };
-    let mut probs = vec![0f32; s.windows * per_window];
+    let mut probs = zeroed(s.windows * per_window);
     let windows = out
         .par_chunks_mut(s.n * s.c)
         .zip(src.par_chunks(s.n * 3 * s.c));
@@ -378,7 +378,7 @@ fn backward(
     let win_in = s.n * 3 * s.c;
     let win_out = s.n * s.c;
     let bias_len = if want_bias { s.heads * s.n * s.n } else { 0 };
-    let mut dqkv = vec![0f32; src.len()];
+    let mut dqkv = zeroed(src.len());
     let partials: Vec<Vec<f32>> = dqkv
         .par_chunks_mut(WINDOWS * win_in)
         .zip(

@@ -124,9 +124,9 @@ impl LoraLinear {
     }
 
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let base = burn::tensor::module::linear(
+        let base = crate::nn::linear(
             x.clone(),
-            self.weight.val().transpose(),
+            self.weight.val(),
             self.bias.as_ref().map(|b| b.val()),
         );
         if self.merged {

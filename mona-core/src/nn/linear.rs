@@ -47,14 +47,28 @@ impl Linear {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let (w, b) = (
-            self.weight.val().transpose(),
-            self.bias.as_ref().map(|b| b.val()),
-        );
+        let (w, b) = (self.weight.val(), self.bias.as_ref().map(|b| b.val()));
         match super::amp::autocast() {
-            None => burn::tensor::module::linear(x, w, b),
-            Some(dt) => burn::tensor::module::linear(x.cast(dt), w.cast(dt), b.map(|b| b.cast(dt)))
-                .cast(FloatDType::F32),
+            None => linear(x, w, b),
+            Some(dt) => burn::tensor::module::linear(
+                x.cast(dt),
+                w.transpose().cast(dt),
+                b.map(|b| b.cast(dt)),
+            )
+            .cast(FloatDType::F32),
         }
     }
+}
+
+/// `x·Wᵀ + b` in the tensors' own precision, with `weight` `[out, in]` (PyTorch's layout):
+/// the fused op where it serves `x` (f32 on flex), burn's `linear` elsewhere.
+pub fn linear<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Tensor<D> {
+    if crate::fused::enabled(&x) {
+        return crate::fused::fused_linear(x, weight, bias);
+    }
+    burn::tensor::module::linear(x, weight.transpose(), bias)
 }

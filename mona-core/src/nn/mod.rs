@@ -25,5 +25,5 @@ pub use drop_path::DropPath;
 pub use dropout::Dropout;
 pub use init::{kaiming_uniform_bound, trunc_normal, uniform};
 pub use layer_norm::LayerNorm;
-pub use linear::Linear;
+pub use linear::{Linear, linear};
 pub use running_buffer::RunningBuffer;
