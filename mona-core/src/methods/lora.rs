@@ -135,23 +135,37 @@ impl LoraLinear {
         let (Some(a), Some(b)) = (self.lora_A.as_ref(), self.lora_B.as_ref()) else {
             return base;
         };
-        let [three_c, _] = self.weight.shape().dims::<2>();
-        let third = three_c / 3;
-        let [bsz, n, _] = x.dims();
-        let after_a = x.matmul(a.val().transpose().unsqueeze());
-        let b = b.val();
-        let mut parts = Vec::with_capacity(3);
+        let after_a = crate::nn::linear(x, a.val(), None);
+        base + crate::nn::linear(after_a, self.block_b(b.val()), None)
+    }
+
+    /// `lora_B` as one `[3C, r·E]` matrix, times the scaling: the `p`-th enabled third holds
+    /// `B_p` in columns `p·r .. (p+1)·r` and zeros elsewhere, and a disabled third is all
+    /// zeros. `(x·Aᵀ)·B_fullᵀ` is then every third's update side by side, in one product
+    /// instead of a product per third, a concatenation and a scaling pass.
+    fn block_b(&self, b: Tensor<2>) -> Tensor<2> {
+        let third = self.weight.shape().dims::<2>()[0] / 3;
+        let width = self.enable.iter().filter(|e| **e).count() * self.r;
+        let device = b.device();
+        let mut rows = Vec::with_capacity(3);
         let mut part = 0;
         for enabled in self.enable {
-            if enabled {
-                let a_out = after_a.clone().narrow(2, part * self.r, self.r);
-                let b_i = b.clone().narrow(0, part * third, third);
-                parts.push(a_out.matmul(b_i.transpose().unsqueeze()));
-                part += 1;
-            } else {
-                parts.push(Tensor::zeros([bsz, n, third], &base.device()));
+            if !enabled {
+                rows.push(Tensor::zeros([third, width], &device));
+                continue;
             }
+            let (before, after) = (part * self.r, width - (part + 1) * self.r);
+            let mut cols = Vec::with_capacity(3);
+            if before > 0 {
+                cols.push(Tensor::zeros([third, before], &device));
+            }
+            cols.push(b.clone().narrow(0, part * third, third));
+            if after > 0 {
+                cols.push(Tensor::zeros([third, after], &device));
+            }
+            rows.push(Tensor::cat(cols, 1));
+            part += 1;
         }
-        base + Tensor::cat(parts, 2) * self.scaling
+        Tensor::cat(rows, 0) * self.scaling
     }
 }
