@@ -20,7 +20,7 @@
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension};
@@ -28,7 +28,7 @@ use burn::tensor::Tensor;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::flex::{Values, register_tracked, sum_partials, tensor};
+use super::flex::{Values, sum_partials, tensor};
 
 /// Output rows per tile: large enough that a tile's gemm call amortises its set-up.
 const ROW_TILE: usize = 1024;
@@ -274,11 +274,31 @@ impl<const N: usize> Backward<Flex, N> for LinearBackward<N> {
             grads.register::<Flex>(id, dx);
         }
         if let Some(id) = node_id(1) {
-            register_tracked(grads, [(Some(id), weight_grad(&grad, &Values::of(&x)))]);
+            grads.register::<Flex>(id, weight_grad(&grad, &Values::of(&x)));
         }
         if let Some(id) = node_id(2) {
-            register_tracked(grads, [(Some(id), bias_grad(&grad))]);
+            grads.register::<Flex>(id, bias_grad(&grad));
         }
+    }
+}
+
+/// The forward pass on autodiff tensors: `nodes` are those of `[x, weight]` or
+/// `[x, weight, bias]`. `x` is kept in row order, so a strided input is copied once.
+fn record<C: CheckpointStrategy, const N: usize>(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<&FlexTensor>,
+    nodes: [NodeGuard; N],
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let x = x.to_contiguous();
+    let out = forward(&x, &weight, bias);
+    match LinearBackward::<N>
+        .prepare::<C>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((x, weight), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
     }
 }
 
@@ -286,15 +306,7 @@ impl<C: CheckpointStrategy> FusedLinearBackend for Autodiff<Flex, C> {
     fn fused_linear(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
         let (x, node_x) = x.into_parts();
         let (weight, node_w) = weight.into_parts();
-        let out = forward(&x, &weight, None);
-        match LinearBackward::<2>
-            .prepare::<C>([node_x, node_w])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((x, weight), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+        record::<C, 2>(x, weight, None, [node_x, node_w])
     }
 
     fn fused_linear_bias(
@@ -305,15 +317,7 @@ impl<C: CheckpointStrategy> FusedLinearBackend for Autodiff<Flex, C> {
         let (x, node_x) = x.into_parts();
         let (weight, node_w) = weight.into_parts();
         let (bias, node_b) = bias.into_parts();
-        let out = forward(&x, &weight, Some(&bias));
-        match LinearBackward::<3>
-            .prepare::<C>([node_x, node_w, node_b])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((x, weight), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+        record::<C, 3>(x, weight, Some(&bias), [node_x, node_w, node_b])
     }
 }
 

@@ -78,22 +78,7 @@ impl LoraLinear {
     /// The low-rank update as a `[3C, C]` matrix (zeros in disabled thirds), times the scaling.
     fn delta_weight(&self) -> Option<Tensor<2>> {
         let (a, b) = (self.lora_A.as_ref()?.val(), self.lora_B.as_ref()?.val());
-        let [three_c, c] = self.weight.shape().dims::<2>();
-        let third = three_c / 3;
-        let device = a.device();
-        let mut rows = Vec::with_capacity(3);
-        let mut part = 0;
-        for enabled in self.enable {
-            if enabled {
-                let a_i = a.clone().narrow(0, part * self.r, self.r);
-                let b_i = b.clone().narrow(0, part * third, third);
-                rows.push(b_i.matmul(a_i));
-                part += 1;
-            } else {
-                rows.push(Tensor::zeros([third, c], &device));
-            }
-        }
-        Some(Tensor::cat(rows, 0) * self.scaling)
+        Some(self.block_b(b).matmul(a))
     }
 
     /// Folds the update into `weight` (loralib's eval-mode merge). Outputs are unchanged up
