@@ -1,11 +1,13 @@
 use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor};
+use rayon::prelude::*;
 use serde::Deserialize;
 
 use mona_core::backbone::{Backbone, build_backbone};
 use mona_core::config::ConfigNode;
 use mona_core::nn::Linear;
+use mona_core::random::{Shard, shard_ranges};
 use mona_core::registry::{BuildError, lookup};
 
 /// `LinearClsHead`: one `fc` layer, init N(0, 0.01), bias 0 (mmcls `normal_init`).
@@ -195,6 +197,22 @@ impl ImageClassifier {
             }
         };
         self.head.forward(pooled)
+    }
+
+    /// Inference logits of `images`, the batch cut into `shards` consecutive slices that
+    /// run at the same time (each sample's logits are those of [`Self::forward`]: nothing
+    /// in inference couples samples).
+    pub fn forward_sharded(&self, images: Tensor<4>, shards: usize) -> Tensor<2> {
+        let [n, _, _, _] = images.dims();
+        let slices: Vec<Shard> = shard_ranges(n, shards).collect();
+        if slices.len() < 2 {
+            return self.forward(images, false);
+        }
+        let parts: Vec<Tensor<2>> = slices
+            .into_par_iter()
+            .map(|s| self.forward(images.clone().slice(s.first..s.first + s.len), false))
+            .collect();
+        Tensor::cat(parts, 0)
     }
 
     /// Softmax cross entropy (mean over the batch) times the loss weight.

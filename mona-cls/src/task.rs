@@ -7,7 +7,8 @@ use burn::module::Module;
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
 use mona_core::config::Config;
-use mona_core::runner::{Losses, Metrics, TrainModel, train};
+use mona_core::random::{Shard, shard_ranges};
+use mona_core::runner::{Losses, Metrics, TrainModel, batch_shards, train};
 use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
 use mona_core::task_setup::{
     check_metric_names, evaluation_metrics, prepare_for_training, train_setup, workers,
@@ -43,6 +44,29 @@ impl TrainModel for ImageClassifier {
             paths: batch.paths.clone(),
         })
     }
+
+    /// The mean cross entropy is a mean of per-sample losses, so consecutive slices of the
+    /// images and labels split it exactly.
+    fn split_batch(&self, batch: &ClsBatch, parts: usize) -> Option<Vec<(ClsBatch, Shard)>> {
+        let [n, _, _, _] = batch.images.dims();
+        Some(
+            shard_ranges(n, parts)
+                .map(|shard| {
+                    let range = shard.first..shard.first + shard.len;
+                    let slice = ClsBatch {
+                        images: batch.images.clone().slice(range.clone()),
+                        labels: batch.labels.clone().map(|l| l.slice(range.clone())),
+                        paths: batch
+                            .paths
+                            .get(range)
+                            .map(<[_]>::to_vec)
+                            .unwrap_or_default(),
+                    };
+                    (slice, shard)
+                })
+                .collect(),
+        )
+    }
 }
 
 fn dataset(cfg: &Config, key: &str) -> Result<Arc<dyn Dataset>, TaskError> {
@@ -57,6 +81,7 @@ pub fn predict(
     model: &ImageClassifier,
     dataset: Arc<dyn Dataset>,
     batch_size: usize,
+    shards: usize,
     workers: usize,
     device: &Device,
 ) -> Result<Predictions, String> {
@@ -70,7 +95,7 @@ pub fn predict(
         labels.extend(batch.iter().map(|r| r.gt_label));
         let b = collate(&batch, device)?;
         paths.extend(b.paths.iter().cloned());
-        let probs = softmax(model.forward(b.images, false), 1);
+        let probs = softmax(model.forward_sharded(b.images, shards), 1);
         let v: Vec<f32> = probs
             .into_data()
             .convert::<f32>()
@@ -117,10 +142,11 @@ fn evaluate(
     model: &ImageClassifier,
     dataset: Arc<dyn Dataset>,
     batch_size: usize,
+    shards: usize,
     workers: usize,
     device: &Device,
 ) -> Result<Metrics, String> {
-    let (scores, labels, _) = predict(model, dataset, batch_size, workers, device)?;
+    let (scores, labels, _) = predict(model, dataset, batch_size, shards, workers, device)?;
     let labels: Option<Vec<usize>> = labels.into_iter().collect();
     let labels = labels.ok_or("the evaluation set has unlabelled samples")?;
     Ok(accuracy_metrics(&scores, model.num_classes(), &labels))
@@ -150,19 +176,28 @@ fn train_cls(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
     let (optimizer, schedule, opts) =
         train_setup(cfg, args, &model, &|k| rules.trainable(k), &method)?;
     let eval_device = args.device.clone();
+    let shards = opts.runner.batch_shards;
     let mut eval = |m: &ImageClassifier| {
         evaluate(
             &m.clone().valid(),
             val_set.clone(),
             batch_size,
+            shards,
             workers,
             &eval_device,
         )
     };
     let (model, summary) = train(model, optimizer, &schedule, &source, &mut eval, &opts)?;
     let metrics = if summary.metrics.is_empty() && !summary.interrupted {
-        evaluate(&model.valid(), val_set, batch_size, workers, &eval_device)
-            .map_err(TaskError::Data)?
+        evaluate(
+            &model.valid(),
+            val_set,
+            batch_size,
+            shards,
+            workers,
+            &eval_device,
+        )
+        .map_err(TaskError::Data)?
     } else {
         summary.metrics
     };
@@ -194,8 +229,10 @@ fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     let test_set = dataset(cfg, "data.test")?;
     check_classes(&model, "data.test", test_set.as_ref())?;
     let batch_size = mona_core::task_setup::samples_per_gpu(cfg)?;
+    let shards = batch_shards(cfg)?;
     let (scores, labels, paths) =
-        predict(&model, test_set, batch_size, workers(cfg)?, &device).map_err(TaskError::Data)?;
+        predict(&model, test_set, batch_size, shards, workers(cfg)?, &device)
+            .map_err(TaskError::Data)?;
     let classes = model.num_classes();
     let mut metrics = Metrics::new();
     // `--format-only`: the predictions only (to `--out`), no metrics.

@@ -21,6 +21,7 @@ pub mod methods;
 pub mod nn;
 pub mod ops;
 pub mod params;
+pub mod random;
 pub mod registry;
 pub mod replica_sync;
 pub mod runner;

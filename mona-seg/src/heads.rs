@@ -3,13 +3,14 @@
 //! `convs.0.conv.weight`, `conv_seg.weight`, ...).
 
 use burn::module::Module;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Tensor};
 use serde::Deserialize;
 
 use mona_core::config::ConfigNode;
 use mona_core::nn::{BatchNormKind, Conv2d, NormCfg, init};
 use mona_core::ops::pool::adaptive_avg_pool2d;
 use mona_core::ops::resize::bilinear;
+use mona_core::random::Draw;
 use mona_core::registry::BuildError;
 
 /// mmcv `ConvModule` (conv → BN → ReLU), shared with the mmdet box heads.
@@ -31,9 +32,9 @@ impl Dropout2d {
             return x;
         }
         let [b, c, _, _] = x.dims();
-        let keep = 1.0 - self.prob;
-        let mask = Tensor::<4>::random([b, c, 1, 1], Distribution::Bernoulli(keep), &x.device());
-        x * mask / keep
+        let device = x.device();
+        let mask = Draw::next(b * c, &device).mask([b, c, 1, 1], 1.0 - self.prob, &device);
+        x * mask
     }
 }
 

@@ -20,10 +20,11 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use mona_cls::ImageClassifier;
+use mona_cls::data::ClsBatch;
 use mona_core::config::Config;
 use mona_core::nn::amp::{Precision, PrecisionGuard};
 use mona_core::params::set_trainable;
-use mona_core::runner::Optimizer;
+use mona_core::runner::{Optimizer, forward_backward, may_split};
 use serde::Serialize;
 
 use crate::ToolError;
@@ -255,6 +256,9 @@ pub fn all_cases() -> Vec<BenchCase> {
 pub struct BenchResult {
     pub case: BenchCase,
     pub device: String,
+    /// The shards a batch ran as (`runner.batch_shards` of `train` and `test`; in training
+    /// only where the model allows it).
+    pub batch_shards: usize,
     /// Milliseconds of each warm-up iteration (compilation and autotuning show here).
     pub warmup_ms: Vec<f64>,
     /// Milliseconds of each timed iteration.
@@ -392,6 +396,7 @@ pub fn run_case(
     device_name: &str,
     warmup: usize,
     steps: usize,
+    batch_shards: usize,
 ) -> Result<BenchResult, ToolError> {
     let _precision = PrecisionGuard::set(case.precision);
     let cfg = Config::from_str_at(&model_config(case), "bench.toml")?;
@@ -409,6 +414,7 @@ pub fn run_case(
         &work_device,
     );
     let (mut warmup_ms, mut step_ms) = (Vec::new(), Vec::new());
+    let shards;
     if case.train {
         let rules = model.clone();
         let model = set_trainable(model, &|k| rules.trainable(k));
@@ -421,12 +427,20 @@ pub fn run_case(
             ),
             &work_device,
         );
+        // The step of `train`: the batch cut into the runner's shards where the model
+        // allows it.
+        let batch = ClsBatch {
+            images: images.clone(),
+            labels: Some(labels),
+            paths: Vec::new(),
+        };
+        shards = if may_split(&model) { batch_shards } else { 1 };
         let mut state = Some(model);
+        let mut seed = 0;
         let mut step = || {
             let model = state.take().expect("the model is put back after each step");
-            let logits = model.forward(images.clone(), true);
-            let loss = model.loss(logits, labels.clone());
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            seed += 1;
+            let (_, grads) = forward_backward(&model, &batch, seed, shards, &work_device);
             state = Some(optim.step(model, grads, &|lr| lr, None).0);
         };
         for _ in 0..warmup {
@@ -437,8 +451,9 @@ pub fn run_case(
         }
     } else {
         let model = model.valid();
+        shards = batch_shards;
         let mut step = || {
-            let _ = model.forward(images.clone(), false);
+            let _ = model.forward_sharded(images.clone(), shards);
         };
         for _ in 0..warmup {
             warmup_ms.push(time_ms(&work_device, "warmup", &mut step)?);
@@ -452,6 +467,7 @@ pub fn run_case(
     Ok(BenchResult {
         case: case.clone(),
         device: device_name.to_string(),
+        batch_shards: shards,
         warmup_ms,
         step_ms,
         mean_ms,

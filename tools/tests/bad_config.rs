@@ -143,6 +143,16 @@ fn unknown_metrics_are_refused_by_every_task() {
 }
 
 #[test]
+fn zero_batch_shards_names_the_setting() {
+    let line = train_error(CLS_DEMO, &["runner.batch_shards=0"]);
+    assert!(
+        line.contains("runner.batch_shards")
+            && line.ends_with("batch_shards must be at least 1 (1 runs every batch whole)"),
+        "{line}"
+    );
+}
+
+#[test]
 fn zero_batch_and_zero_devices_name_the_setting() {
     let line = train_error(CLS_DEMO, &["data.samples_per_gpu=0"]);
     assert!(

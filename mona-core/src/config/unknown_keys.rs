@@ -84,7 +84,10 @@ const TOP_LEVEL: &[&str] = &[
 
 /// The keys of the runner's tables (mmcv 1.x hooks and runners).
 const TABLES: &[(&str, &[&str])] = &[
-    ("runner", &["type", "max_epochs", "max_iters"]),
+    (
+        "runner",
+        &["type", "max_epochs", "max_iters", "batch_shards"],
+    ),
     (
         "checkpoint_config",
         &[

@@ -13,40 +13,29 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, Flex, backend_extension};
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::flex::{CHUNK, Values, tensor, zeroed};
-use super::math::{self, hash32};
+use super::math;
 use super::simd::multiversion;
+use crate::random::{Draw, keep_threshold};
 
 /// Which elements an inverted dropout keeps, and by how much it scales them: element `i`
-/// is kept when `hash32(seed, i)` falls below `keep · 2³²`.
+/// is kept by the draw's hash of its whole-batch index (see [`crate::random`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DropMask {
-    pub seed: u64,
+    pub draw: Draw,
     /// The keep probability `1 − p`, in (0, 1].
     pub keep: f32,
 }
 
 impl DropMask {
-    fn threshold(&self) -> u32 {
-        ((self.keep as f64) * 4_294_967_296.0).min(u32::MAX as f64) as u32
-    }
-
-    /// A mask for dropout probability `p`, seeded from the device's random stream (four
-    /// draws, so the runner's per-iteration reseeding makes it reproducible).
-    pub fn draw(p: f64, device: &burn::tensor::Device) -> Self {
-        let draws = Tensor::<1>::random([4], Distribution::Default, device)
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("four f32 draws");
-        let seed = draws.iter().fold(0u64, |acc, u| {
-            (acc << 16) | ((u * 65_536.0) as u64 & 0xFFFF)
-        });
+    /// A mask for dropout probability `p` on a tensor of `numel` elements: the next draw of
+    /// the thread's [`crate::random::DrawScope`] (or of the device's random stream).
+    pub fn draw(p: f64, numel: usize, device: &burn::tensor::Device) -> Self {
         Self {
-            seed,
+            draw: Draw::next(numel, device),
             keep: (1.0 - p) as f32,
         }
     }
@@ -68,9 +57,9 @@ multiversion! {
                 }
             }
             Some(m) => {
-                let threshold = m.threshold();
+                let threshold = keep_threshold(m.keep as f64);
                 for (i, (o, v)) in out.iter_mut().zip(x).enumerate() {
-                    let kept = hash32(m.seed, (offset + i) as u32) < threshold;
+                    let kept = m.draw.kept(offset + i, threshold);
                     let y = math::gelu(*v) / m.keep;
                     *o = if kept { y } else { 0.0 };
                 }
@@ -94,9 +83,9 @@ multiversion! {
                 }
             }
             Some(m) => {
-                let threshold = m.threshold();
+                let threshold = keep_threshold(m.keep as f64);
                 for (i, ((o, v), g)) in out.iter_mut().zip(x).zip(grad).enumerate() {
-                    let kept = hash32(m.seed, (offset + i) as u32) < threshold;
+                    let kept = m.draw.kept(offset + i, threshold);
                     let y = (*g / m.keep) * math::gelu_derivative(*v);
                     *o = if kept { y } else { 0.0 };
                 }

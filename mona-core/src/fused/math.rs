@@ -97,26 +97,6 @@ pub fn gelu_derivative(x: f32) -> f32 {
     normal_cdf(x) + x * (FRAC_1_SQRT_2PI * exp(-0.5 * (x * x)))
 }
 
-/// A counter-based hash of `(seed, index)` to 32 uniform bits (two rounds of the `lowbias32`
-/// mixer keyed by the two halves of the seed): the dropout mask of element `index`, computed
-/// where it is used and recomputed in the backward pass instead of being stored.
-#[inline(always)]
-pub fn hash32(seed: u64, index: u32) -> u32 {
-    let mut x = index.wrapping_mul(0x9E37_79B9) ^ (seed as u32);
-    x ^= x >> 16;
-    x = x.wrapping_mul(0x7FEB_352D);
-    x ^= x >> 15;
-    x = x.wrapping_mul(0x846C_A68B);
-    x ^= x >> 16;
-    x ^= (seed >> 32) as u32;
-    x ^= x >> 16;
-    x = x.wrapping_mul(0x7FEB_352D);
-    x ^= x >> 15;
-    x = x.wrapping_mul(0x846C_A68B);
-    x ^= x >> 16;
-    x
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,22 +184,5 @@ mod tests {
             x += 0.001_1;
         }
         assert!(worst < 3e-7, "GELU derivative error {worst}");
-    }
-
-    #[test]
-    fn hash_masks_keep_the_asked_fraction_and_differ_by_seed() {
-        let keep = (0.9 * 4_294_967_296.0) as u64;
-        let kept = (0..1_000_000u32)
-            .filter(|&i| (hash32(42, i) as u64) < keep)
-            .count();
-        assert!((kept as f64 / 1e6 - 0.9).abs() < 2e-3, "kept {kept}");
-        let same = (0..10_000u32)
-            .filter(|&i| hash32(1, i) == hash32(2, i))
-            .count();
-        assert!(same < 5, "{same} equal hashes for two seeds");
-        let high = (0..10_000u32)
-            .filter(|&i| hash32(1, i) == hash32(1 | (1 << 40), i))
-            .count();
-        assert!(high < 5, "the seed's high half is ignored ({high} equal)");
     }
 }

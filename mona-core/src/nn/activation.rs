@@ -21,7 +21,7 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 pub fn gelu_dropout<const D: usize>(x: Tensor<D>, p: f64, training: bool) -> Tensor<D> {
     let active = training && p > 0.0;
     if fused::enabled(&x) {
-        let mask = active.then(|| DropMask::draw(p, &x.device()));
+        let mask = active.then(|| DropMask::draw(p, x.shape().num_elements(), &x.device()));
         return fused::fused_gelu(x, mask);
     }
     let y = composed_gelu(x);

@@ -1,8 +1,11 @@
 use burn::module::Module;
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::Tensor;
+
+use crate::random::Draw;
 
 /// Stochastic depth (timm `DropPath`): per sample, keep with probability 1 − p and scale by
-/// 1/(1 − p). Identity at p = 0 and outside training.
+/// 1/(1 − p). Identity at p = 0 and outside training. A sample's draw depends on its index
+/// in the whole batch, not on the shard that holds it ([`crate::random`]).
 #[derive(Module, Debug)]
 pub struct DropPath {
     prob: f64,
@@ -21,9 +24,9 @@ impl DropPath {
         if !training || self.prob == 0.0 {
             return x;
         }
-        let keep = 1.0 - self.prob;
         let [b, _, _] = x.dims();
-        let mask = Tensor::<3>::random([b, 1, 1], Distribution::Bernoulli(keep), &x.device());
-        x * mask / keep
+        let device = x.device();
+        let mask = Draw::next(b, &device).mask([b, 1, 1], 1.0 - self.prob, &device);
+        x * mask
     }
 }

@@ -1,5 +1,7 @@
 use burn::module::Module;
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::Tensor;
+
+use crate::random::Draw;
 
 /// Inverted dropout, active only while training on an autodiff device (as burn's own).
 ///
@@ -34,9 +36,12 @@ impl Dropout {
     }
 }
 
-/// `x · mask / (1 − p)` with a Bernoulli(1 − p) mask from the device's random stream.
+/// `x · mask / (1 − p)` with a Bernoulli(1 − p) mask from the next draw of the thread's
+/// [`DrawScope`](crate::random::DrawScope) (the same mask on every backend, whatever shard of
+/// the batch `x` holds).
 pub(super) fn bernoulli_dropout<const D: usize>(x: Tensor<D>, p: f64) -> Tensor<D> {
-    let keep = 1.0 - p;
-    let mask = Tensor::<D>::random(x.shape(), Distribution::Bernoulli(keep), &x.device());
-    x * mask / keep
+    let device = x.device();
+    let shape: [usize; D] = x.dims();
+    let draw = Draw::next(shape.iter().product(), &device);
+    x * draw.mask(shape, 1.0 - p, &device)
 }

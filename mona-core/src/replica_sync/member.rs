@@ -1,7 +1,8 @@
 //! Which replica the current thread trains, and its turn on the backends' random stream.
 //!
-//! The backends' random stream (dropout, DropPath) is process-wide on every backend
-//! (burn-flex and cubecl seed one global generator): a replica seeds it and runs its forward
+//! The backends' random stream (detection's samplers; dropout and DropPath draw through
+//! [`crate::random::DrawScope`] instead) is process-wide on every backend (burn-flex and
+//! cubecl seed one global generator): a replica seeds it and runs its forward
 //! pass while holding [`StreamTurn`], so what it draws depends on its seed, not on thread
 //! timing. A synchronised layer waits for the other replicas in the middle of that forward
 //! pass, and they need the stream to get there: the wait gives the turn up

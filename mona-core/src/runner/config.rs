@@ -60,6 +60,33 @@ pub struct RunnerCfg {
     pub log_interval: usize,
     /// Global gradient clipping (`optimizer_config.grad_clip.max_norm`).
     pub grad_clip: Option<f64>,
+    /// Slices a training batch is cut into, to run at the same time (`runner.batch_shards`,
+    /// our addition; default [`DEFAULT_BATCH_SHARDS`], 1 = never), where the model allows it
+    /// (classification without BatchNorm). The result is the same up to summation order.
+    pub batch_shards: usize,
+}
+
+/// Two slices: both cores of a small machine busy, while each slice keeps enough samples
+/// for its own ops to split on a larger one. Fixed, not the thread count, so that a run
+/// sums its gradients in the same order on every machine.
+pub const DEFAULT_BATCH_SHARDS: usize = 2;
+
+/// `runner.batch_shards`: the slices a batch is cut into to run at the same time, in
+/// training (where the model allows it) and in inference; default
+/// [`DEFAULT_BATCH_SHARDS`].
+pub fn batch_shards(cfg: &Config) -> Result<usize, BuildError> {
+    let Some(node) = cfg.get("runner.batch_shards") else {
+        return Ok(DEFAULT_BATCH_SHARDS);
+    };
+    let n: usize = node.extract()?;
+    if n == 0 {
+        return Err(BuildError::invalid(
+            &node,
+            None,
+            "batch_shards must be at least 1 (1 runs every batch whole)",
+        ));
+    }
+    Ok(n)
 }
 
 impl RunnerCfg {
@@ -122,6 +149,7 @@ impl RunnerCfg {
             }
             None => None,
         };
+        let batch_shards = batch_shards(cfg)?;
         let _ = evaluation.by_epoch;
         Ok(Self {
             kind,
@@ -130,6 +158,28 @@ impl RunnerCfg {
             max_keep_ckpts: checkpoint.max_keep_ckpts.unwrap_or(-1),
             log_interval: log.interval.unwrap_or(50).max(1),
             grad_clip,
+            batch_shards,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &str) -> Config {
+        let text = format!("[runner]\ntype = \"EpochBasedRunner\"\nmax_epochs = 1\n{extra}");
+        Config::from_str_at(&text, "shards.toml").unwrap()
+    }
+
+    #[test]
+    fn batch_shards_defaults_to_two_and_refuses_zero() {
+        let parsed = |extra| RunnerCfg::from_config(&cfg(extra)).map(|r| r.batch_shards);
+        assert_eq!(parsed("").unwrap(), DEFAULT_BATCH_SHARDS);
+        assert_eq!(parsed("batch_shards = 3").unwrap(), 3);
+        let err = parsed("batch_shards = 0").unwrap_err().to_string();
+        assert!(err.contains("shards.toml"), "{err}");
+        assert!(err.contains("runner.batch_shards"), "{err}");
+        assert!(err.contains("must be at least 1"), "{err}");
     }
 }

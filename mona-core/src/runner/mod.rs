@@ -14,6 +14,7 @@ mod logger;
 mod parallel;
 mod paramwise;
 mod replica;
+mod shards;
 mod train;
 
 pub mod optim;
@@ -24,16 +25,20 @@ use std::collections::BTreeMap;
 use burn::module::Module;
 use burn::tensor::Tensor;
 
+use crate::random::Shard;
+
 pub use all_reduce::{HostGrads, grads_from_host, grads_to_host, mean_of, nccl_mean};
 pub use checkpoint::{
     CheckpointMeta, TrainingCheckpoint, find_last_checkpoint, read_checkpoint, write_checkpoint,
 };
-pub use config::{RunnerCfg, RunnerKind};
+pub use config::{DEFAULT_BATCH_SHARDS, RunnerCfg, RunnerKind, batch_shards};
 pub use logger::{JsonLog, memory_mb};
 pub use optim::{Optimizer, OptimizerCfg, OptimizerEntry, Rule, StepStats};
 pub use parallel::{AllReduce, DataParallel, replica_devices};
 pub use paramwise::{KeyMult, ParamMults, ParamwiseCfg};
+pub use replica::{StepValues, forward_backward};
 pub use schedule::{LrConfig, LrSchedule, Policy, Progress, ScheduleEntry};
+pub use shards::may_split;
 pub(crate) use train::iter_seed;
 pub use train::{Resume, TrainError, TrainOptions, TrainSummary, train};
 
@@ -62,6 +67,17 @@ pub trait TrainModel: Module + Sized + 'static {
         _batch: &Self::Batch,
         _device: &burn::tensor::Device,
     ) -> Option<Self::Batch> {
+        None
+    }
+    /// `batch` cut into `parts` consecutive slices of samples (fewer when it has fewer
+    /// samples), each with its place in the batch, so that a training step can run them at
+    /// the same time (see `runner::shards`); `None` (the default) when the loss is not the
+    /// mean of per-sample losses (detection's losses normalise over the batch's boxes).
+    fn split_batch(
+        &self,
+        _batch: &Self::Batch,
+        _parts: usize,
+    ) -> Option<Vec<(Self::Batch, Shard)>> {
         None
     }
 }

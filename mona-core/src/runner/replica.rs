@@ -24,28 +24,40 @@ use super::all_reduce::{HostGrads, grads_from_host, grads_to_host, mean_of, nccl
 use super::optim::Optimizer;
 use super::parallel::{AllReduce, DataParallel};
 use super::schedule::{LrSchedule, Progress};
+use super::shards::forward_backward_shards;
 use super::train::TrainError;
 use crate::params::param_data;
+use crate::random::{DrawScope, Shard};
 use crate::replica_sync::{Membership, ReplicaGroup, StreamTurn};
 
 /// The logged values of one replica's step.
 #[derive(Debug, Clone, Default)]
-pub(super) struct StepValues {
+pub struct StepValues {
     pub loss: f64,
     pub parts: Vec<(String, f64)>,
 }
 
 /// Forward and backward of one batch, the random stream seeded with `seed` (see
 /// [`StreamTurn`]: the forward pass holds the process-wide stream, so what a replica draws
-/// depends on its seed, not on thread timing).
-pub(super) fn forward_backward<M: TrainModel>(
+/// depends on its seed, not on thread timing). With `shards` > 1 and a model that can split
+/// its batch, the slices run at the same time ([`super::shards`]).
+pub fn forward_backward<M: TrainModel>(
     model: &M,
     batch: &M::Batch,
     seed: u64,
+    shards: usize,
     device: &Device,
 ) -> (StepValues, GradientsParams) {
+    if let Some(parts) = (shards > 1)
+        .then(|| model.split_batch(batch, shards))
+        .flatten()
+        .filter(|parts| parts.len() > 1)
+    {
+        return forward_backward_shards(model, parts, seed, device);
+    }
     let losses = {
         let _turn = StreamTurn::take(device, seed);
+        let _draws = DrawScope::enter(seed, Shard::WHOLE);
         model.losses(batch, true)
     };
     // Backward first: reading a loss waits for the device, which then has the backward
@@ -362,7 +374,7 @@ impl WorkerCtx {
                     return;
                 }
             };
-            let (values, grads) = forward_backward(&model, &batch, seed, &self.device);
+            let (values, grads) = forward_backward(&model, &batch, seed, 1, &self.device);
             let grads = match self.all_reduce {
                 AllReduce::Host => {
                     let grads = Some(grads_to_host(&model, grads));

@@ -13,6 +13,7 @@ use super::optim::Optimizer;
 use super::parallel::DataParallel;
 use super::replica::{Replicas, forward_backward};
 use super::schedule::{LrSchedule, Progress};
+use super::shards::may_split;
 use super::{BatchSource, Metrics, TrainModel};
 use crate::checkpoint::{CheckpointError, adapter_file};
 use crate::params::{load_params, param_data};
@@ -236,6 +237,13 @@ where
         None
     };
 
+    // A batch splits only on one device (the replicas of several already share the cores).
+    let batch_shards = if n_devices == 1 && may_split(&model) {
+        opts.runner.batch_shards
+    } else {
+        1
+    };
+
     let interactive = std::io::stderr().is_terminal();
     let bar = if interactive {
         indicatif::ProgressBar::new(max_iters as u64)
@@ -305,9 +313,9 @@ where
             let seed = iter_seed(opts.seed, iter);
             let (values, grads) = match &mut replicas {
                 Some(replicas) => {
-                    replicas.guard(|| forward_backward(&model, &first, seed, &device))?
+                    replicas.guard(|| forward_backward(&model, &first, seed, 1, &device))?
                 }
-                None => forward_backward(&model, &first, seed, &device),
+                None => forward_backward(&model, &first, seed, batch_shards, &device),
             };
             let (values, grads) = match &mut replicas {
                 Some(replicas) => replicas.reduce(&model, values, grads)?,

@@ -30,6 +30,9 @@ struct Args {
     /// Timed iterations.
     #[arg(long, default_value_t = 10)]
     steps: usize,
+    /// Shards a training batch runs as, as `train`'s `runner.batch_shards` (1: whole).
+    #[arg(long, default_value_t = mona_core::runner::DEFAULT_BATCH_SHARDS)]
+    batch_shards: usize,
     /// List the cases (with their fallback PyTorch numbers from another day), then exit.
     #[arg(long)]
     list: bool,
@@ -149,10 +152,20 @@ fn main() -> ExitCode {
             }
             picked
         };
+        if args.batch_shards == 0 {
+            bail!("--batch-shards 0: a batch runs as at least 1 shard");
+        }
         for case in &cases {
             tracing::info!(case = %case.name, "running");
-            let result = run_case(case, &device, &args.device, args.warmup, args.steps)
-                .with_context(|| format!("case {}", case.name))?;
+            let result = run_case(
+                case,
+                &device,
+                &args.device,
+                args.warmup,
+                args.steps,
+                args.batch_shards,
+            )
+            .with_context(|| format!("case {}", case.name))?;
             println!("{}", serde_json::to_string(&result)?);
             std::io::stdout().flush()?;
         }

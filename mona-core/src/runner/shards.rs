@@ -1,0 +1,121 @@
+//! One training batch cut into shards that run forward and backward at the same time.
+//!
+//! On the CPU, a small model's ops are too small to share between cores: most of them run
+//! on one thread while the other cores wait, and waking them for the ops that do split
+//! costs as much as it saves. A model whose loss is the mean of per-sample losses, and
+//! that couples no samples (no BatchNorm), can instead cut its batch into consecutive
+//! slices ([`TrainModel::split_batch`]). Each slice runs forward and backward as its own
+//! task on the compute pool, on its own fork of the model (fresh autodiff leaves, so the
+//! slices build separate graphs), its loss weighted by its share of the samples; the
+//! gradients are then summed in slice order. That is the gradient of the whole batch's
+//! mean loss, up to summation order, whatever the number of threads: the split depends
+//! only on the batch, and every sample draws its dropout and DropPath masks by its index in
+//! the whole batch ([`crate::random`]). The shards never touch the backends' process-wide
+//! random stream, which is why only models that draw nothing else may split.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor};
+use rayon::prelude::*;
+
+use super::TrainModel;
+use super::replica::StepValues;
+use crate::params::param_infos;
+use crate::random::{DrawScope, Shard};
+
+/// Whether `model` may split its batches: no parameter is a BatchNorm statistic, whose
+/// batch statistics would then be those of a shard.
+pub fn may_split<M: Module>(model: &M) -> bool {
+    !param_infos(model)
+        .iter()
+        .any(|p| p.key.ends_with("running_mean") || p.key.ends_with("running_var"))
+}
+
+/// Forward and backward of `shards` (each with its place in the batch) in parallel, their
+/// losses weighted by their share of the samples, the random draws seeded with `seed`.
+pub(super) fn forward_backward_shards<M: TrainModel>(
+    model: &M,
+    shards: Vec<(M::Batch, Shard)>,
+    seed: u64,
+    device: &Device,
+) -> (StepValues, GradientsParams) {
+    let total: usize = shards.iter().map(|(_, s)| s.len).sum();
+    let jobs: Vec<(M, M::Batch, Shard)> = shards
+        .into_iter()
+        .map(|(batch, shard)| (model.clone().fork(device), batch, shard))
+        .collect();
+    let results: Vec<(StepValues, GradientsParams)> = jobs
+        .into_par_iter()
+        .map(|(replica, batch, shard)| {
+            let weight = shard.len as f64 / total as f64;
+            let losses = {
+                let _draws = DrawScope::enter(seed, shard);
+                replica.losses(&batch, true)
+            };
+            let grads =
+                GradientsParams::from_grads((losses.total.clone() * weight).backward(), &replica);
+            let values = StepValues {
+                loss: losses.total.into_scalar::<f32>() as f64 * weight,
+                parts: losses
+                    .parts
+                    .into_iter()
+                    .map(|(name, v)| (name, v.into_scalar::<f32>() as f64 * weight))
+                    .collect(),
+            };
+            (values, grads)
+        })
+        .collect();
+    let mut values = StepValues::default();
+    let mut grads = Vec::with_capacity(results.len());
+    for (v, g) in results {
+        values.loss += v.loss;
+        for (name, x) in v.parts {
+            match values.parts.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 += x,
+                None => values.parts.push((name, x)),
+            }
+        }
+        grads.push(g);
+    }
+    (values, sum_in_order(model, grads))
+}
+
+/// Every parameter's gradients summed over `parts`, in order (a part without one adds
+/// nothing; a parameter no part has a gradient for gets none).
+fn sum_in_order<M: Module>(model: &M, parts: Vec<GradientsParams>) -> GradientsParams {
+    struct Sum {
+        parts: Vec<GradientsParams>,
+        out: GradientsParams,
+    }
+    impl ModuleVisitor for Sum {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let sum = self
+                .parts
+                .iter_mut()
+                .filter_map(|g| g.remove::<D>(param.id))
+                .reduce(|a, b| a + b);
+            if let Some(sum) = sum {
+                self.out.register(param.id, sum);
+            }
+        }
+    }
+    let mut visitor = Sum {
+        parts,
+        out: GradientsParams::new(),
+    };
+    model.visit(&mut visitor);
+    visitor.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{BatchNorm2d, Linear};
+
+    #[test]
+    fn a_model_with_batch_statistics_does_not_split() {
+        let device = Device::flex();
+        assert!(may_split(&Linear::torch_default(2, 2, true, &device)));
+        assert!(!may_split(&BatchNorm2d::new(2, &device)));
+    }
+}
