@@ -1,4 +1,4 @@
-//! mmcv config semantics (spec §5) on TOML configs: `_base_` resolution,
+//! mmcv config semantics on TOML configs: `_base_` resolution,
 //! recursive merge, `_delete_`, `--cfg-options`, provenance, error messages
 //! and the dump round trip. Every test writes its own files to a tempdir.
 

@@ -3,9 +3,9 @@
 //! * every `*.toml` file loads on its own (bases resolve, no sibling-base key clashes, no
 //!   dict-over-non-dict merges);
 //! * each of the six tasks has the Mona config and the eight baselines;
-//! * the task configs resolve to the values of spec §4;
+//! * the task configs resolve to the official configs' values;
 //! * each baseline differs from its Mona config only in the method table and the
-//!   hyper-parameters the official baseline configs change (spec §4.3, §4.4).
+//!   hyper-parameters the official baseline configs change.
 
 use std::path::{Path, PathBuf};
 
@@ -339,7 +339,7 @@ fn baselines_differ_from_mona_only_where_the_official_baselines_do() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// COCO (spec §4.1)
+// COCO
 
 #[test]
 fn coco_mona_resolves_to_spec() {
@@ -523,7 +523,7 @@ fn coco_mona_resolves_to_spec() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// VOC detection (spec §4.2)
+// VOC detection
 
 #[test]
 fn voc_detection_mona_resolves_to_spec() {
@@ -589,7 +589,7 @@ fn voc_detection_mona_resolves_to_spec() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ADE20K (spec §4.3)
+// ADE20K
 
 const ADE: (&str, &str) = ("mona/swin-l_ade20k", "ade20k_upernet_swin_large_160k");
 
@@ -708,7 +708,7 @@ fn ade20k_baselines_use_the_baseline_hyper_parameters() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Classification (spec §4.4)
+// Classification
 
 /// (folder, stem, classes, Mona lr, ann-file root)
 const CLS: [(&str, &str, i64, f64, &str); 3] = [

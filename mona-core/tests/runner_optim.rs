@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 use mona_core::config::Config;
+use mona_core::fused;
 use mona_core::nn::Linear;
 use mona_core::params::{ParamInfo, param_data, param_infos};
 use mona_core::runner::{KeyMult, LrSchedule, Optimizer, ParamwiseCfg, Progress, Rule};
@@ -43,7 +44,7 @@ fn cls_paramwise() -> ParamwiseCfg {
     }
 }
 
-/// spec §4.4: the decay of each Mona parameter under the classification settings.
+/// The official classification configs: the decay of each Mona parameter under the classification settings.
 #[test]
 fn classification_decay_rules_match_the_spec() {
     let p = "backbone.layers.0.blocks.0.my_module_1";
@@ -107,7 +108,7 @@ fn classification_decay_rules_match_the_spec() {
     assert!(opt.settings().values().all(|s| s.base_lr == 3.125e-5));
 }
 
-/// spec §5: in ADE20K-Mona the custom key `backbone` (longest) matches before `norm`, so
+/// In the official ADE20K-Mona config the custom key `backbone` (longest) matches before `norm`, so
 /// Mona's LayerNorm keeps its weight decay; a head BN (`bn`) never matches `norm`.
 #[test]
 fn longest_custom_key_wins() {
@@ -299,6 +300,70 @@ fn adamw_with_global_clipping_matches_pytorch_formulas() {
     let (tensors, steps) = opt.state_dict();
     assert_eq!(steps["a.weight"], 2);
     assert!(tensors.iter().any(|(k, _)| k == "exp_avg_sq.a.bias"));
+}
+
+/// Three steps of the fused in-place Adam/AdamW update (the flex path) and of the composed
+/// tensor ops: the same bits for the parameters and both moments, with decay, clipping and
+/// a parameter of several parallel chunks.
+#[test]
+fn fused_adam_updates_are_bit_identical_to_the_composed_ops() {
+    let dev = Device::flex().autodiff();
+    let rules = [
+        Rule::AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+        Rule::Adam {
+            beta1: 0.8,
+            beta2: 0.99,
+            eps: 1e-6,
+        },
+    ];
+    for rule in rules {
+        let run = |composed: bool| {
+            dev.seed(5);
+            let mut model = Linear::torch_default(300, 70, true, &dev);
+            let infos = param_infos(&model);
+            let mut opt = Optimizer::new(
+                rule.clone(),
+                3e-3,
+                0.05,
+                &ParamwiseCfg::default(),
+                &infos,
+                &|_| true,
+            );
+            let c = Tensor::<2>::random([70, 300], Distribution::Normal(0.0, 1.0), &dev);
+            for step in 0..3 {
+                let loss = (model.weight.val() * c.clone()).sum()
+                    + model.bias.as_ref().unwrap().val().sum() * (step as f64 + 0.5);
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                // Clipping on the second step scales the gradients.
+                let clip = (step == 1).then_some(1.0);
+                let go = || opt.step(model.clone(), grads, &|b| b, clip).0;
+                model = if composed { fused::composed(go) } else { go() };
+            }
+            let (state, _) = opt.state_dict();
+            let bits = |d: burn::tensor::TensorData| -> Vec<u32> {
+                let v: Vec<f32> = d.convert::<f32>().try_into_vec().unwrap();
+                v.into_iter().map(f32::to_bits).collect()
+            };
+            let mut all: Vec<(String, Vec<u32>)> = param_data(&model, &|_| true)
+                .into_iter()
+                .map(|(k, d)| (k, bits(d)))
+                .collect();
+            all.extend(state.into_iter().map(|(k, d)| (k, bits(d))));
+            all
+        };
+        let (fused_run, composed_run) = (run(false), run(true));
+        assert_eq!(fused_run.len(), 6, "weight, bias and their two moments");
+        for ((k, a), (_, b)) in fused_run.iter().zip(&composed_run) {
+            assert!(
+                a == b,
+                "{rule:?}: {k} differs between the fused and composed updates"
+            );
+        }
+    }
 }
 
 /// SGD with momentum and L2 decay (torch.optim.SGD, dampening 0).

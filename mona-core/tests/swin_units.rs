@@ -1,6 +1,6 @@
-//! Units of the det-style Swin (spec §2): the relative position index, the shifted-window
+//! Units of the det-style Swin: the relative position index, the shifted-window
 //! mask, window partitioning, padding of odd sizes, patch merging order, and the exact
-//! parameter counts of Swin-T/S/B/L under every method (spec §3, §8).
+//! parameter counts of Swin-T/S/B/L under every method.
 
 mod common;
 
@@ -88,7 +88,7 @@ fn shifted_window_mask_has_the_known_structure() {
             }
         }
     }
-    // A stage that is a single window is still masked (spec §9.8).
+    // A stage that is a single window is still masked.
     let single = shifted_window_mask(7, 7, w, 3);
     assert_eq!(regions(&single, n), 4);
     assert_eq!(single.iter().filter(|v| **v == 0.0).count(), 625);
@@ -217,7 +217,7 @@ fn with_out(mut config: SwinConfig, out: &[usize]) -> SwinConfig {
     config
 }
 
-/// Spec §3 table and §8 (parameters are lazy, so even Swin-L is cheap to build).
+/// The paper's parameter counts (parameters are lazy, so even Swin-L is cheap to build).
 #[test]
 fn parameter_counts_match_the_spec_tables() {
     let swin_b = SwinConfig::swin_b();
@@ -257,7 +257,7 @@ fn parameter_counts_match_the_spec_tables() {
     assert_eq!(counts(&cls, "mona"), (194_995_476, 5_267_712));
     assert_eq!(counts(&cls, "bitfit"), (194_995_476, 301_140));
     assert_eq!(counts(&cls, "norm_tuning"), (194_995_476, 86_400));
-    // §8: Swin-T and Swin-S with Mona.
+    // Swin-T and Swin-S with Mona.
     assert_eq!(
         counts(&SwinConfig::swin_t(), "mona"),
         (27_520_698, 1_408_128)

@@ -7,8 +7,8 @@ use mona_core::config::ConfigNode;
 use mona_core::registry::BuildError;
 use mona_core::runner::TrainModel;
 
+use crate::batch::DetBatch;
 use crate::retina::Detections;
-use crate::task::DetBatch;
 
 /// A detector usable by [`crate::task`].
 pub trait Detector: TrainModel<Batch = DetBatch> + Clone {

@@ -3,6 +3,7 @@
 
 pub mod anchor;
 pub mod assigner;
+pub mod batch;
 pub mod cascade;
 pub mod coder;
 pub mod data;

@@ -7,8 +7,10 @@ use burn::tensor::{Device, Tensor};
 use mona_core::backbone::{Backbone, build_backbone};
 use mona_core::config::ConfigNode;
 use mona_core::registry::BuildError;
-use mona_core::runner::Losses;
+use mona_core::runner::{Losses, TrainModel};
 
+use crate::batch::DetBatch;
+use crate::detector::Detector;
 use crate::fpn::{Fpn, FpnConfig};
 use crate::retina::{
     Detections, GtInstances, ImageMeta, RetinaError, RetinaHead, RetinaHeadConfig, RetinaLogic,
@@ -148,6 +150,63 @@ impl RetinaNet {
 
     pub fn logic(&self) -> &RetinaLogic {
         &self.logic
+    }
+}
+
+impl TrainModel for RetinaNet {
+    type Batch = DetBatch;
+
+    fn losses(&self, batch: &DetBatch, training: bool) -> Losses {
+        // `train_det` checks `train_cfg` before training; the level count is checked when
+        // the model is built. Nothing left here depends on the data.
+        RetinaNet::losses(
+            self,
+            batch.images.clone(),
+            &batch.metas,
+            &batch.gts,
+            training,
+        )
+        .expect("train_cfg checked before training")
+    }
+
+    fn trainable(&self, key: &str) -> bool {
+        RetinaNet::trainable(self, key)
+    }
+
+    fn batch_to_device(batch: &DetBatch, device: &Device) -> Option<DetBatch> {
+        Some(batch.to_device(device))
+    }
+}
+
+impl Detector for RetinaNet {
+    const TYPE: &'static str = "RetinaNet";
+
+    fn from_config(
+        node: &mona_core::config::ConfigNode<'_>,
+        device: &Device,
+    ) -> Result<Self, mona_core::registry::BuildError> {
+        RetinaNet::from_config(node, device)
+    }
+
+    fn method_name(&self) -> String {
+        self.backbone.method().name().to_string()
+    }
+
+    fn num_classes(&self) -> (usize, &'static str) {
+        (self.bbox_head.num_classes(), "model.bbox_head.num_classes")
+    }
+
+    fn check_train_cfg(&self) -> Result<(), String> {
+        match self.logic().cfg.train_cfg {
+            Some(_) => Ok(()),
+            None => {
+                Err("model.train_cfg is missing (the RetinaHead loss needs its assigner)".into())
+            }
+        }
+    }
+
+    fn predict(&self, batch: &DetBatch) -> Result<Vec<Detections>, String> {
+        RetinaNet::predict(self, batch.images.clone(), &batch.metas).map_err(|e| e.to_string())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Checkpoint conversion: any readable checkpoint (`.pth` with a `state_dict` or `model` key,
 //! a bare dict, safetensors) to a safetensors file, optionally through a backbone so that the
-//! user sees which keys map (spec §1.4: converting a Microsoft Swin release).
+//! user sees which keys map (the way to start from a Microsoft Swin release).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;

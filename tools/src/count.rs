@@ -2,7 +2,7 @@
 //!
 //! The official `tools/train.py` prints `my_module_num / (backbone_num − my_module_num)`: the
 //! trainable backbone parameters relative to the *original* backbone, i.e. without what the
-//! method added (spec §3). A part therefore reports its total, its trainable parameters under
+//! method added. A part therefore reports its total, its trainable parameters under
 //! the method's rule, and how many parameters the method added (keys containing
 //! [`ADDED_MARKERS`]).
 //!
@@ -170,7 +170,7 @@ impl ModelCount {
         self.parts.iter().find(|p| p.name == "backbone")
     }
 
-    /// `Mona 3,667,456 (4.23%)`, the row of spec §3, names padded to `width`.
+    /// `Mona 3,667,456 (4.23%)`, the row of the paper's table, names padded to `width`.
     pub fn table_row(&self, width: usize) -> String {
         let cell = self
             .backbone()

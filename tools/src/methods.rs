@@ -3,7 +3,7 @@
 use mona_core::config::{Config, ConfigError};
 use mona_core::methods::MethodEntry;
 
-/// The nine methods of spec §3, in the order of its table.
+/// The nine methods of the paper's comparison, in the order of its table.
 pub const PAPER_METHODS: [&str; 9] = [
     "mona",
     "adapter",
@@ -16,7 +16,7 @@ pub const PAPER_METHODS: [&str; 9] = [
     "full",
 ];
 
-/// The name the paper and spec §3 use for a registered method (`norm_tuning` → `NormTuning`);
+/// The name the paper uses for a registered method (`norm_tuning` → `NormTuning`);
 /// other methods keep their registered name.
 pub fn display_name(method: &str) -> &str {
     match method {

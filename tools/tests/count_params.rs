@@ -1,4 +1,4 @@
-//! `count-params` reproduces spec §3 exactly, for every method and every output-norm layout.
+//! `count-params` reproduces the paper's parameter table exactly, for every method and every output-norm layout.
 
 mod common;
 
@@ -8,7 +8,7 @@ use common::{run, write};
 
 const BIN: &str = env!("CARGO_BIN_EXE_count-params");
 
-/// Spec §3: (display name, trainable cell) per method, in table order.
+/// The paper's table: (display name, trainable cell) per method, in table order.
 type Column = [(&'static str, &'static str, &'static str); 9];
 
 /// The rows shared by every Swin-L column (out_indices only moves BitFit and NormTuning).

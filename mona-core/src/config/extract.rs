@@ -9,8 +9,7 @@ use figment::providers::Serialized;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::error::ConfigError;
-use super::node::ConfigNode;
+use toml::Value;
 
 /// figment only extracts tables, so every value is wrapped under this key.
 const WRAP_KEY: &str = "value";
@@ -20,34 +19,36 @@ struct Wrapped<T> {
     value: T,
 }
 
-/// Deserializes the value of `node` into `T`.
-pub(crate) fn extract<T: DeserializeOwned>(node: &ConfigNode<'_>) -> Result<T, ConfigError> {
-    let figment = Figment::from(Serialized::default(WRAP_KEY, node.value()));
+/// Why a value did not deserialize: the path of the offending part inside it, and what
+/// was wrong (the caller names the key and the file).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ExtractFailure {
+    pub path: Vec<String>,
+    pub message: String,
+}
+
+/// Deserializes `value` into `T`.
+pub(crate) fn extract<T: DeserializeOwned>(value: &Value) -> Result<T, ExtractFailure> {
+    let figment = Figment::from(Serialized::default(WRAP_KEY, value));
     figment
         .extract::<Wrapped<T>>()
         .map(|wrapped| wrapped.value)
-        .map_err(|error| to_config_error(node, error))
+        .map_err(failure)
 }
 
-fn to_config_error(node: &ConfigNode<'_>, error: figment::Error) -> ConfigError {
+fn failure(error: figment::Error) -> ExtractFailure {
     let mut errors = error.into_iter();
     let Some(first) = errors.next() else {
-        return node.invalid("cannot extract the value (figment gave no details)");
+        return ExtractFailure {
+            path: Vec::new(),
+            message: "cannot extract the value (figment gave no details)".into(),
+        };
     };
     let more = errors.count();
-    let inner: Vec<&str> = match first.path.split_first() {
-        Some((head, rest)) if head == WRAP_KEY => rest.iter().map(String::as_str).collect(),
-        _ => first.path.iter().map(String::as_str).collect(),
+    let path = match first.path.split_first() {
+        Some((head, rest)) if head == WRAP_KEY => rest.to_vec(),
+        _ => first.path.clone(),
     };
-    // The deepest existing key along the error path names the file.
-    let culprit = node.descend(&inner);
-    let mut key = node.key().to_string();
-    for segment in &inner {
-        if !key.is_empty() {
-            key.push('.');
-        }
-        key.push_str(segment);
-    }
     let mut message = first.kind.to_string();
     if more > 0 {
         message.push_str(&format!(
@@ -55,9 +56,5 @@ fn to_config_error(node: &ConfigNode<'_>, error: figment::Error) -> ConfigError 
             if more == 1 { "" } else { "s" }
         ));
     }
-    ConfigError::Extract {
-        file: culprit.file().to_path_buf(),
-        key,
-        message,
-    }
+    ExtractFailure { path, message }
 }

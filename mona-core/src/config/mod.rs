@@ -1,4 +1,4 @@
-//! Layered configs with mmcv 1.x semantics (spec §5), written in TOML.
+//! Layered configs with mmcv 1.x semantics, written in TOML.
 //!
 //! * `load`: reading files and resolving `_base_` (recursive, relative to
 //!   the declaring file, sibling bases may not share top-level keys, cycles

@@ -9,7 +9,7 @@ use toml::Value;
 
 use super::Config;
 use super::error::ConfigError;
-use super::extract;
+use super::extract::{self, ExtractFailure};
 use super::index::Entry;
 use super::keys::{lookup, parse_index, split, type_name};
 
@@ -116,7 +116,26 @@ impl<'a> ConfigNode<'a> {
     /// Deserializes this node through figment. Errors carry the full dotted
     /// key of the offending value (`model.backbone.depths`) and its file.
     pub fn extract<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        extract::extract(self)
+        extract::extract(self.value).map_err(|failure| self.extract_error(failure))
+    }
+
+    /// The error of a failed extraction: the key of the offending value under this node,
+    /// and the file that set the deepest existing key along its path.
+    fn extract_error(&self, failure: ExtractFailure) -> ConfigError {
+        let inner: Vec<&str> = failure.path.iter().map(String::as_str).collect();
+        let culprit = self.descend(&inner);
+        let mut key = self.key().to_string();
+        for segment in &inner {
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(segment);
+        }
+        ConfigError::Extract {
+            file: culprit.file().to_path_buf(),
+            key,
+            message: failure.message,
+        }
     }
 
     /// Deserializes the child `child` if it is present.

@@ -14,7 +14,9 @@
 //! - [`gather_rows`]: Swin's padding, cyclic shift and window partition (and their inverse)
 //!   as one copy of token rows;
 //! - [`window_attention`]: a block's window attention, from `qkv` to the heads' output, with
-//!   relative position bias and mask, computed per window in cache.
+//!   relative position bias and mask, computed per window in cache;
+//! - [`adam_update`]: the optimizer's Adam/AdamW update of a parameter, in place (not an
+//!   autodiff op: it runs on the gradients).
 //!
 //! They serve f32 tensors on the flex device (with or without autodiff). Everywhere else
 //! (cubecl's CUDA and CPU runtimes, other dtypes), the layers use the composed tensor ops
@@ -23,6 +25,7 @@
 //! `math` documents the GELU's accuracy); dropout masks are drawn differently, but as
 //! reproducibly.
 
+mod adam;
 mod depthwise;
 mod flex;
 mod gelu;
@@ -39,6 +42,7 @@ use std::sync::OnceLock;
 use burn::backend::DispatchDevice;
 use burn::tensor::{DType, Device, Tensor};
 
+pub use adam::{AdamStep, adam_update};
 pub use depthwise::{DepthwiseNhwcBackend, depthwise_nhwc};
 pub use gelu::{DropMask, FusedGeluBackend, fused_gelu};
 pub use layer_norm::{FusedLayerNormBackend, fused_layer_norm};

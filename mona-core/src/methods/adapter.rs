@@ -3,7 +3,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::nn::{Dropout, Linear};
 
-/// The bottleneck adapter of the Adapter and AdaptFormer baselines (spec §3):
+/// The bottleneck adapter of the Adapter and AdaptFormer baselines:
 /// `h = project2(Dropout(GELU(project1(x))))`, then
 /// - Adapter: `x + h` (inner skip, scale 1);
 /// - AdaptFormer: `scale · h` with scale 0.1 and no skip.

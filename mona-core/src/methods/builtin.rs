@@ -1,4 +1,4 @@
-//! The nine methods of the paper's comparison, with the official freezing rules (spec §3).
+//! The nine methods of the paper's comparison, with the official freezing rules.
 
 use burn::tensor::Device;
 use serde::Deserialize;
@@ -59,7 +59,7 @@ impl TuningMethod for MonaMethod {
 /// and on the MLP output, both before their residual adds.
 ///
 /// The official constructor call `Adapter(dim, 2)` raises a TypeError (the class takes one
-/// argument), so the official backbone cannot be built; this is the evident intent (spec §9.4).
+/// argument), so the official backbone cannot be built; this is the evident intent.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdapterMethod {
@@ -227,7 +227,7 @@ macro_rules! rule_method {
 
 rule_method!(
     /// `SwinTransformer_bitfit`: every name containing `bias`, which includes
-    /// `relative_position_bias_table` (spec §9.3).
+    /// `relative_position_bias_table`.
     BitFitMethod, "bitfit", "SwinTransformer_bitfit", |key| key.contains("bias")
 );
 rule_method!(

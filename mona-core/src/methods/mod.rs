@@ -1,6 +1,6 @@
 //! Tuning methods: Mona and every baseline of the paper, each registered by name.
 //!
-//! A method decides two things about a Swin backbone (spec §1, §3):
+//! A method decides two things about a Swin backbone:
 //! - which modules each block gains ([`BlockAdapters`]: up to two adapter slots named
 //!   `my_module_1` / `my_module_2`, each with a [`Placement`], and optionally LoRA on `attn.qkv`);
 //! - which backbone parameters train ([`TuningMethod::trainable`], applied to the official
@@ -30,7 +30,7 @@ pub use lora::{LoraLinear, LoraSpec};
 pub use mona::{Mona, MonaOp};
 pub use plugin::{PluginAdapter, PluginForward};
 
-/// Where an adapter slot acts inside a Swin block (spec §1.3, §3).
+/// Where an adapter slot acts inside a Swin block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {
     /// On the residual stream right after the attention residual add (Mona #1).

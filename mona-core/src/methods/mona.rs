@@ -100,7 +100,7 @@ impl MonaOp {
     }
 }
 
-/// The Mona adapter (spec §1): scaled LayerNorm, down-projection, multi-cognitive
+/// The Mona adapter: scaled LayerNorm, down-projection, multi-cognitive
 /// depthwise filters, GELU, dropout, up-projection, outer residual.
 #[derive(Module, Debug)]
 pub struct Mona {

@@ -22,7 +22,7 @@ fn lazy<const D: usize>(
 }
 
 /// timm's `trunc_normal_(std)` with the default cut at ±2 (absolute): for std 0.02 that is
-/// ±100σ, i.e. effectively an untruncated normal (spec §1.4). Values beyond ±2 are clamped,
+/// ±100σ, i.e. effectively an untruncated normal. Values beyond ±2 are clamped,
 /// which differs from resampling only on a set of negligible measure.
 pub fn trunc_normal<const D: usize>(
     shape: [usize; D],

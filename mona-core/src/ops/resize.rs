@@ -1,7 +1,7 @@
 //! Bilinear and nearest resize of `(B, C, H, W)` maps with PyTorch's `F.interpolate`
 //! semantics for an explicit output `size` (`align_corners=False`), written as two matmuls
 //! with interpolation matrices so that the backward pass exists on every backend (burn 0.22.1
-//! has no bilinear interpolate backward on CUDA, burn-notes §1).
+//! has no bilinear interpolate backward on CUDA).
 
 use burn::tensor::{Device, Tensor, TensorData};
 

@@ -10,11 +10,12 @@
 mod all_reduce;
 mod checkpoint;
 mod config;
+mod error;
 mod logger;
 mod parallel;
 mod paramwise;
 mod replica;
-mod shards;
+mod step;
 mod train;
 
 pub mod optim;
@@ -32,15 +33,15 @@ pub use checkpoint::{
     CheckpointMeta, TrainingCheckpoint, find_last_checkpoint, read_checkpoint, write_checkpoint,
 };
 pub use config::{DEFAULT_BATCH_SHARDS, RunnerCfg, RunnerKind, batch_shards};
+pub use error::TrainError;
 pub use logger::{JsonLog, memory_mb};
 pub use optim::{Optimizer, OptimizerCfg, OptimizerEntry, Rule, StepStats};
 pub use parallel::{AllReduce, DataParallel, replica_devices};
 pub use paramwise::{KeyMult, ParamMults, ParamwiseCfg};
-pub use replica::{StepValues, forward_backward};
 pub use schedule::{LrConfig, LrSchedule, Policy, Progress, ScheduleEntry};
-pub use shards::may_split;
+pub use step::{StepValues, forward_backward, may_split};
 pub(crate) use train::iter_seed;
-pub use train::{Resume, TrainError, TrainOptions, TrainSummary, train};
+pub use train::{Resume, TrainOptions, TrainSummary, train};
 
 /// Named scalar metrics (`accuracy_top-1`, `mIoU`, `bbox_mAP`, ...).
 pub type Metrics = BTreeMap<String, f64>;
@@ -71,7 +72,7 @@ pub trait TrainModel: Module + Sized + 'static {
     }
     /// `batch` cut into `parts` consecutive slices of samples (fewer when it has fewer
     /// samples), each with its place in the batch, so that a training step can run them at
-    /// the same time (see `runner::shards`); `None` (the default) when the loss is not the
+    /// the same time (see `runner::step`); `None` (the default) when the loss is not the
     /// mean of per-sample losses (detection's losses normalise over the batch's boxes).
     fn split_batch(
         &self,

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::paramwise::{ParamMults, ParamwiseCfg};
 use crate::config::ConfigNode;
+use crate::fused::{self, AdamStep, adam_update};
 use crate::params::{ParamInfo, param_infos};
 use crate::registry::BuildError;
 
@@ -435,6 +436,31 @@ impl ModuleMapper for StepMapper<'_> {
         state.step += 1;
         let t = state.step as i32;
         let p = match rule {
+            Rule::AdamW { beta1, beta2, eps } | Rule::Adam { beta1, beta2, eps }
+                if fused::enabled(&p) && fused::enabled(&g) =>
+            {
+                let decoupled = matches!(rule, Rule::AdamW { .. });
+                let bc1 = 1.0 - beta1.powi(t);
+                let bc2 = 1.0 - beta2.powi(t);
+                // The f32 constants of the composed ops below (burn rounds an f64 scalar
+                // to the tensor's f32).
+                let step = AdamStep {
+                    decay: (decoupled && wd != 0.0).then_some((1.0 - lr * wd) as f32),
+                    l2: (!decoupled && wd != 0.0).then_some(wd as f32),
+                    beta1: beta1 as f32,
+                    one_minus_beta1: (1.0 - beta1) as f32,
+                    beta2: beta2 as f32,
+                    one_minus_beta2: (1.0 - beta2) as f32,
+                    sqrt_bias2: bc2.sqrt() as f32,
+                    eps: eps as f32,
+                    step_size: (lr / bc1) as f32,
+                };
+                let moments = state.m.take().zip(state.v.take());
+                let (p, m, v) = adam_update(p, g, moments, step);
+                state.m = Some(m);
+                state.v = Some(v);
+                p
+            }
             Rule::AdamW { beta1, beta2, eps } | Rule::Adam { beta1, beta2, eps } => {
                 let decoupled = matches!(rule, Rule::AdamW { .. });
                 let p = if decoupled && wd != 0.0 {

@@ -1,4 +1,4 @@
-//! mmcv 1.x `DefaultOptimizerConstructor` parameter-wise rules (spec §4.4, §5).
+//! mmcv 1.x `DefaultOptimizerConstructor` parameter-wise rules.
 //!
 //! For each trainable parameter, in this order:
 //! 1. `custom_keys`, sorted by length (longest first, alphabetical tie-break): the first key

@@ -21,58 +21,13 @@ use burn::tensor::{Device, TensorData};
 
 use super::TrainModel;
 use super::all_reduce::{HostGrads, grads_from_host, grads_to_host, mean_of, nccl_mean};
+use super::error::TrainError;
 use super::optim::Optimizer;
 use super::parallel::{AllReduce, DataParallel};
 use super::schedule::{LrSchedule, Progress};
-use super::shards::forward_backward_shards;
-use super::train::TrainError;
+use super::step::{StepValues, forward_backward};
 use crate::params::param_data;
-use crate::random::{DrawScope, Shard};
-use crate::replica_sync::{Membership, ReplicaGroup, StreamTurn};
-
-/// The logged values of one replica's step.
-#[derive(Debug, Clone, Default)]
-pub struct StepValues {
-    pub loss: f64,
-    pub parts: Vec<(String, f64)>,
-}
-
-/// Forward and backward of one batch, the random stream seeded with `seed` (see
-/// [`StreamTurn`]: the forward pass holds the process-wide stream, so what a replica draws
-/// depends on its seed, not on thread timing). With `shards` > 1 and a model that can split
-/// its batch, the slices run at the same time ([`super::shards`]).
-pub fn forward_backward<M: TrainModel>(
-    model: &M,
-    batch: &M::Batch,
-    seed: u64,
-    shards: usize,
-    device: &Device,
-) -> (StepValues, GradientsParams) {
-    if let Some(parts) = (shards > 1)
-        .then(|| model.split_batch(batch, shards))
-        .flatten()
-        .filter(|parts| parts.len() > 1)
-    {
-        return forward_backward_shards(model, parts, seed, device);
-    }
-    let losses = {
-        let _turn = StreamTurn::take(device, seed);
-        let _draws = DrawScope::enter(seed, Shard::WHOLE);
-        model.losses(batch, true)
-    };
-    // Backward first: reading a loss waits for the device, which then has the backward
-    // pass queued instead of sitting idle while it is launched.
-    let grads = GradientsParams::from_grads(losses.total.backward(), model);
-    let values = StepValues {
-        loss: losses.total.into_scalar::<f32>() as f64,
-        parts: losses
-            .parts
-            .into_iter()
-            .map(|(name, v)| (name, v.into_scalar::<f32>() as f64))
-            .collect(),
-    };
-    (values, grads)
-}
+use crate::replica_sync::{Membership, ReplicaGroup};
 
 enum Job<B> {
     Step {

@@ -8,14 +8,15 @@ use serde_json::{Map, Value, json};
 
 use super::checkpoint::{CheckpointMeta, find_last_checkpoint, read_checkpoint, write_checkpoint};
 use super::config::{RunnerCfg, RunnerKind};
+use super::error::TrainError;
 use super::logger::{JsonLog, memory_mb};
 use super::optim::Optimizer;
 use super::parallel::DataParallel;
-use super::replica::{Replicas, forward_backward};
+use super::replica::Replicas;
 use super::schedule::{LrSchedule, Progress};
-use super::shards::may_split;
+use super::step::{forward_backward, may_split};
 use super::{BatchSource, Metrics, TrainModel};
-use crate::checkpoint::{CheckpointError, adapter_file};
+use crate::checkpoint::adapter_file;
 use crate::params::{load_params, param_data};
 
 /// Where to resume from.
@@ -66,36 +67,6 @@ pub struct TrainSummary {
     /// Data-parallel runs: the largest difference between a replica's trainable parameters
     /// and the first device's at the end (0 when they stayed in step).
     pub replica_max_diff: Option<f32>,
-}
-
-/// Errors of a run; each names the file or step involved.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error("work dir {path}: {source}")]
-    WorkDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
-    #[error("resume from {path}: {message}")]
-    Resume { path: PathBuf, message: String },
-    #[error("data: {0}")]
-    Data(String),
-    #[error("evaluation: {0}")]
-    Eval(String),
-    #[error("iteration {iter}: the loss is {loss} (not finite); stopping")]
-    NonFinite { iter: usize, loss: f64 },
-    #[error("the training set is empty (0 batches per epoch)")]
-    EmptyData,
-    #[error(
-        "data-parallel training on {devices} devices needs at least {devices} batches per epoch; the data gives {batches}"
-    )]
-    TooFewBatches { devices: usize, batches: usize },
-    #[error("this model does not support data-parallel training (--gpus)")]
-    NoDataParallel,
-    #[error("data-parallel replica {rank} failed: {message}")]
-    Replica { rank: usize, message: String },
 }
 
 fn work_dir_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {

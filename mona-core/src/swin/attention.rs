@@ -6,7 +6,7 @@ use crate::fused;
 use crate::methods::{LoraLinear, LoraSpec};
 use crate::nn::{Dropout, Linear, amp, init};
 
-/// Window multi-head self-attention with relative position bias (spec §2.4).
+/// Window multi-head self-attention with relative position bias.
 #[derive(Module, Debug)]
 pub struct WindowAttention {
     /// `((2w−1)², heads)`, trunc-normal std 0.02.

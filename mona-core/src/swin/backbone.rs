@@ -16,7 +16,7 @@ pub enum SwinBuildError {
     Config(String),
 }
 
-/// The det-style Swin Transformer with a tuning method (spec §2).
+/// The det-style Swin Transformer with a tuning method.
 ///
 /// `forward` returns the normalised feature maps `(B, C_i, H_i, W_i)` of the stages listed in
 /// `out_indices`. Freezing follows the method's official rule, see [`Self::trainable`].

@@ -38,7 +38,7 @@ struct Placements {
     slot2: Option<Placement>,
 }
 
-/// One Swin block with the method's adapters (spec §1.3, §2.4, §3).
+/// One Swin block with the method's adapters.
 #[derive(Module, Debug)]
 pub struct SwinBlock {
     pub norm1: LayerNorm,

@@ -1,4 +1,4 @@
-//! The det-style Swin Transformer shared by the three official sub-projects (spec §2).
+//! The det-style Swin Transformer shared by the three official sub-projects.
 //!
 //! Module paths equal the official state-dict keys (`patch_embed.proj.weight`,
 //! `layers.2.blocks.5.attn.relative_position_bias_table`, `norm3.bias`, ...).

@@ -5,7 +5,7 @@ use burn::tensor::{Device, Tensor};
 use crate::nn::{Conv2d, LayerNorm, Linear};
 
 /// Patch embedding: right/bottom zero padding to a multiple of the patch size, a strided
-/// conv, then LayerNorm over channels (spec §2.2).
+/// conv, then LayerNorm over channels.
 #[derive(Module, Debug)]
 pub struct PatchEmbed {
     pub proj: Conv2d,
@@ -57,7 +57,7 @@ impl PatchEmbed {
 
 /// Patch merging: pad odd sizes, concatenate the 2×2 neighbours in the order
 /// x0 = (0,0), x1 = (1,0), x2 = (0,1), x3 = (1,1) (row, col), LayerNorm(4C), Linear(4C → 2C,
-/// no bias) (spec §2.3).
+/// no bias).
 #[derive(Module, Debug)]
 pub struct PatchMerging {
     pub norm: LayerNorm,

@@ -1,4 +1,4 @@
-//! Window partitioning and the shifted-window attention mask (spec §2.3, §2.4).
+//! Window partitioning and the shifted-window attention mask.
 
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -24,7 +24,7 @@ pub fn window_reverse(windows: Tensor<3>, w: usize, hp: usize, wp: usize) -> Ten
 /// `(hp, wp)`: 0 where two positions carry the same region label, −100 elsewhere.
 ///
 /// Computed for every shift > 0, including a stage that is a single window (the official
-/// det-style code never disables the shift, spec §2.3 / §9.8).
+/// det-style code never disables the shift, unlike the classification Swin).
 pub fn shifted_window_mask(hp: usize, wp: usize, w: usize, shift: usize) -> Vec<f32> {
     let ranges = |len: usize| [(0, len - w), (len - w, len - shift), (len - shift, len)];
     let mut label = vec![0u32; hp * wp];

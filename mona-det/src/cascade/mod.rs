@@ -13,9 +13,9 @@ use mona_core::config::ConfigNode;
 use mona_core::registry::BuildError;
 use mona_core::runner::{Losses, TrainModel};
 
+use crate::batch::DetBatch;
 use crate::detector::Detector;
 use crate::retina::Detections;
-use crate::task::DetBatch;
 
 impl TrainModel for CascadeRcnn {
     type Batch = DetBatch;

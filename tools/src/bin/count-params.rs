@@ -19,7 +19,7 @@ struct Args {
     /// Overrides in mmcv style: `a.b.c=value`.
     #[arg(long = "cfg-options", value_name = "KEY=VALUE", num_args = 1..)]
     cfg_options: Vec<String>,
-    /// Count every registered tuning method on this config's backbone (spec §3 table).
+    /// Count every registered tuning method on this config's backbone.
     #[arg(long)]
     all_methods: bool,
     /// Also print one JSON object per method, one per line.

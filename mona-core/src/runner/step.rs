@@ -1,4 +1,5 @@
-//! One training batch cut into shards that run forward and backward at the same time.
+//! One training step's forward and backward pass: the whole batch, or the batch cut into
+//! shards that run at the same time.
 //!
 //! On the CPU, a small model's ops are too small to share between cores: most of them run
 //! on one thread while the other cores wait, and waking them for the ops that do split
@@ -19,9 +20,53 @@ use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
 
 use super::TrainModel;
-use super::replica::StepValues;
 use crate::params::param_infos;
 use crate::random::{DrawScope, Shard};
+use crate::replica_sync::StreamTurn;
+
+/// The logged values of one step (of one replica, in data-parallel training).
+#[derive(Debug, Clone, Default)]
+pub struct StepValues {
+    pub loss: f64,
+    pub parts: Vec<(String, f64)>,
+}
+
+/// Forward and backward of one batch, the random stream seeded with `seed` (see
+/// [`StreamTurn`]: the forward pass holds the process-wide stream, so what a replica draws
+/// depends on its seed, not on thread timing). With `shards` > 1 and a model that can split
+/// its batch, the slices run at the same time ([`forward_backward_shards`]).
+pub fn forward_backward<M: TrainModel>(
+    model: &M,
+    batch: &M::Batch,
+    seed: u64,
+    shards: usize,
+    device: &Device,
+) -> (StepValues, GradientsParams) {
+    if let Some(parts) = (shards > 1)
+        .then(|| model.split_batch(batch, shards))
+        .flatten()
+        .filter(|parts| parts.len() > 1)
+    {
+        return forward_backward_shards(model, parts, seed, device);
+    }
+    let losses = {
+        let _turn = StreamTurn::take(device, seed);
+        let _draws = DrawScope::enter(seed, Shard::WHOLE);
+        model.losses(batch, true)
+    };
+    // Backward first: reading a loss waits for the device, which then has the backward
+    // pass queued instead of sitting idle while it is launched.
+    let grads = GradientsParams::from_grads(losses.total.backward(), model);
+    let values = StepValues {
+        loss: losses.total.into_scalar::<f32>() as f64,
+        parts: losses
+            .parts
+            .into_iter()
+            .map(|(name, v)| (name, v.into_scalar::<f32>() as f64))
+            .collect(),
+    };
+    (values, grads)
+}
 
 /// Whether `model` may split its batches: no parameter is a BatchNorm statistic, whose
 /// batch statistics would then be those of a shard.
