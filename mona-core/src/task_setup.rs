@@ -9,7 +9,7 @@ use burn::module::Module;
 use crate::checkpoint::{LoadOptions, StateDict, adapter_file, load_pretrained, load_state_dict};
 use crate::config::Config;
 use crate::params::{param_data, set_trainable};
-use crate::runner::{LrSchedule, Optimizer, RunnerCfg, TrainModel, TrainOptions};
+use crate::runner::{LrSchedule, Optimizer, Resume, RunnerCfg, TrainModel, TrainOptions};
 use crate::task::{TaskError, TestArgs, TrainArgs};
 
 /// `explicit` (`--load-from`) or the config's non-empty `load_from`.
@@ -23,6 +23,34 @@ pub fn load_from(cfg: &Config, explicit: Option<&Path>) -> Result<Option<PathBuf
         .transpose()?
         .filter(|s| !s.is_empty())
         .map(Into::into))
+}
+
+/// Where a run resumes: `explicit` (`--resume`) when given, else the config's `resume_from`
+/// (a checkpoint path; an empty string, TOML's stand-in for mmcv's `None`, means none), else
+/// `auto_resume = true` (the newest checkpoint of the work dir), as mmdet's train script
+/// reads them: the command line wins over the config.
+pub fn resume(cfg: &Config, explicit: &Resume) -> Result<Resume, TaskError> {
+    if *explicit != Resume::No {
+        return Ok(explicit.clone());
+    }
+    if let Some(path) = cfg
+        .get("resume_from")
+        .map(|n| n.extract::<String>())
+        .transpose()?
+        && !path.is_empty()
+    {
+        tracing::info!("resuming from {path} (the config's resume_from)");
+        return Ok(Resume::From(path.into()));
+    }
+    let auto = cfg
+        .get("auto_resume")
+        .map(|n| n.extract::<bool>())
+        .transpose()?;
+    if auto == Some(true) {
+        tracing::info!("resuming from the work dir's newest checkpoint (the config's auto_resume)");
+        return Ok(Resume::Auto);
+    }
+    Ok(Resume::No)
 }
 
 /// `data.samples_per_gpu`: the batch per device, at least 1.
@@ -169,7 +197,7 @@ pub fn train_setup<M: Module>(
     let opts = TrainOptions {
         work_dir: args.work_dir.clone(),
         seed: args.seed,
-        resume: args.resume.clone(),
+        resume: resume(cfg, &args.resume)?,
         runner,
         config_toml: cfg.to_toml_string(),
         method: method.to_string(),

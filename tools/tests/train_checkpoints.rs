@@ -2,6 +2,8 @@
 //! - a bare `--resume` continues from the work dir's `last_checkpoint` (and starts a fresh
 //!   work dir from the beginning); a missing or dangling pointer beside older checkpoints
 //!   stops with an error instead of starting over;
+//! - the config's `resume_from` resumes like `--resume PATH` (which wins over it), and
+//!   `auto_resume = true` like a bare `--resume`;
 //! - `--load-from` takes our own training checkpoints, and a file that applies nothing or
 //!   leaves frozen backbone parameters at their initialisation is an error unless
 //!   `--partial-load` asks for it.
@@ -48,6 +50,75 @@ fn train_small(data: &Path, work: &Path, extra: &[&str]) -> Run {
     args.extend(options.iter().map(String::as_str));
     args.extend_from_slice(extra);
     run(env!("CARGO_BIN_EXE_train"), &args)
+}
+
+/// The resume marker of `log.jsonl`: the iteration and checkpoint a resumed run started at.
+fn resume_marker(work: &Path) -> Option<(u64, String)> {
+    let log = std::fs::read_to_string(work.join("log.jsonl")).unwrap();
+    log.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["mode"] == "resume")
+        .map(|r| {
+            let ckpt = r["checkpoint"].as_str().unwrap().to_string();
+            (r["iter"].as_u64().unwrap(), ckpt)
+        })
+}
+
+#[test]
+fn config_resume_from_and_auto_resume_resume_the_run() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    train_small(data.path(), work.path(), &["--stop-after", "2"]).ok();
+    let epoch_1 = work.path().join("epoch_1.safetensors");
+    assert!(epoch_1.exists());
+
+    // `resume_from` in the config: continues at iteration 2, from that file.
+    let option = format!("resume_from={}", epoch_1.display());
+    train_small(data.path(), work.path(), &["--cfg-options", &option]).ok();
+    let (iter, ckpt) = resume_marker(work.path()).expect("the run resumed");
+    assert_eq!((iter, ckpt), (2, epoch_1.display().to_string()));
+
+    // A missing `resume_from` is an error naming it, not a fresh start.
+    let fresh = tempfile::tempdir().unwrap();
+    let missing = fresh.path().join("nope.safetensors");
+    let option = format!("resume_from={}", missing.display());
+    let out = train_small(data.path(), fresh.path(), &["--cfg-options", &option]).failed();
+    assert!(
+        out.error_line().contains(&missing.display().to_string()),
+        "{}",
+        out.error_line()
+    );
+
+    // `--resume PATH` wins over the config's `resume_from`.
+    let cli = tempfile::tempdir().unwrap();
+    train_small(
+        data.path(),
+        cli.path(),
+        &[
+            "--cfg-options",
+            &option,
+            "--resume",
+            epoch_1.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    assert_eq!(
+        resume_marker(cli.path()),
+        Some((2, epoch_1.display().to_string()))
+    );
+
+    // `auto_resume = true`: the newest checkpoint of the work dir, as a bare `--resume`.
+    let auto = tempfile::tempdir().unwrap();
+    train_small(data.path(), auto.path(), &["--stop-after", "2"]).ok();
+    train_small(
+        data.path(),
+        auto.path(),
+        &["--cfg-options", "auto_resume=true"],
+    )
+    .ok();
+    let (iter, ckpt) = resume_marker(auto.path()).expect("the run resumed");
+    assert_eq!(iter, 2);
+    assert!(ckpt.ends_with("epoch_1.safetensors"), "{ckpt}");
 }
 
 #[test]
