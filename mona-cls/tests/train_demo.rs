@@ -80,6 +80,7 @@ fn short_mona_run_learns_and_test_reproduces_it() {
                 metrics: vec![],
                 out: Some(dir.path().join("preds.json")),
                 show_dir: None,
+                show_score_thr: 0.3,
                 format_only: false,
                 device: Device::flex(),
             },

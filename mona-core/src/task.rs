@@ -63,6 +63,8 @@ pub struct TestArgs {
     pub out: Option<PathBuf>,
     /// Write visualisations here.
     pub show_dir: Option<PathBuf>,
+    /// Detection: the lowest score a drawn box has (mmdet's `--show-score-thr`, 0.3).
+    pub show_score_thr: f32,
     /// Only write the predictions (`out`), compute no metrics (mmdet `--format-only`);
     /// tasks without a results format ignore it.
     pub format_only: bool,

@@ -255,7 +255,14 @@ pub fn evaluate<M: Detector>(
     let dets = predict_all(model, dataset, device)?;
     if let Some(dir) = show_dir {
         for (s, d) in dataset.samples().iter().zip(&dets) {
-            draw_detections(dir, &s.filename, &s.name, d, dataset.classes())?;
+            draw_detections(
+                dir,
+                &s.filename,
+                &s.name,
+                d,
+                dataset.classes(),
+                SHOW_SCORE_THR,
+            )?;
         }
     }
     score(dataset, &dets, metrics)
@@ -272,8 +279,8 @@ fn class_color(label: usize) -> Rgb<u8> {
     ])
 }
 
-/// mmdet `show_result`: the original image with every box scoring at least
-/// [`SHOW_SCORE_THR`] and its `class|score` label, written to `dir/<name>.png`; instance
+/// mmdet `show_result`: the original image with every box scoring at least `score_thr`
+/// (mmdet's default: [`SHOW_SCORE_THR`]) and its `class|score` label, written to `dir/<name>.png`; instance
 /// masks are blended in at half opacity in the class colour (mmdet's `mask_color` blend).
 pub fn draw_detections(
     dir: &Path,
@@ -281,6 +288,7 @@ pub fn draw_detections(
     name: &str,
     dets: &Detections,
     classes: &[String],
+    score_thr: f32,
 ) -> Result<PathBuf, String> {
     let mut img = mona_data::read_image(image).map_err(|e| e.to_string())?;
     for (i, ((b, &s), &l)) in dets
@@ -290,7 +298,7 @@ pub fn draw_detections(
         .zip(&dets.labels)
         .enumerate()
     {
-        if s < SHOW_SCORE_THR {
+        if s < score_thr {
             continue;
         }
         let color = class_color(l);
@@ -426,8 +434,15 @@ fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskE
     let dets = predict_all(&model, &test_set, &device).map_err(TaskError::Data)?;
     if let Some(dir) = &args.show_dir {
         for (s, d) in test_set.samples().iter().zip(&dets) {
-            draw_detections(dir, &s.filename, &s.name, d, test_set.classes())
-                .map_err(TaskError::Data)?;
+            draw_detections(
+                dir,
+                &s.filename,
+                &s.name,
+                d,
+                test_set.classes(),
+                args.show_score_thr,
+            )
+            .map_err(TaskError::Data)?;
         }
     }
     if let Some(out) = &args.out {

@@ -85,6 +85,7 @@ fn demo_beats_all_background_and_writes_overlays() {
         metrics: vec![],
         out: None,
         show_dir: Some(show.clone()),
+        show_score_thr: 0.3,
         format_only: false,
         device: Device::flex(),
     };

@@ -179,6 +179,29 @@ fn zero_batch_and_zero_devices_name_the_setting() {
 }
 
 #[test]
+fn show_score_thr_is_a_score_and_needs_show_dir() {
+    let test = |extra: &[&str]| {
+        let mut args = vec![CLS_DEMO, "model.safetensors"];
+        args.extend_from_slice(extra);
+        let out = run(env!("CARGO_BIN_EXE_test"), &args);
+        assert_eq!(out.code, Some(2), "a usage error: {}", out.stderr);
+        out.stderr
+    };
+    let err = test(&["--show-dir", "show", "--show-score-thr", "1.5"]);
+    assert!(
+        err.contains("invalid value '1.5' for '--show-score-thr <SHOW_SCORE_THR>'")
+            && err.contains("expected a score between 0 and 1, got `1.5`"),
+        "{err}"
+    );
+    let err = test(&["--show-score-thr", "0.5"]);
+    assert!(
+        err.contains("the following required arguments were not provided")
+            && err.contains("--show-dir <SHOW_DIR>"),
+        "{err}"
+    );
+}
+
+#[test]
 fn test_outputs_are_checked_before_inference() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("model.safetensors");

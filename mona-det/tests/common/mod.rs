@@ -42,6 +42,7 @@ pub fn test_args(checkpoint: PathBuf, out: PathBuf, show_dir: PathBuf) -> TestAr
         metrics: vec![],
         out: Some(out),
         show_dir: Some(show_dir),
+        show_score_thr: mona_det::task::SHOW_SCORE_THR,
         format_only: false,
         device: Device::flex(),
     }

@@ -29,6 +29,9 @@ struct Args {
     /// Write visualisations of the predictions here.
     #[arg(long)]
     show_dir: Option<PathBuf>,
+    /// Detection: draw the boxes scoring at least this (0 to 1; mmdet's default 0.3).
+    #[arg(long, requires = "show_dir", default_value_t = mona_det::task::SHOW_SCORE_THR, value_parser = score_threshold)]
+    show_score_thr: f32,
     /// Only write the predictions to `--out` (detection: a COCO-style results json), compute
     /// no metrics.
     #[arg(long)]
@@ -47,6 +50,14 @@ struct Args {
     cfg_options: Vec<String>,
 }
 
+/// A score threshold: a number in [0, 1].
+fn score_threshold(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(t) if (0.0..=1.0).contains(&t) => Ok(t),
+        _ => Err(format!("expected a score between 0 and 1, got `{s}`")),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     mona_tools::cli::run(|| -> anyhow::Result<()> {
@@ -61,6 +72,7 @@ fn main() -> ExitCode {
             metrics: args.metrics.clone(),
             out: args.out.clone(),
             show_dir: args.show_dir.clone(),
+            show_score_thr: args.show_score_thr,
             format_only: args.format_only,
             device,
         };
