@@ -17,7 +17,7 @@ use mona_data::datasets::{ClassRule, check_head_classes};
 use mona_data::{DataLoader, Dataset, build_dataset};
 
 use crate::data::{ClsBatch, ClsSource, collate};
-use crate::metrics::accuracy_topk;
+use crate::metrics::{accuracy_topk, precision_recall_f1};
 use crate::model::ImageClassifier;
 
 impl TrainModel for ImageClassifier {
@@ -122,6 +122,29 @@ pub fn accuracy_metrics(scores: &[f32], classes: usize, labels: &[usize]) -> Met
     m
 }
 
+/// The metrics `asked` (`accuracy` or one of its keys, `precision`, `recall`, `f1_score`;
+/// empty: `accuracy`), as mmcls' `evaluate` reports them.
+pub fn cls_metrics(scores: &[f32], classes: usize, labels: &[usize], asked: &[String]) -> Metrics {
+    let wants = |name: &str| asked.iter().any(|m| m == name);
+    let mut metrics = Metrics::new();
+    if asked.is_empty() || asked.iter().any(|m| m.starts_with("accuracy")) {
+        for (k, v) in accuracy_metrics(scores, classes, labels) {
+            if asked.is_empty() || wants("accuracy") || wants(&k) {
+                metrics.insert(k, v);
+            }
+        }
+    }
+    if wants("precision") || wants("recall") || wants("f1_score") {
+        let (p, r, f) = precision_recall_f1(scores, classes, labels);
+        for (k, v) in [("precision", p), ("recall", r), ("f1_score", f)] {
+            if wants(k) {
+                metrics.insert(k.to_string(), v);
+            }
+        }
+    }
+    metrics
+}
+
 /// The head must have an output for every class of `dataset`.
 fn check_classes(
     model: &ImageClassifier,
@@ -145,19 +168,33 @@ fn evaluate(
     shards: usize,
     workers: usize,
     device: &Device,
+    metrics: &[String],
 ) -> Result<Metrics, String> {
     let (scores, labels, _) = predict(model, dataset, batch_size, shards, workers, device)?;
     let labels: Option<Vec<usize>> = labels.into_iter().collect();
     let labels = labels.ok_or("the evaluation set has unlabelled samples")?;
-    Ok(accuracy_metrics(&scores, model.num_classes(), &labels))
+    Ok(cls_metrics(&scores, model.num_classes(), &labels, metrics))
 }
 
-/// The metric names classification computes: `accuracy` (all of its keys) or one key.
-const CLS_METRICS: &[&str] = &["accuracy", "accuracy_top-1", "accuracy_top-5"];
+/// The metric names classification computes: `accuracy` (all of its keys) or one key, and
+/// mmcls' macro-averaged `precision`, `recall` and `f1_score`.
+const CLS_METRICS: &[&str] = &[
+    "accuracy",
+    "accuracy_top-1",
+    "accuracy_top-5",
+    "precision",
+    "recall",
+    "f1_score",
+];
 
 fn train_cls(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
-    let metrics = evaluation_metrics(cfg, "accuracy")?;
-    check_metric_names("evaluation.metric", "classification", &metrics, CLS_METRICS)?;
+    let eval_metrics = evaluation_metrics(cfg, "accuracy")?;
+    check_metric_names(
+        "evaluation.metric",
+        "classification",
+        &eval_metrics,
+        CLS_METRICS,
+    )?;
     let device = args.device.clone().autodiff();
     device.seed(args.seed);
     let model = ImageClassifier::from_config(&cfg.node("model")?, &device)?;
@@ -185,6 +222,7 @@ fn train_cls(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
             shards,
             workers,
             &eval_device,
+            &eval_metrics,
         )
     };
     let (model, summary) = train(model, optimizer, &schedule, &source, &mut eval, &opts)?;
@@ -196,6 +234,7 @@ fn train_cls(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
             shards,
             workers,
             &eval_device,
+            &eval_metrics,
         )
         .map_err(TaskError::Data)?
     } else {
@@ -238,14 +277,7 @@ fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     // `--format-only`: the predictions only (to `--out`), no metrics.
     let labelled = labels.iter().copied().collect::<Option<Vec<usize>>>();
     if let Some(labels) = labelled.filter(|_| !args.format_only) {
-        let all = accuracy_metrics(&scores, classes, &labels);
-        for (k, v) in all {
-            let wanted =
-                args.metrics.is_empty() || args.metrics.iter().any(|m| m == "accuracy" || &k == m);
-            if wanted {
-                metrics.insert(k, v);
-            }
-        }
+        metrics = cls_metrics(&scores, classes, &labels, &args.metrics);
     }
     if let Some(out) = &args.out {
         let rows: Vec<serde_json::Value> = (0..paths.len())

@@ -71,13 +71,13 @@ fn short_mona_run_learns_and_test_reproduces_it() {
     ] {
         assert!(dir.path().join(f).exists(), "{f} missing");
     }
-    let test = |checkpoint: PathBuf| {
+    let test_with = |checkpoint: PathBuf, metrics: &[&str]| {
         (fns().test)(
             &cfg,
             &TestArgs {
                 checkpoint,
                 load_from: None,
-                metrics: vec![],
+                metrics: metrics.iter().map(|m| m.to_string()).collect(),
                 out: Some(dir.path().join("preds.json")),
                 show_dir: None,
                 show_score_thr: 0.3,
@@ -87,8 +87,20 @@ fn short_mona_run_learns_and_test_reproduces_it() {
         )
         .unwrap()
     };
-    let from_ckpt = test(dir.path().join("epoch_3.safetensors"));
+    let from_ckpt = test_with(dir.path().join("epoch_3.safetensors"), &[]);
     assert_eq!(from_ckpt["accuracy_top-1"], top1);
+    // mmcls' macro precision / recall / F1 on request, and only what is asked.
+    let prf = test_with(
+        dir.path().join("epoch_3.safetensors"),
+        &["precision", "recall", "f1_score"],
+    );
+    assert_eq!(
+        prf.keys().collect::<Vec<_>>(),
+        ["f1_score", "precision", "recall"]
+    );
+    for (k, v) in &prf {
+        assert!(*v > 10.0 && *v <= 100.0, "{k} = {v} (chance is 10)");
+    }
     // The adapter file (Mona + head) on top of the same backbone init: the demo's backbone is
     // random, so it is only reproducible with the same seed, which the checkpoint carries;
     // here we check the file loads and names its method.

@@ -112,7 +112,7 @@ fn unknown_metrics_are_refused_by_every_task() {
         (
             CLS_DEMO,
             "classification",
-            "accuracy, accuracy_top-1, accuracy_top-5",
+            "accuracy, accuracy_top-1, accuracy_top-5, precision, recall, f1_score",
         ),
         (SEG_DEMO, "segmentation", "mIoU, mAcc, aAcc"),
         (DET_DEMO, "detection", "mAP, bbox, segm"),
