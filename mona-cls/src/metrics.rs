@@ -17,6 +17,15 @@ pub fn topk_correct(scores: &[f32], label: usize, k: usize) -> bool {
     ahead < k
 }
 
+/// The highest score of `scores` and its class (the first of tied ones; class 0 with
+/// `f32::MIN` when no score exceeds it).
+pub fn top1(scores: &[f32]) -> (usize, f32) {
+    scores.iter().enumerate().fold(
+        (0, f32::MIN),
+        |best, (j, &v)| if v > best.1 { (j, v) } else { best },
+    )
+}
+
 /// Top-k accuracy in percent over rows of `scores` (`n × classes`, row-major).
 pub fn accuracy_topk(scores: &[f32], classes: usize, labels: &[usize], k: usize) -> f64 {
     if labels.is_empty() || classes == 0 {
@@ -45,12 +54,7 @@ pub fn precision_recall_f1(scores: &[f32], classes: usize, labels: &[usize]) -> 
         vec![0usize; classes],
     );
     for (i, &label) in labels.iter().enumerate() {
-        let row = &scores[i * classes..(i + 1) * classes];
-        let (best, score) =
-            row.iter().enumerate().fold(
-                (0, f32::NEG_INFINITY),
-                |b, (j, &v)| if v > b.1 { (j, v) } else { b },
-            );
+        let (best, score) = top1(&scores[i * classes..(i + 1) * classes]);
         if let Some(a) = actual.get_mut(label) {
             *a += 1;
         }

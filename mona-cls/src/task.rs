@@ -17,7 +17,7 @@ use mona_data::datasets::{ClassRule, check_head_classes};
 use mona_data::{DataLoader, Dataset, build_dataset};
 
 use crate::data::{ClsBatch, ClsSource, collate};
-use crate::metrics::{accuracy_topk, precision_recall_f1};
+use crate::metrics::{accuracy_topk, precision_recall_f1, top1};
 use crate::model::ImageClassifier;
 
 impl TrainModel for ImageClassifier {
@@ -282,10 +282,7 @@ fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     if let Some(out) = &args.out {
         let rows: Vec<serde_json::Value> = (0..paths.len())
             .map(|i| {
-                let s = &scores[i * classes..(i + 1) * classes];
-                let (pred, score) = s.iter().enumerate().fold((0, f32::MIN), |best, (j, v)| {
-                    if *v > best.1 { (j, *v) } else { best }
-                });
+                let (pred, score) = top1(&scores[i * classes..(i + 1) * classes]);
                 serde_json::json!({
                     "path": paths[i],
                     "pred_label": pred,

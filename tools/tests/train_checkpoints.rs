@@ -52,16 +52,20 @@ fn train_small(data: &Path, work: &Path, extra: &[&str]) -> Run {
     run(env!("CARGO_BIN_EXE_train"), &args)
 }
 
-/// The resume marker of `log.jsonl`: the iteration and checkpoint a resumed run started at.
-fn resume_marker(work: &Path) -> Option<(u64, String)> {
+/// The record of `log.jsonl` that marks where a resumed run starts.
+fn resume_record(work: &Path) -> Option<serde_json::Value> {
     let log = std::fs::read_to_string(work.join("log.jsonl")).unwrap();
     log.lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .find(|r| r["mode"] == "resume")
-        .map(|r| {
-            let ckpt = r["checkpoint"].as_str().unwrap().to_string();
-            (r["iter"].as_u64().unwrap(), ckpt)
-        })
+}
+
+/// The iteration and checkpoint a resumed run started at.
+fn resume_marker(work: &Path) -> Option<(u64, String)> {
+    resume_record(work).map(|r| {
+        let ckpt = r["checkpoint"].as_str().unwrap().to_string();
+        (r["iter"].as_u64().unwrap(), ckpt)
+    })
 }
 
 #[test]
@@ -140,12 +144,7 @@ fn bare_resume_continues_from_the_last_checkpoint() {
     // Bare `--resume` as the last argument: continues at iteration 2 and finishes epoch 2.
     train_small(data.path(), work.path(), &["--resume"]).ok();
     assert!(work.path().join("epoch_2.safetensors").exists());
-    let log = std::fs::read_to_string(work.path().join("log.jsonl")).unwrap();
-    let marker: serde_json::Value = log
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|r| r["mode"] == "resume")
-        .expect("log.jsonl marks where the resumed run starts");
+    let marker = resume_record(work.path()).expect("log.jsonl marks where the resumed run starts");
     assert_eq!(marker["iter"], 2);
     assert_eq!(marker["epoch"], 1);
     assert!(

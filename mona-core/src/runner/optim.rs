@@ -436,53 +436,46 @@ impl ModuleMapper for StepMapper<'_> {
         state.step += 1;
         let t = state.step as i32;
         let p = match rule {
-            Rule::AdamW { beta1, beta2, eps } | Rule::Adam { beta1, beta2, eps }
-                if fused::enabled(&p) && fused::enabled(&g) =>
-            {
-                let decoupled = matches!(rule, Rule::AdamW { .. });
-                let bc1 = 1.0 - beta1.powi(t);
-                let bc2 = 1.0 - beta2.powi(t);
-                // The f32 constants of the composed ops below (burn rounds an f64 scalar
-                // to the tensor's f32).
-                let step = AdamStep {
-                    decay: (decoupled && wd != 0.0).then_some((1.0 - lr * wd) as f32),
-                    l2: (!decoupled && wd != 0.0).then_some(wd as f32),
-                    beta1: beta1 as f32,
-                    one_minus_beta1: (1.0 - beta1) as f32,
-                    beta2: beta2 as f32,
-                    one_minus_beta2: (1.0 - beta2) as f32,
-                    sqrt_bias2: bc2.sqrt() as f32,
-                    eps: eps as f32,
-                    step_size: (lr / bc1) as f32,
-                };
-                let moments = state.m.take().zip(state.v.take());
-                let (p, m, v) = adam_update(p, g, moments, step);
-                state.m = Some(m);
-                state.v = Some(v);
-                p
-            }
             Rule::AdamW { beta1, beta2, eps } | Rule::Adam { beta1, beta2, eps } => {
                 let decoupled = matches!(rule, Rule::AdamW { .. });
-                let p = if decoupled && wd != 0.0 {
-                    p * (1.0 - lr * wd)
-                } else {
-                    p
-                };
-                if !decoupled && wd != 0.0 {
-                    g = g + p.clone() * wd;
-                }
-                let m = match state.m.take() {
-                    Some(m) => m * beta1 + g.clone() * (1.0 - beta1),
-                    None => g.clone() * (1.0 - beta1),
-                };
-                let v = match state.v.take() {
-                    Some(v) => v * beta2 + g.square() * (1.0 - beta2),
-                    None => g.square() * (1.0 - beta2),
-                };
                 let bc1 = 1.0 - beta1.powi(t);
                 let bc2 = 1.0 - beta2.powi(t);
-                let denom = (v.clone().sqrt() / bc2.sqrt()).add_scalar(eps);
-                let p = p - (m.clone() / denom) * (lr / bc1);
+                let (p, m, v) = if fused::enabled(&p) && fused::enabled(&g) {
+                    // The f32 constants of the composed ops below (burn rounds an f64
+                    // scalar to the tensor's f32).
+                    let step = AdamStep {
+                        decay: (decoupled && wd != 0.0).then_some((1.0 - lr * wd) as f32),
+                        l2: (!decoupled && wd != 0.0).then_some(wd as f32),
+                        beta1: beta1 as f32,
+                        one_minus_beta1: (1.0 - beta1) as f32,
+                        beta2: beta2 as f32,
+                        one_minus_beta2: (1.0 - beta2) as f32,
+                        sqrt_bias2: bc2.sqrt() as f32,
+                        eps: eps as f32,
+                        step_size: (lr / bc1) as f32,
+                    };
+                    adam_update(p, g, state.m.take().zip(state.v.take()), step)
+                } else {
+                    let p = if decoupled && wd != 0.0 {
+                        p * (1.0 - lr * wd)
+                    } else {
+                        p
+                    };
+                    if !decoupled && wd != 0.0 {
+                        g = g + p.clone() * wd;
+                    }
+                    let m = match state.m.take() {
+                        Some(m) => m * beta1 + g.clone() * (1.0 - beta1),
+                        None => g.clone() * (1.0 - beta1),
+                    };
+                    let v = match state.v.take() {
+                        Some(v) => v * beta2 + g.square() * (1.0 - beta2),
+                        None => g.square() * (1.0 - beta2),
+                    };
+                    let denom = (v.clone().sqrt() / bc2.sqrt()).add_scalar(eps);
+                    let p = p - (m.clone() / denom) * (lr / bc1);
+                    (p, m, v)
+                };
                 state.m = Some(m);
                 state.v = Some(v);
                 p

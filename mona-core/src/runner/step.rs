@@ -19,7 +19,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
 
-use super::TrainModel;
+use super::{Losses, TrainModel};
 use crate::params::param_infos;
 use crate::random::{DrawScope, Shard};
 use crate::replica_sync::StreamTurn;
@@ -29,6 +29,33 @@ use crate::replica_sync::StreamTurn;
 pub struct StepValues {
     pub loss: f64,
     pub parts: Vec<(String, f64)>,
+}
+
+impl StepValues {
+    /// The values of `losses` (this waits for the device).
+    fn of(losses: Losses) -> Self {
+        Self {
+            loss: losses.total.into_scalar::<f32>() as f64,
+            parts: losses
+                .parts
+                .into_iter()
+                .map(|(name, v)| (name, v.into_scalar::<f32>() as f64))
+                .collect(),
+        }
+    }
+
+    /// Adds `other`'s values, each mapped by `scale` (a weight or a mean's division), to
+    /// these: parts by name, in the order they first appear.
+    pub fn add_scaled(&mut self, other: &StepValues, scale: impl Fn(f64) -> f64) {
+        self.loss += scale(other.loss);
+        for (name, x) in &other.parts {
+            let x = scale(*x);
+            match self.parts.iter_mut().find(|(n, _)| n == name) {
+                Some(slot) => slot.1 += x,
+                None => self.parts.push((name.clone(), x)),
+            }
+        }
+    }
 }
 
 /// Forward and backward of one batch, the random stream seeded with `seed` (see
@@ -57,15 +84,7 @@ pub fn forward_backward<M: TrainModel>(
     // Backward first: reading a loss waits for the device, which then has the backward
     // pass queued instead of sitting idle while it is launched.
     let grads = GradientsParams::from_grads(losses.total.backward(), model);
-    let values = StepValues {
-        loss: losses.total.into_scalar::<f32>() as f64,
-        parts: losses
-            .parts
-            .into_iter()
-            .map(|(name, v)| (name, v.into_scalar::<f32>() as f64))
-            .collect(),
-    };
-    (values, grads)
+    (StepValues::of(losses), grads)
 }
 
 /// Whether `model` may split its batches: no parameter is a BatchNorm statistic, whose
@@ -89,37 +108,23 @@ pub(super) fn forward_backward_shards<M: TrainModel>(
         .into_iter()
         .map(|(batch, shard)| (model.clone().fork(device), batch, shard))
         .collect();
-    let results: Vec<(StepValues, GradientsParams)> = jobs
+    let weight = |shard: Shard| shard.len as f64 / total as f64;
+    let results: Vec<(StepValues, GradientsParams, Shard)> = jobs
         .into_par_iter()
         .map(|(replica, batch, shard)| {
-            let weight = shard.len as f64 / total as f64;
             let losses = {
                 let _draws = DrawScope::enter(seed, shard);
                 replica.losses(&batch, true)
             };
-            let grads =
-                GradientsParams::from_grads((losses.total.clone() * weight).backward(), &replica);
-            let values = StepValues {
-                loss: losses.total.into_scalar::<f32>() as f64 * weight,
-                parts: losses
-                    .parts
-                    .into_iter()
-                    .map(|(name, v)| (name, v.into_scalar::<f32>() as f64 * weight))
-                    .collect(),
-            };
-            (values, grads)
+            let scaled = losses.total.clone() * weight(shard);
+            let grads = GradientsParams::from_grads(scaled.backward(), &replica);
+            (StepValues::of(losses), grads, shard)
         })
         .collect();
     let mut values = StepValues::default();
     let mut grads = Vec::with_capacity(results.len());
-    for (v, g) in results {
-        values.loss += v.loss;
-        for (name, x) in v.parts {
-            match values.parts.iter_mut().find(|(n, _)| *n == name) {
-                Some(slot) => slot.1 += x,
-                None => values.parts.push((name, x)),
-            }
-        }
+    for (v, g, shard) in results {
+        values.add_scaled(&v, |x| x * weight(shard));
         grads.push(g);
     }
     (values, sum_in_order(model, grads))

@@ -14,7 +14,7 @@ use super::optim::Optimizer;
 use super::parallel::DataParallel;
 use super::replica::Replicas;
 use super::schedule::{LrSchedule, Progress};
-use super::step::{forward_backward, may_split};
+use super::step::{StepValues, forward_backward, may_split};
 use super::{BatchSource, Metrics, TrainModel};
 use crate::checkpoint::adapter_file;
 use crate::params::{load_params, param_data};
@@ -293,18 +293,14 @@ where
                 None => (vec![values], grads),
             };
             // The logged losses are the means over the devices.
-            let mut loss_value = 0.0;
-            let mut parts: Vec<(String, f64)> = Vec::new();
+            let mut mean = StepValues::default();
             for v in &values {
-                loss_value += v.loss / n_devices as f64;
-                for (name, x) in &v.parts {
-                    let x = x / n_devices as f64;
-                    match parts.iter_mut().find(|(n, _)| n == name) {
-                        Some(slot) => slot.1 += x,
-                        None => parts.push((name.clone(), x)),
-                    }
-                }
+                mean.add_scaled(v, |x| x / n_devices as f64);
             }
+            let StepValues {
+                loss: loss_value,
+                parts,
+            } = mean;
             if !loss_value.is_finite() {
                 return Err(TrainError::NonFinite {
                     iter: iter + 1,
