@@ -30,15 +30,40 @@ use super::simd::multiversion;
 const ROWS: usize = 4;
 
 /// Depthwise convolution of channels-last `x` `(B, H, W, C)` with `weight` `(C, 1, k, k)`
-/// (PyTorch's layout) and `bias` `(C)`, padding `k / 2`. Implemented for burn-flex; other
-/// backends take burn's grouped `conv2d`.
-#[backend_extension(Autodiff, Flex)]
+/// (PyTorch's layout) and `bias` `(C)`, padding `k / 2`, and its gradients. Implemented for
+/// burn-flex (here) and for cubecl (with the `cube-kernels` feature); other backends take
+/// burn's grouped `conv2d`.
+#[backend_extension(
+    Autodiff,
+    Flex,
+    Cube: cfg(feature = "cube-kernels"),
+    Fusion: cfg(feature = "cube-kernels")
+)]
 pub trait DepthwiseNhwcBackend: Backend {
+    #[fusion(dtype = x, shape = x)]
     fn depthwise_nhwc(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+
+    /// The input gradient: the convolution of `grad` with the flipped kernel, no bias.
+    #[fusion(dtype = grad, shape = grad)]
+    fn depthwise_nhwc_input_grad(
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// `(dweight (C, 1, k, k), dbias (C))`.
+    #[fusion(meta = |x, weight, _grad| (
+        weight.clone(),
+        burn::backend::fusion::custom::TensorSpec::new([weight.shape[0]].into(), x.dtype),
+    ))]
+    fn depthwise_nhwc_param_grads(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
 /// The geometry of one call.
@@ -235,9 +260,24 @@ impl DepthwiseNhwcBackend for Flex {
     ) -> FloatTensor<Self> {
         forward(&x, &weight, &bias)
     }
+
+    fn depthwise_nhwc_input_grad(
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        input_grad(&weight, &grad)
+    }
+
+    fn depthwise_nhwc_param_grads(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        weight_grad(&x, weight.layout().shape(), &grad)
+    }
 }
 
-impl<C: CheckpointStrategy> DepthwiseNhwcBackend for Autodiff<Flex, C> {
+impl<B: DepthwiseNhwcBackend, C: CheckpointStrategy> DepthwiseNhwcBackend for Autodiff<B, C> {
     fn depthwise_nhwc(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -246,9 +286,9 @@ impl<C: CheckpointStrategy> DepthwiseNhwcBackend for Autodiff<Flex, C> {
         #[derive(Debug)]
         struct DepthwiseBackward;
 
-        impl Backward<Flex, 3> for DepthwiseBackward {
+        impl<B: DepthwiseNhwcBackend> Backward<B, 3> for DepthwiseBackward {
             /// The input (for the weight gradient) and the weight (for the input gradient).
-            type State = (FlexTensor, FlexTensor);
+            type State = (FloatTensor<B>, FloatTensor<B>);
 
             fn backward(
                 self,
@@ -257,17 +297,17 @@ impl<C: CheckpointStrategy> DepthwiseNhwcBackend for Autodiff<Flex, C> {
                 _: &mut Checkpointer,
             ) {
                 let [node_x, node_w, node_b] = ops.parents;
-                let grad = grads.consume::<Flex>(&ops.node);
+                let grad = grads.consume::<B>(&ops.node);
                 let (x, weight) = ops.state;
-                if let Some(node) = node_x {
-                    grads.register::<Flex>(node.id, input_grad(&weight, &grad));
-                }
                 if node_w.is_some() || node_b.is_some() {
-                    let (dw, db) = weight_grad(&x, &weight.layout().shape().to_vec(), &grad);
-                    register_tracked(
+                    let (dw, db) = B::depthwise_nhwc_param_grads(x, weight.clone(), grad.clone());
+                    register_tracked::<B, 2>(
                         grads,
                         [(node_w.map(|n| n.id), dw), (node_b.map(|n| n.id), db)],
                     );
+                }
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, B::depthwise_nhwc_input_grad(weight, grad));
                 }
             }
         }
@@ -275,7 +315,7 @@ impl<C: CheckpointStrategy> DepthwiseNhwcBackend for Autodiff<Flex, C> {
         let (x, node_x) = x.into_parts();
         let (weight, node_w) = weight.into_parts();
         let (bias, node_b) = bias.into_parts();
-        let out = forward(&x, &weight, &bias);
+        let out = B::depthwise_nhwc(x.clone(), weight.clone(), bias);
         match DepthwiseBackward
             .prepare::<C>([node_x, node_w, node_b])
             .compute_bound()
@@ -285,9 +325,34 @@ impl<C: CheckpointStrategy> DepthwiseNhwcBackend for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }
+
+    /// Not differentiable itself (a backward pass of the op above, run outside the graph).
+    fn depthwise_nhwc_input_grad(
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        FloatTensor::<Self>::new(B::depthwise_nhwc_input_grad(
+            weight.into_primitive(),
+            grad.into_primitive(),
+        ))
+    }
+
+    /// Not differentiable itself (a backward pass of the op above, run outside the graph).
+    fn depthwise_nhwc_param_grads(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (dw, db) = B::depthwise_nhwc_param_grads(
+            x.into_primitive(),
+            weight.into_primitive(),
+            grad.into_primitive(),
+        );
+        (FloatTensor::<Self>::new(dw), FloatTensor::<Self>::new(db))
+    }
 }
 
-/// The fused op on tensors (f32, on a flex device).
+/// The fused op on tensors (f32, on a flex or, with the cubecl kernels, a cubecl device).
 pub fn depthwise_nhwc(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as DepthwiseNhwcBackend>::depthwise_nhwc(
         x.into_dispatch(),

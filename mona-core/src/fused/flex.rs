@@ -1,9 +1,10 @@
 //! Reading and making burn-flex tensors for the fused CPU kernels.
 
-use burn::backend::Flex;
+use burn::backend::Backend;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -78,13 +79,13 @@ pub fn sum_partials(partials: &[Vec<f32>], len: usize) -> Vec<f32> {
 }
 
 /// Registers each gradient whose node is tracked (`Some`) in a backward step.
-pub fn register_tracked<const N: usize>(
+pub fn register_tracked<B: Backend, const N: usize>(
     grads: &mut Gradients,
-    gradients: [(Option<NodeId>, FlexTensor); N],
+    gradients: [(Option<NodeId>, FloatTensor<B>); N],
 ) {
     for (node, grad) in gradients {
         if let Some(id) = node {
-            grads.register::<Flex>(id, grad);
+            grads.register::<B>(id, grad);
         }
     }
 }

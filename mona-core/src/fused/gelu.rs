@@ -41,11 +41,26 @@ impl DropMask {
     }
 }
 
-/// `gelu(x)`, then the mask's dropout, as a backend operation. Implemented for burn-flex;
+/// `gelu(x)`, then the mask's dropout, as a backend operation, and its input gradient.
+/// Implemented for burn-flex (here) and for cubecl (with the `cube-kernels` feature);
 /// other backends take the composed path of [`crate::nn::gelu`].
-#[backend_extension(Autodiff, Flex)]
+#[backend_extension(
+    Autodiff,
+    Flex,
+    Cube: cfg(feature = "cube-kernels"),
+    Fusion: cfg(feature = "cube-kernels")
+)]
 pub trait FusedGeluBackend: Backend {
+    #[fusion(dtype = x, shape = x)]
     fn fused_gelu(x: FloatTensor<Self>, mask: Option<DropMask>) -> FloatTensor<Self>;
+
+    /// `grad · d/dx dropout(gelu(x))`, with the same mask as the forward pass.
+    #[fusion(dtype = x, shape = x)]
+    fn fused_gelu_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        mask: Option<DropMask>,
+    ) -> FloatTensor<Self>;
 }
 
 multiversion! {
@@ -120,15 +135,23 @@ impl FusedGeluBackend for Flex {
     fn fused_gelu(x: FloatTensor<Self>, mask: Option<DropMask>) -> FloatTensor<Self> {
         gelu_forward(&x, mask)
     }
+
+    fn fused_gelu_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        mask: Option<DropMask>,
+    ) -> FloatTensor<Self> {
+        gelu_backward(&x, &grad, mask)
+    }
 }
 
-impl<C: CheckpointStrategy> FusedGeluBackend for Autodiff<Flex, C> {
+impl<B: FusedGeluBackend, C: CheckpointStrategy> FusedGeluBackend for Autodiff<B, C> {
     fn fused_gelu(x: FloatTensor<Self>, mask: Option<DropMask>) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct GeluBackward;
 
-        impl Backward<Flex, 1> for GeluBackward {
-            type State = (FlexTensor, Option<DropMask>);
+        impl<B: FusedGeluBackend> Backward<B, 1> for GeluBackward {
+            type State = (FloatTensor<B>, Option<DropMask>);
 
             fn backward(
                 self,
@@ -137,8 +160,8 @@ impl<C: CheckpointStrategy> FusedGeluBackend for Autodiff<Flex, C> {
                 _: &mut Checkpointer,
             ) {
                 let (x, mask) = ops.state;
-                unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-                    gelu_backward(&x, &grad, mask)
+                unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+                    B::fused_gelu_backward(x, grad, mask)
                 });
             }
         }
@@ -146,15 +169,28 @@ impl<C: CheckpointStrategy> FusedGeluBackend for Autodiff<Flex, C> {
         let (primitive, node) = x.into_parts();
         match GeluBackward.prepare::<C>([node]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
-                let out = gelu_forward(&primitive, mask);
+                let out = B::fused_gelu(primitive.clone(), mask);
                 prep.finish((primitive, mask), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(gelu_forward(&primitive, mask)),
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_gelu(primitive, mask)),
         }
+    }
+
+    /// Not differentiable itself (the backward pass of the op above, run outside the graph).
+    fn fused_gelu_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        mask: Option<DropMask>,
+    ) -> FloatTensor<Self> {
+        FloatTensor::<Self>::new(B::fused_gelu_backward(
+            x.into_primitive(),
+            grad.into_primitive(),
+            mask,
+        ))
     }
 }
 
-/// The fused op on a tensor (which must be an f32 tensor on a flex device).
+/// The fused op on a tensor (f32, on a flex or, with the cubecl kernels, a cubecl device).
 pub fn fused_gelu<const D: usize>(x: Tensor<D>, mask: Option<DropMask>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedGeluBackend>::fused_gelu(
         x.into_dispatch(),

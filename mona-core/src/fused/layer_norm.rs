@@ -23,16 +23,34 @@ use super::simd::{lane_sum, lane_sum_map2, multiversion};
 /// on every machine.
 const ROWS: usize = 64;
 
-/// `LN(x)·weight + bias` over the last dimension, as a backend operation. Implemented for
-/// burn-flex; other backends take burn's `layer_norm`.
-#[backend_extension(Autodiff, Flex)]
+/// `LN(x)·weight + bias` over the last dimension, as a backend operation, and its
+/// gradients. Implemented for burn-flex (here) and for cubecl (with the `cube-kernels`
+/// feature); other backends take burn's `layer_norm`.
+#[backend_extension(
+    Autodiff,
+    Flex,
+    Cube: cfg(feature = "cube-kernels"),
+    Fusion: cfg(feature = "cube-kernels")
+)]
 pub trait FusedLayerNormBackend: Backend {
+    #[fusion(dtype = x, shape = x)]
     fn fused_layer_norm(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         eps: f64,
     ) -> FloatTensor<Self>;
+
+    /// `(dx, dweight, dbias)` for the output gradient `grad`. Without `params` the last two
+    /// are not computed (zeros).
+    #[fusion(meta = |x, weight, _grad, _eps, _params| (x.clone(), weight.clone(), weight.clone()))]
+    fn fused_layer_norm_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        eps: f64,
+        params: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
 /// The mean and `1/√(var + eps)` of one row (biased variance, two passes, as PyTorch).
@@ -143,9 +161,24 @@ impl FusedLayerNormBackend for Flex {
     ) -> FloatTensor<Self> {
         forward(&x, &weight, &bias, eps)
     }
+
+    fn fused_layer_norm_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        eps: f64,
+        params: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (dx, dparams) = backward(&x, &weight, &grad, eps, params);
+        let (dw, db) = dparams.unwrap_or_else(|| {
+            let c = weight.layout().num_elements();
+            (tensor(vec![0.0; c], vec![c]), tensor(vec![0.0; c], vec![c]))
+        });
+        (dx, dw, db)
+    }
 }
 
-impl<C: CheckpointStrategy> FusedLayerNormBackend for Autodiff<Flex, C> {
+impl<B: FusedLayerNormBackend, C: CheckpointStrategy> FusedLayerNormBackend for Autodiff<B, C> {
     fn fused_layer_norm(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -155,8 +188,8 @@ impl<C: CheckpointStrategy> FusedLayerNormBackend for Autodiff<Flex, C> {
         #[derive(Debug)]
         struct LayerNormBackward;
 
-        impl Backward<Flex, 3> for LayerNormBackward {
-            type State = (FlexTensor, FlexTensor, f64);
+        impl<B: FusedLayerNormBackend> Backward<B, 3> for LayerNormBackward {
+            type State = (FloatTensor<B>, FloatTensor<B>, f64);
 
             fn backward(
                 self,
@@ -165,26 +198,25 @@ impl<C: CheckpointStrategy> FusedLayerNormBackend for Autodiff<Flex, C> {
                 _: &mut Checkpointer,
             ) {
                 let [node_x, node_w, node_b] = ops.parents;
-                let grad = grads.consume::<Flex>(&ops.node);
+                let grad = grads.consume::<B>(&ops.node);
                 let (x, weight, eps) = ops.state;
                 let params = node_w.is_some() || node_b.is_some();
-                let (dx, dparams) = backward(&x, &weight, &grad, eps, params);
-                if let Some(node) = node_x {
-                    grads.register::<Flex>(node.id, dx);
-                }
-                if let Some((dw, db)) = dparams {
-                    register_tracked(
-                        grads,
-                        [(node_w.map(|n| n.id), dw), (node_b.map(|n| n.id), db)],
-                    );
-                }
+                let (dx, dw, db) = B::fused_layer_norm_backward(x, weight, grad, eps, params);
+                register_tracked::<B, 3>(
+                    grads,
+                    [
+                        (node_x.map(|n| n.id), dx),
+                        (node_w.map(|n| n.id), dw),
+                        (node_b.map(|n| n.id), db),
+                    ],
+                );
             }
         }
 
         let (x, node_x) = x.into_parts();
         let (weight, node_w) = weight.into_parts();
         let (bias, node_b) = bias.into_parts();
-        let out = forward(&x, &weight, &bias, eps);
+        let out = B::fused_layer_norm(x.clone(), weight.clone(), bias, eps);
         match LayerNormBackward
             .prepare::<C>([node_x, node_w, node_b])
             .compute_bound()
@@ -194,9 +226,32 @@ impl<C: CheckpointStrategy> FusedLayerNormBackend for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }
+
+    /// Not differentiable itself (the backward pass of the op above, run outside the graph).
+    fn fused_layer_norm_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        eps: f64,
+        params: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (dx, dw, db) = B::fused_layer_norm_backward(
+            x.into_primitive(),
+            weight.into_primitive(),
+            grad.into_primitive(),
+            eps,
+            params,
+        );
+        (
+            FloatTensor::<Self>::new(dx),
+            FloatTensor::<Self>::new(dw),
+            FloatTensor::<Self>::new(db),
+        )
+    }
 }
 
-/// The fused op on tensors (f32, on a flex device; `weight`, `bias`: the last dimension).
+/// The fused op on tensors (f32, on a flex or, with the cubecl kernels, a cubecl device;
+/// `weight`, `bias`: the last dimension).
 pub fn fused_layer_norm<const D: usize>(
     x: Tensor<D>,
     weight: Tensor<1>,

@@ -18,14 +18,21 @@
 //! - [`adam_update`]: the optimizer's Adam/AdamW update of a parameter, in place (not an
 //!   autodiff op: it runs on the gradients).
 //!
-//! They serve f32 tensors on the flex device (with or without autodiff). Everywhere else
-//! (cubecl's CUDA and CPU runtimes, other dtypes), the layers use the composed tensor ops
-//! they used before, which burn's fusion compiles into kernels of its own; [`enabled`] is
-//! the switch. Numerics are those of the composed ops up to float rounding (summation order;
-//! `math` documents the GELU's accuracy); dropout masks are drawn differently, but as
-//! reproducibly.
+//! They serve f32 tensors on the flex device (with or without autodiff); [`enabled`] is the
+//! switch. The GELU, the layer norm, the depthwise convolution and the token gather also
+//! have cubecl kernels (in a build with `cuda` or `cubecl-cpu`), computed by the same
+//! formulas, so on cubecl devices they serve too ([`enabled_with_cube`]): there they keep
+//! the memory of the backward pass as small as on flex, and replace cubecl's generic
+//! grouped convolution, whose depthwise weight gradient is a serial sum per weight. The
+//! fused linear, window attention and Adam step exist for flex only: on cubecl the layers
+//! use the composed tensor ops, which burn's fusion and matmul kernels serve well. Other
+//! dtypes always take the composed ops. Numerics are those of the composed ops up to float
+//! rounding (summation order; `math` documents the GELU's accuracy); dropout masks are
+//! drawn differently, but as reproducibly, and identically on flex and cubecl.
 
 mod adam;
+#[cfg(feature = "cube-kernels")]
+mod cube;
 mod depthwise;
 mod flex;
 mod gelu;
@@ -80,6 +87,28 @@ pub fn enabled<const D: usize>(x: &Tensor<D>) -> bool {
         && on_flex(&x.device())
         && !disabled_by_env()
         && !COMPOSED_ON_THIS_THREAD.with(Cell::get)
+}
+
+/// Whether the fused ops that also have cubecl kernels serve `x`: as [`enabled`], and also
+/// on a cubecl device in a build with those kernels.
+pub fn enabled_with_cube<const D: usize>(x: &Tensor<D>) -> bool {
+    x.dtype() == DType::F32
+        && (on_flex(&x.device()) || on_cube(&x.device()))
+        && !disabled_by_env()
+        && !COMPOSED_ON_THIS_THREAD.with(Cell::get)
+}
+
+#[cfg(feature = "cube-kernels")]
+fn on_cube(device: &Device) -> bool {
+    matches!(
+        device.as_dispatch().clone().inner(),
+        DispatchDevice::Cube(_)
+    )
+}
+
+#[cfg(not(feature = "cube-kernels"))]
+fn on_cube(_device: &Device) -> bool {
+    false
 }
 
 fn on_flex(device: &Device) -> bool {

@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use super::flex::{Values, tensor, zeroed};
 
 /// Marks an output row that is zero (padding).
-const NONE: u32 = u32::MAX;
+pub(crate) const NONE: u32 = u32::MAX;
 
 /// Which input row each output row copies, and its inverse.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +58,12 @@ impl RowMap {
             forward: self.inverse.clone(),
             inverse: self.forward.clone(),
         }
+    }
+
+    /// Which input row each output row copies (`u32::MAX`: none, a zero row).
+    #[cfg_attr(not(feature = "cube-kernels"), allow(dead_code))]
+    pub(crate) fn sources(&self) -> &[u32] {
+        &self.forward
     }
 
     pub fn rows_out(&self) -> usize {
@@ -96,10 +102,20 @@ impl RowMap {
     }
 }
 
-/// `x` `(B, rows_in, C)` → `(B, rows_out, C)` by `map`. Implemented for burn-flex; other
-/// backends compose the same permutation from pad, roll and permute.
-#[backend_extension(Autodiff, Flex)]
+/// `x` `(B, rows_in, C)` → `(B, rows_out, C)` by `map`. Implemented for burn-flex (here)
+/// and for cubecl (with the `cube-kernels` feature); other backends compose the same
+/// permutation from pad, roll and permute.
+#[backend_extension(
+    Autodiff,
+    Flex,
+    Cube: cfg(feature = "cube-kernels"),
+    Fusion: cfg(feature = "cube-kernels")
+)]
 pub trait GatherRowsBackend: Backend {
+    #[fusion(meta = |x, map| burn::backend::fusion::custom::TensorSpec::new(
+        [x.shape[0], map.rows_out(), x.shape[2]].into(),
+        x.dtype,
+    ))]
     fn gather_rows(x: FloatTensor<Self>, map: RowMap) -> FloatTensor<Self>;
 }
 
@@ -130,12 +146,12 @@ impl GatherRowsBackend for Flex {
     }
 }
 
-impl<C: CheckpointStrategy> GatherRowsBackend for Autodiff<Flex, C> {
+impl<B: GatherRowsBackend, C: CheckpointStrategy> GatherRowsBackend for Autodiff<B, C> {
     fn gather_rows(x: FloatTensor<Self>, map: RowMap) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct GatherBackward;
 
-        impl Backward<Flex, 1> for GatherBackward {
+        impl<B: GatherRowsBackend> Backward<B, 1> for GatherBackward {
             type State = RowMap;
 
             fn backward(
@@ -144,13 +160,15 @@ impl<C: CheckpointStrategy> GatherRowsBackend for Autodiff<Flex, C> {
                 grads: &mut Gradients,
                 _: &mut Checkpointer,
             ) {
-                let inverse = ops.state.inverse;
-                unary::<Flex, _>(ops.parents, ops.node, grads, |grad| gather(&grad, &inverse));
+                let inverse = ops.state.inverted();
+                unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+                    B::gather_rows(grad, inverse)
+                });
             }
         }
 
         let (x, node) = x.into_parts();
-        let out = gather(&x, &map.forward);
+        let out = B::gather_rows(x, map.clone());
         match GatherBackward
             .prepare::<C>([node])
             .compute_bound()
@@ -162,7 +180,7 @@ impl<C: CheckpointStrategy> GatherRowsBackend for Autodiff<Flex, C> {
     }
 }
 
-/// The fused op on a tensor (f32, on a flex device).
+/// The fused op on a tensor (f32, on a flex or, with the cubecl kernels, a cubecl device).
 pub fn gather_rows(x: Tensor<3>, map: RowMap) -> Tensor<3> {
     Tensor::from_dispatch(<Dispatch as GatherRowsBackend>::gather_rows(
         x.into_dispatch(),

@@ -53,7 +53,7 @@ impl MonaOp {
         let (h, w) = hw;
         assert_eq!(n, h * w, "MonaOp: {n} tokens for a {h}x{w} grid");
         let (weight, bias) = self.folded_kernel(c, &p.device());
-        let q = if fused::enabled(&p) && amp::autocast().is_none() {
+        let q = if fused::enabled_with_cube(&p) && amp::autocast().is_none() {
             fused::depthwise_nhwc(p.reshape([b, h, w, c]), weight, bias).reshape([b, n, c])
         } else {
             // Without the bias in the convolution, cubecl's autotuner may pick its depthwise

@@ -21,10 +21,10 @@ impl LayerNorm {
         }
     }
 
-    /// The fused kernel on the flex device (keeps only `x` for the backward pass), burn's
-    /// `layer_norm` elsewhere.
+    /// The fused kernel on the flex device and on cubecl devices (keeps only `x` for the
+    /// backward pass), burn's `layer_norm` elsewhere.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        if crate::fused::enabled(&x) {
+        if crate::fused::enabled_with_cube(&x) {
             return crate::fused::fused_layer_norm(
                 x,
                 self.weight.val(),

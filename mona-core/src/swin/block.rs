@@ -138,8 +138,9 @@ impl SwinBlock {
 
     /// Window attention on the normalised tokens `y` `(B, H·W, C)`: zero-pad the grid to
     /// window multiples, roll it by `−shift`, partition it into windows, attend, and undo
-    /// the three. On the flex device the three steps are one gather of token rows each way
-    /// ([`fused::gather_rows`]); elsewhere they are pad, roll and permute.
+    /// the three. On the flex device and on cubecl devices the three steps are one gather
+    /// of token rows each way ([`fused::gather_rows`]); elsewhere they are pad, roll and
+    /// permute.
     fn shifted_window_attention(
         &self,
         y: Tensor<3>,
@@ -152,7 +153,7 @@ impl SwinBlock {
         let ws = self.attn.window_size();
         let s = self.shift_size;
         let mask = if s > 0 { mask } else { None };
-        if fused::enabled(&y) {
+        if fused::enabled_with_cube(&y) {
             let map = RowMap::window_partition(h, w, ws, s);
             let padded = map.rows_out();
             let windows =
