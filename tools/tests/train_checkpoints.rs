@@ -6,39 +6,25 @@
 //!   `auto_resume = true` like a bare `--resume`;
 //! - `--load-from` takes our own training checkpoints, and a file that applies nothing or
 //!   leaves frozen backbone parameters at their initialisation is an error unless
-//!   `--partial-load` asks for it.
+//!   `--partial-load` asks for it;
+//! - `evaluation.save_best` keeps the best evaluation's checkpoint beside the others.
 
 mod common;
 
 use std::path::Path;
 
 use burn::tensor::TensorData;
-use common::{Run, run, write};
+use common::{Run, run};
 use mona_core::checkpoint::{StateDict, write_safetensors};
+use mona_core::runner::read_checkpoint;
 
 const DEMO: &str = "configs/demo/fashion_mnist_swin_mona.toml";
 
 /// `train DEMO` on 64 training and 32 validation images (2 batches per epoch), 2 epochs,
 /// a checkpoint every epoch; `extra` goes last so a bare `--resume` can end the line.
 fn train_small(data: &Path, work: &Path, extra: &[&str]) -> Run {
-    let lines = |file: &str, n: usize| {
-        std::fs::read_to_string(common::workspace().join(file))
-            .unwrap()
-            .lines()
-            .take(n)
-            .map(|l| format!("{l}\n"))
-            .collect::<String>()
-    };
-    let train_ann = write(
-        data,
-        "train.txt",
-        &lines("data/fashion-mnist-mini/meta/train.txt", 64),
-    );
-    let val_ann = write(
-        data,
-        "val.txt",
-        &lines("data/fashion-mnist-mini/meta/val.txt", 32),
-    );
+    let train_ann = common::demo_split(data, "train", 64);
+    let val_ann = common::demo_split(data, "val", 32);
     let options = [
         format!("data.train.ann_file={train_ann}"),
         format!("data.val.ann_file={val_ann}"),
@@ -412,4 +398,76 @@ fn a_checkpoint_that_cannot_be_written_says_so() {
         out.error_line()
     );
     assert!(blocked.join("keep").is_dir(), "the folder is left alone");
+}
+
+#[test]
+fn save_best_keeps_the_checkpoint_of_the_best_evaluation_only() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    train_small(
+        data.path(),
+        work.path(),
+        &[
+            "runner.max_epochs=3",
+            "evaluation.interval=1",
+            "evaluation.save_best=auto",
+        ],
+    )
+    .ok();
+    // The first evaluation with the highest top-1 (a tie is no improvement, as in mmcv).
+    let log = std::fs::read_to_string(work.path().join("log.jsonl")).unwrap();
+    let mut best: Option<(u64, f64)> = None;
+    for record in log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    {
+        if record["mode"] == "val" {
+            let score = record["accuracy_top-1"].as_f64().unwrap();
+            if best.is_none_or(|(_, b)| score > b) {
+                best = Some((record["epoch"].as_u64().unwrap(), score));
+            }
+        }
+    }
+    let (epoch, score) = best.expect("three evaluations");
+    let mut kept: Vec<String> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("best_"))
+        .collect();
+    kept.sort();
+    let file = format!("best_accuracy_top-1_epoch_{epoch}.safetensors");
+    assert_eq!(kept, vec![file.clone()]);
+    let best_meta = read_checkpoint(&work.path().join(&file)).unwrap().meta;
+    assert_eq!(best_meta.epoch as u64, epoch);
+    let recorded = best_meta
+        .best
+        .expect("the best score in the best checkpoint");
+    assert_eq!(
+        (recorded.metric.as_str(), recorded.score),
+        ("accuracy_top-1", score)
+    );
+    // The last checkpoint carries it too, so a resumed run compares against it.
+    let last = read_checkpoint(&work.path().join("epoch_3.safetensors")).unwrap();
+    assert_eq!(last.meta.best.map(|b| b.file), Some(file));
+    // `last_checkpoint` still names the newest regular checkpoint.
+    let pointer = std::fs::read_to_string(work.path().join("last_checkpoint")).unwrap();
+    assert_eq!(pointer.trim(), "epoch_3.safetensors");
+}
+
+#[test]
+fn save_best_with_an_unknown_rule_is_an_error_naming_the_key() {
+    let data = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let out = train_small(
+        data.path(),
+        work.path(),
+        &["evaluation.save_best=auto", "evaluation.rule=bigger"],
+    )
+    .failed();
+    let line = out.error_line();
+    assert!(line.contains("evaluation.rule"), "{line}");
+    assert!(
+        line.contains("rule must be \"greater\" or \"less\", not \"bigger\""),
+        "{line}"
+    );
 }

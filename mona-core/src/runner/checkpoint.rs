@@ -33,6 +33,10 @@ pub struct CheckpointMeta {
     pub config: String,
     /// Optimizer step count of each parameter.
     pub optimizer_steps: BTreeMap<String, u64>,
+    /// The best checkpoint so far under `evaluation.save_best` (absent in older checkpoints
+    /// and in runs without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best: Option<super::save_best::Best>,
 }
 
 /// A checkpoint read back.
@@ -44,6 +48,25 @@ pub struct TrainingCheckpoint {
 
 /// Writes a checkpoint and then points `last_checkpoint` at it.
 pub fn write_checkpoint(
+    work_dir: &Path,
+    file_name: &str,
+    model: &[(String, TensorData)],
+    optimizer: &[(String, TensorData)],
+    meta: &CheckpointMeta,
+) -> Result<PathBuf, CheckpointError> {
+    let path = write_checkpoint_file(work_dir, file_name, model, optimizer, meta)?;
+    crate::checkpoint::write_atomic_text(&work_dir.join(LAST_CHECKPOINT), file_name).map_err(
+        |source| CheckpointError::Write {
+            path: work_dir.join(LAST_CHECKPOINT),
+            source,
+        },
+    )?;
+    Ok(path)
+}
+
+/// Writes a checkpoint without moving `last_checkpoint` (the best checkpoint of
+/// `evaluation.save_best`, which a resume does not continue from).
+pub fn write_checkpoint_file(
     work_dir: &Path,
     file_name: &str,
     model: &[(String, TensorData)],
@@ -71,12 +94,6 @@ pub fn write_checkpoint(
         ("meta".to_string(), meta_json),
     ]);
     write_safetensors(&path, &tensors, metadata)?;
-    crate::checkpoint::write_atomic_text(&work_dir.join(LAST_CHECKPOINT), file_name).map_err(
-        |source| CheckpointError::Write {
-            path: work_dir.join(LAST_CHECKPOINT),
-            source,
-        },
-    )?;
     Ok(path)
 }
 

@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use super::save_best::{Rule, SaveBestCfg};
 use crate::config::Config;
 use crate::registry::BuildError;
 
@@ -30,6 +31,10 @@ struct IntervalNode {
     by_epoch: Option<bool>,
     #[serde(default)]
     max_keep_ckpts: Option<i64>,
+    #[serde(default)]
+    save_best: Option<String>,
+    #[serde(default)]
+    rule: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -43,6 +48,12 @@ struct GradClip {
 struct OptimizerConfigNode {
     #[serde(default)]
     grad_clip: Option<GradClip>,
+    /// mmcv's `GradientCumulativeOptimizerHook`.
+    #[serde(default)]
+    cumulative_iters: Option<i64>,
+    /// The Swin detection fork's `DistOptimizerHook` (apex): the same accumulation.
+    #[serde(default)]
+    update_interval: Option<i64>,
 }
 
 /// Loop length, intervals and clipping, read from `runner`, `evaluation`,
@@ -64,6 +75,12 @@ pub struct RunnerCfg {
     /// our addition; default [`DEFAULT_BATCH_SHARDS`], 1 = never), where the model allows it
     /// (classification without BatchNorm). The result is the same up to summation order.
     pub batch_shards: usize,
+    /// Iterations whose gradients add up before one optimizer step (mmcv's
+    /// `GradientCumulativeOptimizerHook`: `optimizer_config.cumulative_iters`, or the Swin
+    /// fork's `update_interval`); 1 steps every iteration.
+    pub cumulative_iters: usize,
+    /// `evaluation.save_best` (and `evaluation.rule`): keep the best checkpoint.
+    pub save_best: Option<SaveBestCfg>,
 }
 
 /// Two slices: both cores of a small machine busy, while each slice keeps enough samples
@@ -133,7 +150,7 @@ impl RunnerCfg {
         let evaluation = opt("evaluation")?;
         let checkpoint = opt("checkpoint_config")?;
         let log = opt("log_config")?;
-        let grad_clip = match cfg.get("optimizer_config") {
+        let (grad_clip, cumulative_iters) = match cfg.get("optimizer_config") {
             Some(n) => {
                 let o: OptimizerConfigNode = n.extract()?;
                 if let Some(g) = &o.grad_clip
@@ -145,11 +162,63 @@ impl RunnerCfg {
                         "only the L2 norm (norm_type = 2) is supported",
                     ));
                 }
-                o.grad_clip.map(|g| g.max_norm)
+                let mut cumulative = 1;
+                for (key, value) in [
+                    ("cumulative_iters", o.cumulative_iters),
+                    ("update_interval", o.update_interval),
+                ] {
+                    let Some(v) = value else { continue };
+                    if v < 1 {
+                        return Err(BuildError::invalid(
+                            &n,
+                            Some(key),
+                            format!("{key} must be at least 1 (1 steps every iteration), not {v}"),
+                        ));
+                    }
+                    if cumulative > 1 && v as usize != cumulative {
+                        return Err(BuildError::invalid(
+                            &n,
+                            Some(key),
+                            format!(
+                                "cumulative_iters and update_interval disagree ({cumulative} and {v}); set one"
+                            ),
+                        ));
+                    }
+                    cumulative = v as usize;
+                }
+                (o.grad_clip.map(|g| g.max_norm), cumulative)
             }
-            None => None,
+            None => (None, 1),
         };
         let batch_shards = batch_shards(cfg)?;
+        let save_best = match &evaluation.save_best {
+            None => None,
+            Some(metric) => {
+                let rule = match &evaluation.rule {
+                    None => None,
+                    Some(r) => Some(Rule::parse(r).ok_or_else(|| {
+                        BuildError::invalid(
+                            &cfg.get("evaluation").expect("evaluation was read"),
+                            Some("rule"),
+                            format!("rule must be \"greater\" or \"less\", not \"{r}\""),
+                        )
+                    })?),
+                };
+                if rule.is_none() && metric != "auto" && Rule::infer(metric).is_none() {
+                    return Err(BuildError::invalid(
+                        &cfg.get("evaluation").expect("evaluation was read"),
+                        Some("save_best"),
+                        format!(
+                            "cannot infer whether a greater or a lesser \"{metric}\" is better; set evaluation.rule"
+                        ),
+                    ));
+                }
+                Some(SaveBestCfg {
+                    metric: metric.clone(),
+                    rule,
+                })
+            }
+        };
         let _ = evaluation.by_epoch;
         Ok(Self {
             kind,
@@ -159,6 +228,8 @@ impl RunnerCfg {
             log_interval: log.interval.unwrap_or(50).max(1),
             grad_clip,
             batch_shards,
+            cumulative_iters,
+            save_best,
         })
     }
 }
@@ -181,5 +252,29 @@ mod tests {
         assert!(err.contains("shards.toml"), "{err}");
         assert!(err.contains("runner.batch_shards"), "{err}");
         assert!(err.contains("must be at least 1"), "{err}");
+    }
+
+    #[test]
+    fn cumulative_iters_come_from_either_hook_and_refuse_nonsense() {
+        let parsed = |extra| RunnerCfg::from_config(&cfg(extra)).map(|r| r.cumulative_iters);
+        assert_eq!(parsed("").unwrap(), 1);
+        assert_eq!(
+            parsed("[optimizer_config]\ntype = \"GradientCumulativeOptimizerHook\"\ncumulative_iters = 4").unwrap(),
+            4
+        );
+        assert_eq!(
+            parsed("[optimizer_config]\nupdate_interval = 2").unwrap(),
+            2
+        );
+        let err = parsed("[optimizer_config]\ncumulative_iters = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("shards.toml"), "{err}");
+        assert!(err.contains("optimizer_config.cumulative_iters"), "{err}");
+        assert!(err.contains("must be at least 1"), "{err}");
+        let err = parsed("[optimizer_config]\ncumulative_iters = 2\nupdate_interval = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("disagree (2 and 3)"), "{err}");
     }
 }

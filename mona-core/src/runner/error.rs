@@ -30,6 +30,13 @@ pub enum TrainError {
     TooFewBatches { devices: usize, batches: usize },
     #[error("this model does not support data-parallel training (--gpus)")]
     NoDataParallel,
+    #[error(
+        "optimizer_config.cumulative_iters = {cumulative_iters} with {devices} devices: gradient accumulation runs on one device only (drop --gpus, or accumulate less and use more devices)"
+    )]
+    AccumulateAcrossDevices {
+        cumulative_iters: usize,
+        devices: usize,
+    },
     #[error("data-parallel replica {rank} failed: {message}")]
     Replica { rank: usize, message: String },
 }

@@ -7,6 +7,7 @@
 //! resume bit-exactly (model, optimizer state, position, seeds), and the logs (`train.log`,
 //! `log.jsonl`, a progress bar on terminals).
 
+mod accumulate;
 mod all_reduce;
 mod checkpoint;
 mod config;
@@ -15,6 +16,7 @@ mod logger;
 mod parallel;
 mod paramwise;
 mod replica;
+mod save_best;
 mod step;
 mod train;
 
@@ -38,6 +40,7 @@ pub use logger::{JsonLog, memory_mb};
 pub use optim::{Optimizer, OptimizerCfg, OptimizerEntry, Rule, StepStats};
 pub use parallel::{AllReduce, DataParallel, replica_devices};
 pub use paramwise::{KeyMult, ParamMults, ParamwiseCfg};
+pub use save_best::{Best, Rule as BestRule, SaveBest, SaveBestCfg};
 pub use schedule::{LrConfig, LrSchedule, Policy, Progress, ScheduleEntry};
 pub use step::{StepValues, forward_backward, may_split};
 pub(crate) use train::iter_seed;

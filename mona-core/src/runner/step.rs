@@ -132,7 +132,7 @@ pub(super) fn forward_backward_shards<M: TrainModel>(
 
 /// Every parameter's gradients summed over `parts`, in order (a part without one adds
 /// nothing; a parameter no part has a gradient for gets none).
-fn sum_in_order<M: Module>(model: &M, parts: Vec<GradientsParams>) -> GradientsParams {
+pub(super) fn sum_in_order<M: Module>(model: &M, parts: Vec<GradientsParams>) -> GradientsParams {
     struct Sum {
         parts: Vec<GradientsParams>,
         out: GradientsParams,

@@ -6,13 +6,17 @@ use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
-use super::checkpoint::{CheckpointMeta, find_last_checkpoint, read_checkpoint, write_checkpoint};
+use super::accumulate::Accumulator;
+use super::checkpoint::{
+    CheckpointMeta, find_last_checkpoint, read_checkpoint, write_checkpoint, write_checkpoint_file,
+};
 use super::config::{RunnerCfg, RunnerKind};
 use super::error::TrainError;
 use super::logger::{JsonLog, memory_mb};
 use super::optim::Optimizer;
 use super::parallel::DataParallel;
 use super::replica::Replicas;
+use super::save_best::SaveBest;
 use super::schedule::{LrSchedule, Progress};
 use super::step::{StepValues, forward_backward, may_split};
 use super::{BatchSource, Metrics, TrainModel};
@@ -147,6 +151,7 @@ where
         }
         Resume::From(p) => Some(p.clone()),
     };
+    let mut resumed_best = None;
     if let Some(path) = &resume_from {
         let ckpt = read_checkpoint(path)?;
         let resume_err = |message: String| TrainError::Resume {
@@ -181,6 +186,7 @@ where
             )));
         }
         model = loaded;
+        resumed_best = ckpt.meta.best.clone();
         optimizer.load_state_dict(&ckpt.optimizer, &ckpt.meta.optimizer_steps, &device);
         iter = ckpt.meta.iter;
         let line = format!("resumed from {} at iteration {iter}", path.display());
@@ -194,6 +200,22 @@ where
         marker.insert("checkpoint".into(), path.display().to_string().into());
         log.record(marker, &line).map_err(work_dir_err(work_dir))?;
     }
+
+    let mut save_best = opts
+        .runner
+        .save_best
+        .clone()
+        .map(|cfg| SaveBest::new(cfg, resumed_best));
+    let cumulative_iters = opts.runner.cumulative_iters;
+    if cumulative_iters > 1 && n_devices > 1 {
+        return Err(TrainError::AccumulateAcrossDevices {
+            cumulative_iters,
+            devices: n_devices,
+        });
+    }
+    let mut accumulator = Accumulator::new(&model, cumulative_iters, iter, max_iters);
+    // The gradient norm of the last optimizer step (logged; 0 without clipping).
+    let mut grad_norm = 0.0;
 
     let mut replicas = if n_devices > 1 {
         Some(Replicas::start(
@@ -241,6 +263,16 @@ where
     let mut window_n = 0usize;
     let mut data_time = 0.0;
     let mut last_eval_iter = None;
+    let checkpoint_meta = |iter: usize, optimizer_steps, best| CheckpointMeta {
+        iter,
+        epoch: iter / epoch_len,
+        epoch_len,
+        seed: opts.seed,
+        method: opts.method.clone(),
+        config: opts.config_toml.clone(),
+        optimizer_steps,
+        best,
+    };
     let progress_at = |iter: usize| Progress {
         epoch: iter / epoch_len,
         iter,
@@ -308,8 +340,11 @@ where
                 });
             }
             let lr_at = |base: f64| schedule.lr(base, &progress);
-            let (stepped, stats) = optimizer.step(model, grads, &lr_at, opts.runner.grad_clip);
-            model = stepped;
+            if let Some(grads) = accumulator.add(&model, iter, max_iters, grads) {
+                let (stepped, stats) = optimizer.step(model, grads, &lr_at, opts.runner.grad_clip);
+                model = stepped;
+                grad_norm = stats.grad_norm;
+            }
             iter += 1;
             ran_here += 1;
             summary.last_loss = loss_value;
@@ -347,7 +382,7 @@ where
                     rec.insert(k.clone(), json!(mean));
                     human_losses.push_str(&format!(", {k}: {mean:.4}"));
                 }
-                rec.insert("grad_norm".into(), json!(stats.grad_norm));
+                rec.insert("grad_norm".into(), json!(grad_norm));
                 rec.insert("time".into(), json!(t_iter.elapsed().as_secs_f64()));
                 rec.insert("data_time".into(), json!(data_time / window_n as f64));
                 rec.insert("memory".into(), json!(memory_mb().round()));
@@ -423,6 +458,38 @@ where
                     Ok(())
                 })?;
                 last_eval_iter = Some(iter);
+                let tag = if by_epoch {
+                    format!("epoch_{}", iter / epoch_len)
+                } else {
+                    format!("iter_{iter}")
+                };
+                let new_best = match &mut save_best {
+                    Some(tracker) => tracker
+                        .after_eval(&summary.metrics, &tag)
+                        .map_err(TrainError::Eval)?,
+                    None => None,
+                };
+                if let Some(new_best) = new_best {
+                    let (optim_tensors, steps) = optimizer.state_dict();
+                    let meta = checkpoint_meta(iter, steps, Some(new_best.best.clone()));
+                    let path = write_checkpoint_file(
+                        work_dir,
+                        &new_best.best.file,
+                        &param_data(&model, &|_| true),
+                        &optim_tensors,
+                        &meta,
+                    )?;
+                    if let Some(old) = &new_best.replaces {
+                        let _ = std::fs::remove_file(work_dir.join(old));
+                    }
+                    log.text(&format!(
+                        "best {} is {:.4} at {tag}; saved {}",
+                        new_best.best.metric,
+                        new_best.best.score,
+                        path.display()
+                    ))
+                    .map_err(work_dir_err(work_dir))?;
+                }
             }
             if ckpt_now {
                 let name = if by_epoch {
@@ -431,15 +498,8 @@ where
                     format!("iter_{iter}.safetensors")
                 };
                 let (optim_tensors, steps) = optimizer.state_dict();
-                let meta = CheckpointMeta {
-                    iter,
-                    epoch: iter / epoch_len,
-                    epoch_len,
-                    seed: opts.seed,
-                    method: opts.method.clone(),
-                    config: opts.config_toml.clone(),
-                    optimizer_steps: steps,
-                };
+                let best = save_best.as_ref().and_then(|t| t.best.clone());
+                let meta = checkpoint_meta(iter, steps, best);
                 let path = write_checkpoint(
                     work_dir,
                     &name,

@@ -97,3 +97,16 @@ pub fn write(dir: &Path, name: &str, text: &str) -> String {
     std::fs::write(&path, text).expect("write test file");
     path.display().to_string()
 }
+
+/// Writes the first `n` lines of the fashion-mnist demo's `meta/SPLIT.txt` annotation file to
+/// `dir/SPLIT.txt` and returns that path: a smaller split of the shipped demo data.
+pub fn demo_split(dir: &Path, split: &str, n: usize) -> String {
+    let file = workspace().join(format!("data/fashion-mnist-mini/meta/{split}.txt"));
+    let head: String = std::fs::read_to_string(&file)
+        .expect("read the demo's annotation file")
+        .lines()
+        .take(n)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write(dir, &format!("{split}.txt"), &head)
+}
