@@ -257,6 +257,7 @@ pub fn load_for_test(
 
 fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     check_metric_names("--metrics", "classification", &args.metrics, CLS_METRICS)?;
+    mona_core::task_setup::check_eval_options("classification", &args.eval_options, &[])?;
     if let Some(dir) = &args.show_dir {
         return Err(TaskError::Other(format!(
             "--show-dir {}: classification draws no pictures; --out FILE writes every image's predicted class and score",

@@ -82,6 +82,7 @@ fn short_mona_run_learns_and_test_reproduces_it() {
                 show_dir: None,
                 show_score_thr: 0.3,
                 format_only: false,
+                eval_options: Default::default(),
                 device: Device::flex(),
             },
         )

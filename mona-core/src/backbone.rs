@@ -43,6 +43,15 @@ impl Backbone {
         }
     }
 
+    /// Folds every LoRA update into the weight it adapts (loralib's eval-mode merge): the
+    /// backbone then computes the same outputs, up to float rounding, from its plain weights
+    /// alone. A no-op for the other methods.
+    pub fn merge_lora(self) -> Self {
+        match self {
+            Backbone::Swin(m) => Backbone::Swin(m.merge_lora()),
+        }
+    }
+
     /// The rule during training (adds `frozen_stages`).
     pub fn trainable_in_training(&self, key: &str) -> bool {
         match self {

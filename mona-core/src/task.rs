@@ -68,6 +68,10 @@ pub struct TestArgs {
     /// Only write the predictions (`out`), compute no metrics (mmdet `--format-only`);
     /// tasks without a results format ignore it.
     pub format_only: bool,
+    /// mmdet's `--eval-options KEY=VALUE`: options of the evaluation (detection's
+    /// `classwise`), over the config's `evaluation` keys of the same name. A task refuses
+    /// keys it does not read.
+    pub eval_options: std::collections::BTreeMap<String, String>,
     pub device: Device,
 }
 

@@ -118,6 +118,50 @@ pub fn evaluation_metrics(cfg: &Config, default: &str) -> Result<Vec<String>, Ta
     }
 }
 
+/// Refuses `--eval-options` keys the task's evaluation does not read (`known`), before any
+/// work: mmdet passes them to `dataset.evaluate(**kwargs)`, which fails on an unexpected one.
+pub fn check_eval_options(
+    task: &str,
+    options: &std::collections::BTreeMap<String, String>,
+    known: &[&str],
+) -> Result<(), TaskError> {
+    match options.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(bad) => Err(TaskError::Other(format!(
+            "--eval-options {bad}: {task} evaluation takes {}",
+            if known.is_empty() {
+                "no options".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A boolean evaluation option: `--eval-options KEY=true|false` (mmcv's `DictAction` also
+/// reads Python's `True` / `False`) wins over the config's `evaluation.KEY`, as mmdet's test
+/// script merges them; `false` when neither sets it.
+pub fn eval_flag(
+    cfg: &Config,
+    options: &std::collections::BTreeMap<String, String>,
+    key: &str,
+) -> Result<bool, TaskError> {
+    if let Some(value) = options.get(key) {
+        return match value.as_str() {
+            "true" | "True" => Ok(true),
+            "false" | "False" => Ok(false),
+            other => Err(TaskError::Other(format!(
+                "--eval-options {key}={other}: expected true or false"
+            ))),
+        };
+    }
+    Ok(cfg
+        .get(&format!("evaluation.{key}"))
+        .map(|node| node.extract::<bool>())
+        .transpose()?
+        .unwrap_or(false))
+}
+
 /// Refuses metric names a task does not compute (`test --metrics`, `evaluation.metric`,
 /// named by `source`), before any work: a misspelt name would otherwise report nothing
 /// and exit 0.
@@ -272,9 +316,11 @@ pub fn load_for_test<M: Module>(
 }
 
 /// The training precision: `--amp` on the command line, else the config's `amp.dtype`
-/// (`"fp32"` or `"bf16"`), else bf16 autocast for an mmcv `fp16` section (the official
-/// configs ask for loss-scaled float16 to save memory and time; bf16 autocast serves the
-/// same purpose and needs no loss scale), else float32.
+/// (`"fp32"` or `"bf16"`), else bf16 autocast for an mmcv `fp16` section or the Swin
+/// fork's `optimizer_config.use_fp16 = true` (apex mixed precision in its `DistOptimizerHook`):
+/// the official configs ask for float16 to save memory and time, and bf16 autocast serves the
+/// same purpose and needs no loss scale. Else float32. A `use_fp16` that is not a boolean is
+/// an error naming the key.
 pub fn training_precision(
     cfg: &Config,
     cli_amp: bool,
@@ -299,6 +345,16 @@ pub fn training_precision(
             cfg.path().display()
         );
         return Ok(Precision::Bf16);
+    }
+    if let Some(node) = cfg.get("optimizer_config.use_fp16") {
+        let on: bool = node.extract()?;
+        if on {
+            tracing::info!(
+                "{}: `optimizer_config.use_fp16 = true` (apex float16) runs as bf16 autocast with float32 master weights",
+                node.file().display()
+            );
+            return Ok(Precision::Bf16);
+        }
     }
     Ok(Precision::Fp32)
 }

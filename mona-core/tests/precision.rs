@@ -21,6 +21,20 @@ fn cli_flag_config_key_and_mmcv_fp16_choose_bf16() {
     assert_eq!(training_precision(&fp32, false).unwrap(), Precision::Fp32);
     let mmcv = cfg("[fp16]\nloss_scale = \"dynamic\"\n");
     assert_eq!(training_precision(&mmcv, false).unwrap(), Precision::Bf16);
+    let fork = cfg("[optimizer_config]\ntype = \"DistOptimizerHook\"\nuse_fp16 = true\n");
+    assert_eq!(training_precision(&fork, false).unwrap(), Precision::Bf16);
+    let off = cfg("[optimizer_config]\nuse_fp16 = false\n");
+    assert_eq!(training_precision(&off, false).unwrap(), Precision::Fp32);
+    let fp32 = cfg("[amp]\ndtype = \"fp32\"\n[optimizer_config]\nuse_fp16 = true\n");
+    assert_eq!(training_precision(&fp32, false).unwrap(), Precision::Fp32);
+}
+
+#[test]
+fn a_use_fp16_that_is_not_a_boolean_names_the_key() {
+    let err = training_precision(&cfg("[optimizer_config]\nuse_fp16 = \"yes\"\n"), false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("optimizer_config.use_fp16"), "{err}");
 }
 
 #[test]

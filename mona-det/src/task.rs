@@ -139,11 +139,36 @@ fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), String> {
         .map_err(|e| format!("{}: cannot write: {e}", path.display()))
 }
 
+/// Options of detection's evaluation (mmdet's `CocoDataset.evaluate` keywords).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DetEvalOptions {
+    /// Log each category's COCO AP as mmdet's table (`classwise=True`).
+    pub classwise: bool,
+}
+
+impl DetEvalOptions {
+    /// The keys `--eval-options` may set.
+    pub const KEYS: &[&str] = &["classwise"];
+
+    /// The config's `evaluation` keys, overridden by `--eval-options` (`cli`; unknown keys
+    /// are refused).
+    pub fn new(
+        cfg: &Config,
+        cli: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Self, TaskError> {
+        mona_core::task_setup::check_eval_options("detection", cli, Self::KEYS)?;
+        Ok(Self {
+            classwise: mona_core::task_setup::eval_flag(cfg, cli, "classwise")?,
+        })
+    }
+}
+
 /// Scores `dets` with the named metrics (`mAP`, `bbox`).
 pub fn score(
     dataset: &DetDataset,
     dets: &[Detections],
     metrics: &[String],
+    options: &DetEvalOptions,
 ) -> Result<Metrics, String> {
     let mut out = Metrics::new();
     for m in metrics {
@@ -224,6 +249,15 @@ pub fn score(
                     )
                 };
                 let _ = std::fs::remove_dir_all(&dir);
+                if options.classwise {
+                    match &stats {
+                        Some(s) => tracing::info!(
+                            "{m} AP per category:\n{}",
+                            crate::metrics::coco::classwise_table(&s.per_category)
+                        ),
+                        None => tracing::info!("{m} AP per category: no detection to score"),
+                    }
+                }
                 for (i, name) in ["mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l"]
                     .iter()
                     .enumerate()
@@ -250,6 +284,7 @@ pub fn evaluate<M: Detector>(
     dataset: &DetDataset,
     device: &Device,
     metrics: &[String],
+    options: &DetEvalOptions,
     show_dir: Option<&Path>,
 ) -> Result<Metrics, String> {
     let dets = predict_all(model, dataset, device)?;
@@ -265,7 +300,7 @@ pub fn evaluate<M: Detector>(
             )?;
         }
     }
-    score(dataset, &dets, metrics)
+    score(dataset, &dets, metrics, options)
 }
 
 /// A fixed colour per class.
@@ -401,6 +436,7 @@ fn train_det<M: Detector>(cfg: &Config, args: &TrainArgs) -> Result<Metrics, Tas
     check_classes(&model, "data.train", train_set.as_ref())?;
     check_classes(&model, "data.val", val_set.as_ref())?;
     let metrics = config_metrics(cfg)?;
+    let eval_options = DetEvalOptions::new(cfg, &Default::default())?;
     let batch_size = mona_core::task_setup::samples_per_gpu(cfg)?;
     // mmdet's loader keeps the last, smaller batch (drop_last = False).
     let loader = DataLoader::new(train_set, batch_size, true, args.seed, workers(cfg)?, false)
@@ -414,17 +450,34 @@ fn train_det<M: Detector>(cfg: &Config, args: &TrainArgs) -> Result<Metrics, Tas
     let (optimizer, schedule, opts) =
         train_setup(cfg, args, &model, &|k| rules.trainable(k), &method)?;
     let eval_device = args.device.clone();
-    let mut eval = |m: &M| evaluate(&m.clone().valid(), &val_set, &eval_device, &metrics, None);
+    let mut eval = |m: &M| {
+        evaluate(
+            &m.clone().valid(),
+            &val_set,
+            &eval_device,
+            &metrics,
+            &eval_options,
+            None,
+        )
+    };
     let (model, summary) = train(model, optimizer, &schedule, &source, &mut eval, &opts)?;
     if summary.metrics.is_empty() && !summary.interrupted {
-        return evaluate(&model.valid(), &val_set, &eval_device, &metrics, None)
-            .map_err(TaskError::Data);
+        return evaluate(
+            &model.valid(),
+            &val_set,
+            &eval_device,
+            &metrics,
+            &eval_options,
+            None,
+        )
+        .map_err(TaskError::Data);
     }
     Ok(summary.metrics)
 }
 
 fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     check_metric_names("--metrics", "detection", &args.metrics, DET_METRICS)?;
+    let eval_options = DetEvalOptions::new(cfg, &args.eval_options)?;
     let device = args.device.clone();
     let model: M = build_model(cfg, &device)?;
     let method = model.method_name();
@@ -463,7 +516,7 @@ fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskE
     } else {
         args.metrics.clone()
     };
-    score(&test_set, &dets, &metrics).map_err(TaskError::Data)
+    score(&test_set, &dets, &metrics, &eval_options).map_err(TaskError::Data)
 }
 
 inventory::submit! {

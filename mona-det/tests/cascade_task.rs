@@ -21,7 +21,7 @@ use mona_data::{Dataset, Image, Results, sample_rng};
 use mona_det::CascadeRcnn;
 use mona_det::data::build_det_dataset;
 use mona_det::detector::Detector;
-use mona_det::task::{build_model, collate, evaluate};
+use mona_det::task::{build_model, collate};
 
 /// burn's device random stream (dropout, DropPath, initialisation) is one per device and
 /// process: tests that train hold this lock so that a run's draws do not interleave with
@@ -46,10 +46,7 @@ fn demo_trains_far_above_the_untrained_model() {
     assert_eq!(train.len(), 2 * 12, "RepeatDataset x2 over 12 train tiles");
     let metrics = vec!["bbox".to_string(), "segm".to_string()];
 
-    let device = Device::flex();
-    device.seed(0);
-    let untrained: CascadeRcnn = build_model(&cfg, &device).unwrap();
-    let before = evaluate(&untrained, &val, &device, &metrics, None).unwrap();
+    let before = common::untrained_metrics::<CascadeRcnn>(&cfg, &val, &metrics);
 
     let work = tempfile::tempdir().unwrap();
     let entry = find::<ModelEntry>("CascadeRCNN").expect("CascadeRCNN registered");

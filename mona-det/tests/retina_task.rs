@@ -18,7 +18,7 @@ use mona_data::transforms::build_flat_pipeline;
 use mona_data::{Dataset, Image, Results, sample_rng};
 use mona_det::RetinaNet;
 use mona_det::data::build_det_dataset;
-use mona_det::task::{build_model, collate, evaluate};
+use mona_det::task::{build_model, collate};
 
 fn demo_config(extra: &[String]) -> Config {
     common::demo_config("det_demo_swin_mona_retinanet", "det-demo", extra)
@@ -38,10 +38,7 @@ fn demo_trains_far_above_the_untrained_model() {
     let metrics = vec!["mAP".to_string(), "bbox".to_string()];
 
     // The untrained model (same seed, same initialisation as training starts from).
-    let device = Device::flex();
-    device.seed(0);
-    let untrained: RetinaNet = build_model(&cfg, &device).unwrap();
-    let before = evaluate(&untrained, &val, &device, &metrics, None).unwrap();
+    let before = common::untrained_metrics::<RetinaNet>(&cfg, &val, &metrics);
 
     let work = tempfile::tempdir().unwrap();
     let entry = find::<ModelEntry>("RetinaNet").expect("RetinaNet registered");

@@ -258,6 +258,7 @@ fn train_seg(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
 
 fn test_seg(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     check_metric_names("--metrics", "segmentation", &args.metrics, SEG_METRICS)?;
+    mona_core::task_setup::check_eval_options("segmentation", &args.eval_options, &[])?;
     if args.format_only {
         return Err(TaskError::Other(
             "--format-only: segmentation has no results format to write; --show-dir DIR draws the predictions over the images".into(),

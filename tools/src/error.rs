@@ -25,6 +25,12 @@ pub enum ToolError {
         file_keys: String,
         model_keys: String,
     },
+    /// `--merge-lora` cannot merge this file with this config.
+    #[error("{path}: --merge-lora: {message}")]
+    MergeLora {
+        path: std::path::PathBuf,
+        message: String,
+    },
     /// Config keys nothing reads, under `--strict`.
     #[error("{0} (--strict)")]
     UnknownKeys(String),

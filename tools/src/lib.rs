@@ -24,6 +24,7 @@ pub mod count;
 pub mod error;
 pub mod keys;
 pub mod link;
+pub mod merge_lora;
 pub mod methods;
 pub mod paths;
 pub mod plot;

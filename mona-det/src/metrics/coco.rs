@@ -78,11 +78,16 @@ pub enum CocoEvalError {
     Stats(usize),
 }
 
-/// The 12 statistics in pycocotools order, and the (sorted) caps they were computed with.
+/// The 12 statistics in pycocotools order, the (sorted) caps they were computed with, and
+/// each category's AP.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CocoStats {
     pub stats: [f64; 12],
     pub max_dets: [usize; 3],
+    /// `(category name, AP)` in category-id order: AP over IoU .50:.95 at area `all` and the
+    /// largest cap, as mmdet's `classwise=True` reads `precision[:, :, k, 0, -1]`; NaN for a
+    /// category nothing was computed for (no ground truth), as mmdet prints it.
+    pub per_category: Vec<(String, f64)>,
 }
 
 impl CocoStats {
@@ -120,6 +125,13 @@ pub fn coco_evaluate(
         CocoIouType::Bbox => IouType::Bbox,
         CocoIouType::Segm => IouType::Segm,
     };
+    let mut categories: Vec<(u64, String)> = gt
+        .dataset
+        .categories
+        .iter()
+        .map(|c| (c.id, c.name.clone()))
+        .collect();
+    categories.sort_unstable();
     let mut ev = COCOeval::new(gt, dt, iou);
     // pycocotools sorts `maxDets` inside `evaluate()`; hotcoco keeps the caller's order on
     // its M axis, so sort here and both index the same way.
@@ -143,10 +155,73 @@ pub fn coco_evaluate(
             stats[0]
         );
     }
+    let by_name = ev.get_results(None, true);
+    let per_category = categories
+        .into_iter()
+        .map(|(_, name)| {
+            let ap = by_name.get(&format!("AP/{name}")).copied();
+            (name, ap.unwrap_or(f64::NAN))
+        })
+        .collect();
     Ok(CocoStats {
         stats,
         max_dets: sorted,
+        per_category,
     })
+}
+
+/// Per-category AP as mmdet's `classwise=True` logs it: terminaltables' `AsciiTable` of
+/// `category | AP` pairs, up to three pairs per row, AP with 3 decimals (`nan` without ground
+/// truth), the cells after the last pair `None`. Drawn here, in a few lines, because users compare it with mmdet's logs character
+/// for character.
+pub fn classwise_table(per_category: &[(String, f64)]) -> String {
+    let cells: Vec<String> = per_category
+        .iter()
+        .flat_map(|(name, ap)| {
+            // Python's `f"{nan:0.3f}"` is `nan`; Rust's `{:0.3}` would write `NaN`
+            let ap = if ap.is_nan() {
+                "nan".to_string()
+            } else {
+                format!("{ap:0.3}")
+            };
+            [name.clone(), ap]
+        })
+        .collect();
+    let columns = cells.len().clamp(2, 6);
+    let mut rows: Vec<Vec<String>> = vec![
+        ["category", "AP"]
+            .iter()
+            .cycle()
+            .take(columns)
+            .map(|s| s.to_string())
+            .collect(),
+    ];
+    // `itertools.zip_longest(*[flat[i::columns] ...])`: row-major, the last row padded with
+    // `None`, which terminaltables prints as `str(None)`
+    rows.extend(cells.chunks(columns).map(|chunk| {
+        let mut row = chunk.to_vec();
+        row.resize(columns, "None".into());
+        row
+    }));
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let rule: String = widths
+        .iter()
+        .map(|w| format!("+{}", "-".repeat(w + 2)))
+        .collect::<String>()
+        + "+";
+    let line = |row: &Vec<String>| {
+        row.iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("| {cell:<w$} "))
+            .collect::<String>()
+            + "|"
+    };
+    let mut out = vec![rule.clone(), line(&rows[0]), rule.clone()];
+    out.extend(rows[1..].iter().map(line));
+    out.push(rule);
+    out.join("\n")
 }
 
 /// AP over every IoU threshold, recall threshold and category at area `all` and the
@@ -408,6 +483,62 @@ mod tests {
         let err = coco_evaluate_files(&missing, &res, CocoIouType::Bbox, &MMDET_MAX_DETS)
             .expect_err("missing file");
         assert!(err.to_string().contains("nope.json"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn per_category_ap_and_mmdets_classwise_table() {
+        let dir = std::env::temp_dir().join(format!("mona-det-classwise-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let gt = dir.join("gt.json");
+        let res = dir.join("res.json");
+        // `c` has no ground truth; `b`'s only detection overlaps its box at IoU 2460/3600 =
+        // 0.683: a match at the thresholds .50 to .65, a miss from .70 up, so AP 4/10.
+        let three = GT.replace(
+            r#"{"id": 2, "name": "b"}"#,
+            r#"{"id": 2, "name": "b"}, {"id": 3, "name": "c"}"#,
+        );
+        std::fs::write(&gt, three).expect("write gt");
+        std::fs::write(
+            &res,
+            r#"[{"image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 40], "score": 0.9},
+                {"image_id": 2, "category_id": 2, "bbox": [0, 0, 60, 41], "score": 0.8}]"#,
+        )
+        .expect("write results");
+        let s = coco_evaluate_files(&gt, &res, CocoIouType::Bbox, &MMDET_MAX_DETS).expect("eval");
+        let names: Vec<&str> = s.per_category.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert!((s.per_category[0].1 - 1.0).abs() < 1e-12);
+        assert!(
+            (s.per_category[1].1 - 0.4).abs() < 1e-12,
+            "{:?}",
+            s.per_category
+        );
+        assert!(s.per_category[2].1.is_nan());
+        // mmAP is their mean over the categories with ground truth
+        assert!((s.stats[0] - 0.7).abs() < 1e-12, "{:?}", s.stats);
+        assert_eq!(
+            classwise_table(&s.per_category),
+            "+----------+-------+----------+-------+----------+-----+\n\
+             | category | AP    | category | AP    | category | AP  |\n\
+             +----------+-------+----------+-------+----------+-----+\n\
+             | a        | 1.000 | b        | 0.400 | c        | nan |\n\
+             +----------+-------+----------+-------+----------+-----+"
+        );
+        // four categories: three pairs a row, the last row padded with `None` as mmdet's is
+        let four: Vec<(String, f64)> = ["person", "car", "dog", "x"]
+            .iter()
+            .map(|n| (n.to_string(), 0.25))
+            .collect();
+        assert_eq!(
+            classwise_table(&four),
+            "+----------+-------+----------+-------+----------+-------+\n\
+             | category | AP    | category | AP    | category | AP    |\n\
+             +----------+-------+----------+-------+----------+-------+\n\
+             | person   | 0.250 | car      | 0.250 | dog      | 0.250 |\n\
+             | x        | 0.250 | None     | None  | None     | None  |\n\
+             +----------+-------+----------+-------+----------+-------+"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

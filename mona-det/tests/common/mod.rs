@@ -44,6 +44,20 @@ pub fn test_args(checkpoint: PathBuf, out: PathBuf, show_dir: PathBuf) -> TestAr
         show_dir: Some(show_dir),
         show_score_thr: mona_det::task::SHOW_SCORE_THR,
         format_only: false,
+        eval_options: Default::default(),
         device: Device::flex(),
     }
+}
+
+/// The metrics of the model `cfg` builds before any training: seed 0 on the CPU, the same
+/// initialisation training starts from.
+pub fn untrained_metrics<M: mona_det::detector::Detector>(
+    cfg: &Config,
+    val: &mona_det::data::DetDataset,
+    metrics: &[String],
+) -> mona_core::runner::Metrics {
+    let device = Device::flex();
+    device.seed(0);
+    let untrained: M = mona_det::task::build_model(cfg, &device).unwrap();
+    mona_det::task::evaluate(&untrained, val, &device, metrics, &Default::default(), None).unwrap()
 }

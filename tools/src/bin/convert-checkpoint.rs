@@ -1,4 +1,5 @@
-//! `convert-checkpoint IN OUT [--config CONFIG] [--strict]`: a checkpoint to safetensors.
+//! `convert-checkpoint IN OUT [--config CONFIG] [--strict] [--merge-lora [--load-from CKPT]]`:
+//! a checkpoint to safetensors.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use mona_tools::config_args::load_config;
 use mona_tools::convert::{
     BackboneOptions, convert_plain, convert_through_backbone, format_conversion,
 };
+use mona_tools::merge_lora::merge_lora;
 
 /// Convert a PyTorch `.pth` (`state_dict` or `model` key, or a bare dict) or safetensors file
 /// to safetensors.
@@ -17,6 +19,11 @@ use mona_tools::convert::{
 /// (applied / missing / unused / recomputed / resized) is printed, and the backbone's
 /// parameters loaded from the file are written under the official keys: this turns a
 /// Microsoft Swin release into a clean backbone file.
+///
+/// With `--config CONFIG --merge-lora`, IN is a LoRA model's training checkpoint, state dict or
+/// adapter file, and OUT the same model with every LoRA update folded into its `attn.qkv`
+/// weight: it loads with `model.backbone.method.type=full` (or `fixed`) and gives the same
+/// outputs.
 #[derive(Parser, Debug)]
 #[command(name = "convert-checkpoint", version)]
 struct Args {
@@ -37,13 +44,55 @@ struct Args {
     #[arg(long, requires = "config")]
     strict: bool,
     /// Also write the backbone parameters the checkpoint lacks, at their initial values.
-    #[arg(long, requires = "config")]
+    #[arg(long, requires = "config", conflicts_with = "merge_lora")]
     include_missing: bool,
+    /// Fold the LoRA updates of IN (trained with CONFIG) into the weights they adapt and write
+    /// the whole model as a plain checkpoint.
+    #[arg(long, requires = "config", conflicts_with = "strict")]
+    merge_lora: bool,
+    /// With --merge-lora and an adapter file: the pretrained backbone under it (default: the
+    /// config's `load_from`).
+    #[arg(long, requires = "merge_lora")]
+    load_from: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     mona_tools::cli::run(|| -> anyhow::Result<()> {
+        if let Some(input) = [Some(&args.input), args.load_from.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|i| mona_tools::paths::same_file(i, &args.output))
+        {
+            anyhow::bail!(
+                "{}: is the input {}; refusing to write over it",
+                args.output.display(),
+                input.display()
+            );
+        }
+        if let (true, Some(path)) = (args.merge_lora, &args.config) {
+            let config = load_config(path, &args.cfg_options)?;
+            let pretrained = mona_core::task_setup::load_from(&config, args.load_from.as_deref())?;
+            let merge = merge_lora(
+                &args.input,
+                &args.output,
+                &config,
+                &args.backbone_key,
+                pretrained.as_deref(),
+            )?;
+            if let Some(p) = &merge.pretrained {
+                println!("pretrained backbone {}", p.display());
+            }
+            println!(
+                "merged the LoRA updates into {} attn.qkv weights; load it with method `full` or `fixed`",
+                merge.merged
+            );
+            print!(
+                "{}",
+                format_conversion(&args.input, &args.output, &merge.conversion)
+            );
+            return Ok(());
+        }
         let conversion = match &args.config {
             Some(path) => {
                 let config = load_config(path, &args.cfg_options)?;

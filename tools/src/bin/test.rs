@@ -1,5 +1,5 @@
 //! `test CONFIG CHECKPOINT [--metrics ...] [--out FILE] [--show-dir DIR] [--load-from CKPT]
-//! [--device flex|cuda:N|cubecl-cpu] [--cfg-options K=V ...]`: evaluates a checkpoint on the config's
+//! [--eval-options K=V ...] [--device flex|cuda:N|cubecl-cpu] [--cfg-options K=V ...]`: evaluates a checkpoint on the config's
 //! test set and prints the metrics, one per line.
 //!
 //! CHECKPOINT may be a training checkpoint, an adapter file (then the pretrained backbone
@@ -36,6 +36,10 @@ struct Args {
     /// no metrics.
     #[arg(long)]
     format_only: bool,
+    /// Options of the evaluation, mmdet style: `classwise=true` logs each category's COCO AP
+    /// (detection). They win over the config's `evaluation` keys of the same name.
+    #[arg(long = "eval-options", value_name = "KEY=VALUE", num_args = 1.., value_parser = key_value)]
+    eval_options: Vec<(String, String)>,
     /// Pretrained backbone under an adapter file (default: the config's `load_from`).
     #[arg(long)]
     load_from: Option<PathBuf>,
@@ -48,6 +52,14 @@ struct Args {
     /// Overrides in mmcv style: `a.b.c=value`.
     #[arg(long = "cfg-options", value_name = "KEY=VALUE", num_args = 1..)]
     cfg_options: Vec<String>,
+}
+
+/// `KEY=VALUE`.
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{s}`")),
+    }
 }
 
 /// A score threshold: a number in [0, 1].
@@ -74,6 +86,7 @@ fn main() -> ExitCode {
             show_dir: args.show_dir.clone(),
             show_score_thr: args.show_score_thr,
             format_only: args.format_only,
+            eval_options: args.eval_options.iter().cloned().collect(),
             device,
         };
         let metrics = (entry.build.test)(&config, &test_args)?;

@@ -72,8 +72,13 @@ impl Run {
     }
 }
 
-/// Runs `bin` with `args` from the workspace root.
+/// Runs `bin` with `args` from the workspace root, logging warnings and errors only.
 pub fn run(bin: &str, args: &[&str]) -> Run {
+    run_logging(bin, args, "warn")
+}
+
+/// Runs `bin` with `args` from the workspace root, with `RUST_LOG=filter`.
+pub fn run_logging(bin: &str, args: &[&str], filter: &str) -> Run {
     let Output {
         status,
         stdout,
@@ -81,7 +86,7 @@ pub fn run(bin: &str, args: &[&str]) -> Run {
     } = Command::new(bin)
         .args(args)
         .current_dir(workspace())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", filter)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
     Run {
