@@ -8,7 +8,7 @@ use burn::tensor::Device;
 use burn::tensor::activation::softmax;
 use mona_core::config::Config;
 use mona_core::random::{Shard, shard_ranges};
-use mona_core::runner::{Losses, Metrics, TrainModel, batch_shards, train};
+use mona_core::runner::{LossError, Losses, Metrics, TrainModel, batch_shards, train};
 use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
 use mona_core::task_setup::{
     check_metric_names, evaluation_metrics, prepare_for_training, train_setup, workers,
@@ -23,14 +23,19 @@ use crate::model::ImageClassifier;
 impl TrainModel for ImageClassifier {
     type Batch = ClsBatch;
 
-    fn losses(&self, batch: &ClsBatch, training: bool) -> Losses {
+    fn losses(&self, batch: &ClsBatch, training: bool) -> Result<Losses, LossError> {
+        let Some(labels) = batch.labels.clone() else {
+            return Err(LossError::of_images(
+                &batch.paths,
+                "has no gt_label: training needs labelled images",
+            ));
+        };
         let logits = self.forward(batch.images.clone(), training);
-        let labels = batch.labels.clone().expect("training batches carry labels");
         let loss = self.loss(logits, labels);
-        Losses {
+        Ok(Losses {
             total: loss.clone(),
             parts: vec![("loss_cls".into(), loss)],
-        }
+        })
     }
 
     fn trainable(&self, key: &str) -> bool {

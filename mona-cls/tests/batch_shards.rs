@@ -64,7 +64,7 @@ fn step(
     shards: usize,
 ) -> (f64, Vec<Vec<f32>>) {
     let device = Device::flex().autodiff();
-    let (values, grads) = forward_backward(model, batch, seed, shards, &device);
+    let (values, grads) = forward_backward(model, batch, seed, shards, &device).unwrap();
     (values.loss, flat(model, grads))
 }
 
@@ -135,4 +135,37 @@ fn sharded_inference_gives_the_same_logits() {
             .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
         assert!(w < 1e-5, "{shards} shards: logits differ by {w}");
     }
+}
+
+/// An unlabelled batch is an error naming its images, whole or cut into shards (each shard
+/// then names its own images), never a panic in a worker thread.
+#[test]
+fn an_unlabelled_batch_is_an_error_naming_its_images() {
+    let device = Device::flex().autodiff();
+    let model = demo_model(&device);
+    let paths: Vec<std::path::PathBuf> = (0..BATCH).map(|i| format!("img{i}.png").into()).collect();
+    let unlabelled = ClsBatch {
+        labels: None,
+        paths: paths.clone(),
+        ..batch(&device)
+    };
+    let whole = forward_backward(&model, &unlabelled, 1, 1, &device)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        whole,
+        "batch of [img0.png, img1.png, img2.png, img3.png, img4.png]: has no gt_label: training needs labelled images"
+    );
+    let sharded = forward_backward(&model, &unlabelled, 1, 2, &device)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        sharded
+            == "batch of [img0.png, img1.png, img2.png]: has no gt_label: training needs labelled images"
+            || sharded
+                == "batch of [img3.png, img4.png]: has no gt_label: training needs labelled images",
+        "{sharded}"
+    );
 }

@@ -15,8 +15,8 @@ use mona_core::config::Config;
 use mona_core::nn::Linear;
 use mona_core::params::{param_data, set_trainable};
 use mona_core::runner::{
-    AllReduce, DataParallel, Losses, LrSchedule, Metrics, Optimizer, Resume, RunnerCfg, TrainModel,
-    TrainOptions, train,
+    AllReduce, DataParallel, LossError, Losses, LrSchedule, Metrics, Optimizer, Resume, RunnerCfg,
+    TrainModel, TrainOptions, train,
 };
 
 #[derive(Module, Debug)]
@@ -27,8 +27,8 @@ struct Toy {
 
 impl TrainModel for Toy {
     type Batch = Batch;
-    fn losses(&self, batch: &Batch, training: bool) -> Losses {
-        common::fail_on_label_minus_one(batch);
+    fn losses(&self, batch: &Batch, training: bool) -> Result<Losses, LossError> {
+        common::fail_on_label_minus_one(batch)?;
         let feats = self.backbone.forward(batch.0.clone(), training);
         let last = feats.into_iter().last().unwrap();
         let [b, c, h, w] = last.dims();
@@ -36,10 +36,10 @@ impl TrainModel for Toy {
         let logits = self.head.forward(pooled);
         let logp = burn::tensor::activation::log_softmax(logits, 1);
         let loss = logp.gather(1, batch.1.clone().reshape([b, 1])).mean().neg();
-        Losses {
+        Ok(Losses {
             total: loss.clone(),
             parts: vec![("loss_cls".into(), loss)],
-        }
+        })
     }
     fn trainable(&self, key: &str) -> bool {
         match key.strip_prefix("backbone.") {
@@ -389,10 +389,31 @@ fn data_parallel_runs_with_random_masks_are_reproducible() {
     assert_eq!(params(&a), params(&b), "data-parallel runs differ");
 }
 
-/// A replica that fails (here a panic on its batch) ends the run with an error naming it
-/// and its message, instead of leaving the first device waiting for its gradients.
+/// A replica that fails (here on its batch) ends the run with an error naming it and its
+/// message, instead of leaving the first device waiting for its gradients.
 #[test]
 fn a_failing_replica_is_reported() {
+    // The second batch of the epoch goes to the replica on the second device.
+    assert_eq!(
+        run_with_a_bad_second_batch(2),
+        "data-parallel replica 1 failed: toy model: label -1"
+    );
+}
+
+/// A batch the model cannot take ends a one-device run with an error naming the iteration
+/// (1-based, as the logs count) and the model's message, not with a panic.
+#[test]
+fn a_batch_the_model_cannot_take_ends_the_run_naming_its_iteration() {
+    // The first epoch takes the batches in order: the second is iteration 2.
+    assert_eq!(
+        run_with_a_bad_second_batch(1),
+        "iteration 2: toy model: label -1"
+    );
+}
+
+/// The error of a `full` run on `devices` devices whose second batch (of 2 images) holds a
+/// label the toy model refuses.
+fn run_with_a_bad_second_batch(devices: usize) -> String {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let config = CONFIG
         .replace("METHOD", "full")
@@ -400,14 +421,10 @@ fn a_failing_replica_is_reported() {
     let (cfg, toy, mut source) = setup_from(&config);
     let _ = param_data(&toy, &|_| true);
     source.batches = batches_of(2);
-    // The second batch of the epoch goes to the replica on the second device.
     source.batches[1].1[0] = -1;
     let dir = tempfile::tempdir().unwrap();
-    let opts = dp_options(dir.path(), &cfg, "full", 1, 2, &source.device);
-    assert_eq!(
-        failed_run(toy, &cfg, &source, &opts),
-        "data-parallel replica 1 failed: toy model: label -1"
-    );
+    let opts = dp_options(dir.path(), &cfg, "full", 1, devices, &source.device);
+    failed_run(toy, &cfg, &source, &opts)
 }
 
 fn optimizer_for(cfg: &Config, toy: &Toy) -> Optimizer {

@@ -18,8 +18,8 @@ use mona_core::nn::{BatchNorm2d, BatchNormKind, ConvModule, Dropout, Linear};
 use mona_core::params::param_data;
 use mona_core::replica_sync::{Membership, ReplicaGroup};
 use mona_core::runner::{
-    AllReduce, DataParallel, Losses, LrSchedule, Metrics, Optimizer, Resume, RunnerCfg, TrainModel,
-    TrainOptions, train,
+    AllReduce, DataParallel, LossError, Losses, LrSchedule, Metrics, Optimizer, Resume, RunnerCfg,
+    TrainModel, TrainOptions, train,
 };
 
 /// conv-BN-ReLU ×2 → dropout → global mean → linear, as a decode head's shape.
@@ -48,8 +48,8 @@ impl Toy {
 
 impl TrainModel for Toy {
     type Batch = Batch;
-    fn losses(&self, batch: &Batch, training: bool) -> Losses {
-        common::fail_on_label_minus_one(batch);
+    fn losses(&self, batch: &Batch, training: bool) -> Result<Losses, LossError> {
+        common::fail_on_label_minus_one(batch)?;
         let x = self.conv1.forward(batch.0.clone(), training);
         let x = self.conv2.forward(x, training);
         let x = self.dropout.forward(x, training);
@@ -57,10 +57,10 @@ impl TrainModel for Toy {
         let pooled = x.reshape([b, c, h * w]).mean_dim(2).reshape([b, c]);
         let logp = burn::tensor::activation::log_softmax(self.head.forward(pooled), 1);
         let loss = logp.gather(1, batch.1.clone().reshape([b, 1])).mean().neg();
-        Losses {
+        Ok(Losses {
             total: loss.clone(),
             parts: vec![("loss_cls".into(), loss)],
-        }
+        })
     }
     fn trainable(&self, key: &str) -> bool {
         !BatchNorm2d::is_buffer(key)

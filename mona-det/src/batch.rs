@@ -136,12 +136,6 @@ impl DetBatch {
             seed: self.seed,
         }
     }
-
-    /// The images of the batch, for error messages.
-    pub fn describe(&self) -> String {
-        let names: Vec<String> = self.paths.iter().map(|p| p.display().to_string()).collect();
-        format!("batch of [{}]", names.join(", "))
-    }
 }
 
 /// Training batches from a shuffled loader.

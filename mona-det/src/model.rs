@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor};
 use mona_core::backbone::{Backbone, build_backbone};
 use mona_core::config::ConfigNode;
 use mona_core::registry::BuildError;
-use mona_core::runner::{Losses, TrainModel};
+use mona_core::runner::{LossError, Losses, TrainModel};
 
 use crate::batch::DetBatch;
 use crate::detector::Detector;
@@ -156,9 +156,7 @@ impl RetinaNet {
 impl TrainModel for RetinaNet {
     type Batch = DetBatch;
 
-    fn losses(&self, batch: &DetBatch, training: bool) -> Losses {
-        // `train_det` checks `train_cfg` before training; the level count is checked when
-        // the model is built. Nothing left here depends on the data.
+    fn losses(&self, batch: &DetBatch, training: bool) -> Result<Losses, LossError> {
         RetinaNet::losses(
             self,
             batch.images.clone(),
@@ -166,7 +164,7 @@ impl TrainModel for RetinaNet {
             &batch.gts,
             training,
         )
-        .expect("train_cfg checked before training")
+        .map_err(|e| LossError::of_images(&batch.paths, e.to_string()))
     }
 
     fn trainable(&self, key: &str) -> bool {

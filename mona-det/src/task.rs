@@ -26,7 +26,7 @@ pub use crate::batch::{DetBatch, DetSource, collate};
 use crate::cascade::CascadeRcnn;
 use crate::data::{DetDataset, DetFormat, build_det_dataset};
 use crate::detector::Detector;
-use crate::metrics::coco::{CocoIouType, MMDET_MAX_DETS, coco_evaluate_files};
+use crate::metrics::coco::{CocoEvalError, CocoIouType, MMDET_MAX_DETS, coco_evaluate_value};
 use crate::metrics::voc::{MapSettings, ScoredBox, VocAnnotation, eval_map};
 use crate::model::RetinaNet;
 use crate::retina::Detections;
@@ -210,20 +210,29 @@ pub fn score(
                 } else {
                     CocoIouType::Bbox
                 };
-                let dir = std::env::temp_dir().join(format!(
-                    "mona-det-eval-{}-{}",
-                    std::process::id(),
-                    EVAL_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                ));
-                let gt = match dataset.format() {
-                    DetFormat::Coco { ann_file } => ann_file.clone(),
+                // Scored in memory, as mmdet scores its `COCO` objects: the ground truth is the
+                // dataset's COCO file, or for a VOC dataset its boxes in COCO form.
+                let (gt, gt_name) = match dataset.format() {
+                    DetFormat::Coco { ann_file } => {
+                        let gt = hotcoco::COCO::new(ann_file).map_err(|source| {
+                            CocoEvalError::Annotations {
+                                path: ann_file.clone(),
+                                source,
+                            }
+                            .to_string()
+                        })?;
+                        (gt, ann_file.clone())
+                    }
                     DetFormat::Voc { .. } => {
-                        let p = dir.join("gt.json");
-                        write_json(&p, &coco_gt_json(dataset))?;
-                        p
+                        let voc: hotcoco::Dataset =
+                            serde_json::from_value(coco_gt_json(dataset))
+                                .map_err(|e| format!("the VOC boxes in COCO form: {e}"))?;
+                        (
+                            hotcoco::COCO::from_dataset(voc),
+                            PathBuf::from("<VOC annotations>"),
+                        )
                     }
                 };
-                let res = dir.join("results.json");
                 let results = match iou_type {
                     CocoIouType::Segm => {
                         if !matches!(dataset.format(), DetFormat::Coco { .. }) {
@@ -238,17 +247,15 @@ pub fn score(
                     }
                     CocoIouType::Bbox => results_json(dataset, dets),
                 };
-                write_json(&res, &results)?;
                 let stats = if dets.iter().all(|d| d.bboxes.is_empty()) {
                     // pycocotools cannot load an empty results list: no detection, AP 0.
                     None
                 } else {
                     Some(
-                        coco_evaluate_files(&gt, &res, iou_type, &MMDET_MAX_DETS)
+                        coco_evaluate_value(gt, &gt_name, &results, iou_type, &MMDET_MAX_DETS)
                             .map_err(|e| e.to_string())?,
                     )
                 };
-                let _ = std::fs::remove_dir_all(&dir);
                 if options.classwise {
                     match &stats {
                         Some(s) => tracing::info!(
@@ -275,8 +282,6 @@ pub fn score(
     }
     Ok(out)
 }
-
-static EVAL_COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Predicts and scores `dataset`; with `show_dir`, draws the detections.
 pub fn evaluate<M: Detector>(

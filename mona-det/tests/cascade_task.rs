@@ -253,7 +253,7 @@ fn train_steps(cfg: &Config, steps: usize) -> Vec<f32> {
     for step in 0..steps {
         let mut batch = official_batch(cfg, &device, step as u64);
         batch.seed = step as u64;
-        let l = TrainModel::losses(&model, &batch, true);
+        let l = TrainModel::losses(&model, &batch, true).unwrap_or_else(|e| panic!("{e}"));
         let names: Vec<&str> = l.parts.iter().map(|(k, _)| k.as_str()).collect();
         for k in [
             "loss_rpn_cls",

@@ -169,7 +169,7 @@ fn train_steps(cfg: &Config, steps: usize) -> Vec<f32> {
     let batch = official_batch(cfg, &device);
     let mut losses = Vec::new();
     for _ in 0..steps {
-        let l = TrainModel::losses(&model, &batch, true);
+        let l = TrainModel::losses(&model, &batch, true).unwrap_or_else(|e| panic!("{e}"));
         let total: f32 = l.total.clone().into_scalar::<f32>();
         assert!(total.is_finite());
         losses.push(total);

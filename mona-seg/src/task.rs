@@ -8,7 +8,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use image::{GrayImage, Rgb, RgbImage};
 use mona_core::config::Config;
 use mona_core::ops::resize::bilinear;
-use mona_core::runner::{BatchSource, Losses, Metrics, TrainModel, train};
+use mona_core::runner::{BatchSource, LossError, Losses, Metrics, TrainModel, train};
 use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
 use mona_core::task_setup::{
     check_metric_names, evaluation_metrics, load_for_test, prepare_for_training, train_setup,
@@ -24,12 +24,19 @@ use crate::segmentor::{EncoderDecoder, SegBatch};
 impl TrainModel for EncoderDecoder {
     type Batch = SegBatch;
 
-    fn losses(&self, batch: &SegBatch, training: bool) -> Losses {
-        let labels = batch
-            .labels
-            .clone()
-            .expect("training batches carry label maps");
-        EncoderDecoder::losses(self, batch.images.clone(), labels, training)
+    fn losses(&self, batch: &SegBatch, training: bool) -> Result<Losses, LossError> {
+        let Some(labels) = batch.labels.clone() else {
+            return Err(LossError::of_images(
+                &batch.paths,
+                "has no gt_semantic_seg: training needs label maps",
+            ));
+        };
+        Ok(EncoderDecoder::losses(
+            self,
+            batch.images.clone(),
+            labels,
+            training,
+        ))
     }
 
     fn trainable(&self, key: &str) -> bool {

@@ -440,7 +440,8 @@ pub fn run_case(
         let mut step = || {
             let model = state.take().expect("the model is put back after each step");
             seed += 1;
-            let (_, grads) = forward_backward(&model, &batch, seed, shards, &work_device);
+            let (_, grads) = forward_backward(&model, &batch, seed, shards, &work_device)
+                .expect("the bench batch is labelled");
             state = Some(optim.step(model, grads, &|lr| lr, None).0);
         };
         for _ in 0..warmup {

@@ -4,6 +4,31 @@ use std::path::PathBuf;
 
 use crate::checkpoint::CheckpointError;
 
+/// A batch the model cannot compute losses for (no labels, annotations it cannot take): the
+/// batch is named by its images, so that the user finds the bad sample.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{batch}: {message}")]
+pub struct LossError {
+    /// What the batch is: `batch of [img1.jpg, img2.jpg]`.
+    pub batch: String,
+    pub message: String,
+}
+
+impl LossError {
+    pub fn new(batch: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            batch: batch.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A batch named by its image files.
+    pub fn of_images(paths: &[PathBuf], message: impl Into<String>) -> Self {
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        Self::new(format!("batch of [{}]", names.join(", ")), message)
+    }
+}
+
 /// Errors of a run; each names the file or step involved.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -37,6 +62,8 @@ pub enum TrainError {
         cumulative_iters: usize,
         devices: usize,
     },
+    #[error("iteration {iter}: {source}")]
+    Loss { iter: usize, source: LossError },
     #[error("data-parallel replica {rank} failed: {message}")]
     Replica { rank: usize, message: String },
 }

@@ -35,7 +35,7 @@ pub use checkpoint::{
     CheckpointMeta, TrainingCheckpoint, find_last_checkpoint, read_checkpoint, write_checkpoint,
 };
 pub use config::{DEFAULT_BATCH_SHARDS, RunnerCfg, RunnerKind, batch_shards};
-pub use error::TrainError;
+pub use error::{LossError, TrainError};
 pub use logger::{JsonLog, memory_mb};
 pub use optim::{Optimizer, OptimizerCfg, OptimizerEntry, Rule, StepStats};
 pub use parallel::{AllReduce, DataParallel, replica_devices};
@@ -59,8 +59,9 @@ pub struct Losses {
 pub trait TrainModel: Module + Sized + 'static {
     /// One training batch, already collated.
     type Batch: Send + 'static;
-    /// Losses of a batch; `training` enables dropout and DropPath.
-    fn losses(&self, batch: &Self::Batch, training: bool) -> Losses;
+    /// Losses of a batch; `training` enables dropout and DropPath. A batch the model cannot
+    /// take is an error naming it, which ends the run with its iteration instead of a panic.
+    fn losses(&self, batch: &Self::Batch, training: bool) -> Result<Losses, LossError>;
     /// Whether the parameter `key` (full key, e.g. `backbone.layers.0...`, `head.fc.weight`)
     /// trains: the backbone method's rule plus `frozen_stages` for the backbone, everything
     /// else in necks and heads.

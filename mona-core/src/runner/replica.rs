@@ -329,7 +329,11 @@ impl WorkerCtx {
                     return;
                 }
             };
-            let (values, grads) = forward_backward(&model, &batch, seed, 1, &self.device);
+            // A batch this replica cannot take travels as its panics do: the group stops (no
+            // rank is left waiting in a collective) and the first device reports
+            // `TrainError::Replica` with this rank and the message.
+            let (values, grads) = forward_backward(&model, &batch, seed, 1, &self.device)
+                .unwrap_or_else(|e| panic!("{e}"));
             let grads = match self.all_reduce {
                 AllReduce::Host => {
                     let grads = Some(grads_to_host(&model, grads));

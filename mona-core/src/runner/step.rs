@@ -19,7 +19,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
 
-use super::{Losses, TrainModel};
+use super::{LossError, Losses, TrainModel};
 use crate::params::param_infos;
 use crate::random::{DrawScope, Shard};
 use crate::replica_sync::StreamTurn;
@@ -61,14 +61,15 @@ impl StepValues {
 /// Forward and backward of one batch, the random stream seeded with `seed` (see
 /// [`StreamTurn`]: the forward pass holds the process-wide stream, so what a replica draws
 /// depends on its seed, not on thread timing). With `shards` > 1 and a model that can split
-/// its batch, the slices run at the same time ([`forward_backward_shards`]).
+/// its batch, the slices run at the same time ([`forward_backward_shards`]). A batch the
+/// model cannot take is the model's error.
 pub fn forward_backward<M: TrainModel>(
     model: &M,
     batch: &M::Batch,
     seed: u64,
     shards: usize,
     device: &Device,
-) -> (StepValues, GradientsParams) {
+) -> Result<(StepValues, GradientsParams), LossError> {
     if let Some(parts) = (shards > 1)
         .then(|| model.split_batch(batch, shards))
         .flatten()
@@ -79,12 +80,12 @@ pub fn forward_backward<M: TrainModel>(
     let losses = {
         let _turn = StreamTurn::take(device, seed);
         let _draws = DrawScope::enter(seed, Shard::WHOLE);
-        model.losses(batch, true)
+        model.losses(batch, true)?
     };
     // Backward first: reading a loss waits for the device, which then has the backward
     // pass queued instead of sitting idle while it is launched.
     let grads = GradientsParams::from_grads(losses.total.backward(), model);
-    (StepValues::of(losses), grads)
+    Ok((StepValues::of(losses), grads))
 }
 
 /// Whether `model` may split its batches: no parameter is a BatchNorm statistic, whose
@@ -102,7 +103,7 @@ pub(super) fn forward_backward_shards<M: TrainModel>(
     shards: Vec<(M::Batch, Shard)>,
     seed: u64,
     device: &Device,
-) -> (StepValues, GradientsParams) {
+) -> Result<(StepValues, GradientsParams), LossError> {
     let total: usize = shards.iter().map(|(_, s)| s.len).sum();
     let jobs: Vec<(M, M::Batch, Shard)> = shards
         .into_iter()
@@ -114,20 +115,20 @@ pub(super) fn forward_backward_shards<M: TrainModel>(
         .map(|(replica, batch, shard)| {
             let losses = {
                 let _draws = DrawScope::enter(seed, shard);
-                replica.losses(&batch, true)
+                replica.losses(&batch, true)?
             };
             let scaled = losses.total.clone() * weight(shard);
             let grads = GradientsParams::from_grads(scaled.backward(), &replica);
-            (StepValues::of(losses), grads, shard)
+            Ok((StepValues::of(losses), grads, shard))
         })
-        .collect();
+        .collect::<Result<_, LossError>>()?;
     let mut values = StepValues::default();
     let mut grads = Vec::with_capacity(results.len());
     for (v, g, shard) in results {
         values.add_scaled(&v, |x| x * weight(shard));
         grads.push(g);
     }
-    (values, sum_in_order(model, grads))
+    Ok((values, sum_in_order(model, grads)))
 }
 
 /// Every parameter's gradients summed over `parts`, in order (a part without one adds

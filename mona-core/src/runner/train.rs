@@ -314,12 +314,16 @@ where
                 }
             }
             let seed = iter_seed(opts.seed, iter);
-            let (values, grads) = match &mut replicas {
+            let step = match &mut replicas {
                 Some(replicas) => {
                     replicas.guard(|| forward_backward(&model, &first, seed, 1, &device))?
                 }
                 None => forward_backward(&model, &first, seed, batch_shards, &device),
             };
+            let (values, grads) = step.map_err(|source| TrainError::Loss {
+                iter: iter + 1,
+                source,
+            })?;
             let (values, grads) = match &mut replicas {
                 Some(replicas) => replicas.reduce(&model, values, grads)?,
                 None => (vec![values], grads),

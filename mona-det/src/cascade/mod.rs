@@ -11,7 +11,7 @@ pub use roi_head::{CascadeError, CascadeRoIHead};
 use burn::tensor::Device;
 use mona_core::config::ConfigNode;
 use mona_core::registry::BuildError;
-use mona_core::runner::{Losses, TrainModel};
+use mona_core::runner::{LossError, Losses, TrainModel};
 
 use crate::batch::DetBatch;
 use crate::detector::Detector;
@@ -20,9 +20,7 @@ use crate::retina::Detections;
 impl TrainModel for CascadeRcnn {
     type Batch = DetBatch;
 
-    fn losses(&self, batch: &DetBatch, training: bool) -> Losses {
-        // `train_det` checks `train_cfg` before training, the collate the masks' count; the
-        // rest was checked when the model was built.
+    fn losses(&self, batch: &DetBatch, training: bool) -> Result<Losses, LossError> {
         CascadeRcnn::losses(
             self,
             batch.images.clone(),
@@ -32,7 +30,7 @@ impl TrainModel for CascadeRcnn {
             batch.seed,
             training,
         )
-        .unwrap_or_else(|e| panic!("{}: {e}", batch.describe()))
+        .map_err(|e| LossError::of_images(&batch.paths, e.to_string()))
     }
 
     fn trainable(&self, key: &str) -> bool {

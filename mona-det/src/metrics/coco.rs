@@ -291,14 +291,30 @@ fn check_results_shape(
     gt: &COCO,
     iou_type: CocoIouType,
 ) -> Result<(), CocoEvalError> {
-    let invalid = |message: String| CocoEvalError::Invalid {
-        path: results.to_path_buf(),
-        message,
-    };
+    let invalid = invalid_results(results);
     let text = std::fs::read_to_string(results)
         .map_err(|e| invalid(format!("cannot read detection results: {e}")))?;
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| invalid(format!("cannot read detection results: {e}")))?;
+    check_results_value(&value, results, gt, iou_type)
+}
+
+/// An [`CocoEvalError::Invalid`] about the results `results` names.
+fn invalid_results(results: &Path) -> impl Fn(String) -> CocoEvalError + '_ {
+    move |message| CocoEvalError::Invalid {
+        path: results.to_path_buf(),
+        message,
+    }
+}
+
+/// [`check_results_shape`] of results already in memory; `results` names them in messages.
+fn check_results_value(
+    value: &serde_json::Value,
+    results: &Path,
+    gt: &COCO,
+    iou_type: CocoIouType,
+) -> Result<(), CocoEvalError> {
+    let invalid = invalid_results(results);
     let kind = |v: &serde_json::Value| match v {
         serde_json::Value::Null => "null",
         serde_json::Value::Bool(_) => "a boolean",
@@ -307,10 +323,10 @@ fn check_results_shape(
         serde_json::Value::Array(_) => "a list",
         serde_json::Value::Object(_) => "an object",
     };
-    let serde_json::Value::Array(items) = &value else {
+    let serde_json::Value::Array(items) = value else {
         return Err(invalid(format!(
             "the results must be a JSON list of detections, found {}",
-            kind(&value)
+            kind(value)
         )));
     };
     let image_sizes: std::collections::HashMap<u64, (usize, usize)> = gt
@@ -432,14 +448,51 @@ pub fn coco_evaluate_files(
         source,
     })?;
     check_results_shape(results, &gt, iou_type)?;
-    let dt = gt
-        .load_res(results)
-        .map_err(|source| CocoEvalError::Results {
-            path: results.to_path_buf(),
-            source,
-        })?;
+    let dt = gt.load_res(results);
+    score_loaded(gt, dt, annotations, results, iou_type, max_dets)
+}
+
+/// Scores the detections `dt` loaded from `results` against `gt` (loaded from `annotations`)
+/// after [`validate`]'s checks; a failed load names `results`.
+fn score_loaded(
+    gt: COCO,
+    dt: Result<COCO, hotcoco::Error>,
+    annotations: &Path,
+    results: &Path,
+    iou_type: CocoIouType,
+    max_dets: &[usize],
+) -> Result<CocoStats, CocoEvalError> {
+    let dt = dt.map_err(|source| CocoEvalError::Results {
+        path: results.to_path_buf(),
+        source,
+    })?;
     validate(&gt, &dt, annotations, results, iou_type)?;
     coco_evaluate(gt, dt, iou_type, max_dets)
+}
+
+/// The place results held in memory are named by in messages.
+pub const IN_MEMORY_RESULTS: &str = "<predictions>";
+
+/// Evaluates `results` (a JSON list as [`coco_evaluate_files`] reads, here already in memory)
+/// against the loaded ground truth `gt`, which `annotations` names in messages, with the
+/// same checks as the files get, and no file written: the in-memory counterpart of
+/// [`coco_evaluate_files`], with identical numbers (the JSON numbers are the same `f64`s).
+pub fn coco_evaluate_value(
+    gt: COCO,
+    annotations: &Path,
+    results: &serde_json::Value,
+    iou_type: CocoIouType,
+    max_dets: &[usize],
+) -> Result<CocoStats, CocoEvalError> {
+    let label = Path::new(IN_MEMORY_RESULTS);
+    check_results_value(results, label, &gt, iou_type)?;
+    let anns: Vec<hotcoco::types::Annotation> =
+        serde_json::from_value(results.clone()).map_err(|e| CocoEvalError::Invalid {
+            path: label.to_path_buf(),
+            message: format!("not COCO results: {e}"),
+        })?;
+    let dt = gt.load_res_anns(anns);
+    score_loaded(gt, dt, annotations, label, iou_type, max_dets)
 }
 
 #[cfg(test)]
@@ -483,6 +536,47 @@ mod tests {
         let err = coco_evaluate_files(&missing, &res, CocoIouType::Bbox, &MMDET_MAX_DETS)
             .expect_err("missing file");
         assert!(err.to_string().contains("nope.json"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn results_in_memory_score_as_the_same_results_in_a_file() {
+        let dir = std::env::temp_dir().join(format!("mona-det-in-memory-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let gt = dir.join("gt.json");
+        let res = dir.join("res.json");
+        std::fs::write(&gt, GT).expect("write gt");
+        let results = r#"[{"image_id": 1, "category_id": 1, "bbox": [12.5, 9, 40, 38.25], "score": 0.9},
+            {"image_id": 2, "category_id": 2, "bbox": [3, 0, 55, 61], "score": 0.8},
+            {"image_id": 2, "category_id": 1, "bbox": [0, 0, 40, 40], "score": 0.7},
+            {"image_id": 1, "category_id": 2, "bbox": [10, 10, 30, 30], "score": 0.3}]"#;
+        std::fs::write(&res, results).expect("write results");
+        let from_files =
+            coco_evaluate_files(&gt, &res, CocoIouType::Bbox, &MMDET_MAX_DETS).expect("files");
+        let value: serde_json::Value = serde_json::from_str(results).expect("json");
+        let in_memory = coco_evaluate_value(
+            COCO::new(&gt).expect("gt"),
+            &gt,
+            &value,
+            CocoIouType::Bbox,
+            &MMDET_MAX_DETS,
+        )
+        .expect("in memory");
+        assert_eq!(in_memory.stats, from_files.stats);
+        assert!(from_files.stats[0] > 0.0 && from_files.stats[0] < 1.0);
+        // The same checks: a result without a score names the in-memory results.
+        let bad: serde_json::Value =
+            serde_json::from_str(r#"[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}]"#)
+                .expect("json");
+        let err = coco_evaluate_value(
+            COCO::new(&gt).expect("gt"),
+            &gt,
+            &bad,
+            CocoIouType::Bbox,
+            &MMDET_MAX_DETS,
+        )
+        .expect_err("no score");
+        assert_eq!(err.to_string(), "<predictions>: result 0 has no `score`");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
