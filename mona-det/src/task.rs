@@ -252,7 +252,7 @@ pub fn score(
                     None
                 } else {
                     Some(
-                        coco_evaluate_value(gt, &gt_name, &results, iou_type, &MMDET_MAX_DETS)
+                        coco_evaluate_value(gt, &gt_name, results, iou_type, &MMDET_MAX_DETS)
                             .map_err(|e| e.to_string())?,
                     )
                 };

@@ -191,22 +191,24 @@ impl RunnerCfg {
             None => (None, 1),
         };
         let batch_shards = batch_shards(cfg)?;
-        let save_best = match &evaluation.save_best {
-            None => None,
-            Some(metric) => {
-                let rule = match &evaluation.rule {
-                    None => None,
-                    Some(r) => Some(Rule::parse(r).ok_or_else(|| {
-                        BuildError::invalid(
-                            &cfg.get("evaluation").expect("evaluation was read"),
-                            Some("rule"),
-                            format!("rule must be \"greater\" or \"less\", not \"{r}\""),
-                        )
-                    })?),
-                };
+        let save_best = match (&evaluation.save_best, cfg.get("evaluation")) {
+            (Some(metric), Some(node)) => {
+                let rule = evaluation
+                    .rule
+                    .as_deref()
+                    .map(|r| {
+                        Rule::parse(r).ok_or_else(|| {
+                            BuildError::invalid(
+                                &node,
+                                Some("rule"),
+                                format!("rule must be \"greater\" or \"less\", not \"{r}\""),
+                            )
+                        })
+                    })
+                    .transpose()?;
                 if rule.is_none() && metric != "auto" && Rule::infer(metric).is_none() {
                     return Err(BuildError::invalid(
-                        &cfg.get("evaluation").expect("evaluation was read"),
+                        &node,
                         Some("save_best"),
                         format!(
                             "cannot infer whether a greater or a lesser \"{metric}\" is better; set evaluation.rule"
@@ -218,6 +220,7 @@ impl RunnerCfg {
                     rule,
                 })
             }
+            _ => None,
         };
         let _ = evaluation.by_epoch;
         Ok(Self {

@@ -273,6 +273,14 @@ where
         optimizer_steps,
         best,
     };
+    // `epoch_N` or `iter_N`: the name of a checkpoint written after iteration `iter`.
+    let position_tag = |iter: usize| {
+        if by_epoch {
+            format!("epoch_{}", iter / epoch_len)
+        } else {
+            format!("iter_{iter}")
+        }
+    };
     let progress_at = |iter: usize| Progress {
         epoch: iter / epoch_len,
         iter,
@@ -462,11 +470,7 @@ where
                     Ok(())
                 })?;
                 last_eval_iter = Some(iter);
-                let tag = if by_epoch {
-                    format!("epoch_{}", iter / epoch_len)
-                } else {
-                    format!("iter_{iter}")
-                };
+                let tag = position_tag(iter);
                 let new_best = match &mut save_best {
                     Some(tracker) => tracker
                         .after_eval(&summary.metrics, &tag)
@@ -496,11 +500,7 @@ where
                 }
             }
             if ckpt_now {
-                let name = if by_epoch {
-                    format!("epoch_{}.safetensors", iter / epoch_len)
-                } else {
-                    format!("iter_{iter}.safetensors")
-                };
+                let name = format!("{}.safetensors", position_tag(iter));
                 let (optim_tensors, steps) = optimizer.state_dict();
                 let best = save_best.as_ref().and_then(|t| t.best.clone());
                 let meta = checkpoint_meta(iter, steps, best);

@@ -172,8 +172,8 @@ pub fn coco_evaluate(
 
 /// Per-category AP as mmdet's `classwise=True` logs it: terminaltables' `AsciiTable` of
 /// `category | AP` pairs, up to three pairs per row, AP with 3 decimals (`nan` without ground
-/// truth), the cells after the last pair `None`. Drawn here, in a few lines, because users compare it with mmdet's logs character
-/// for character.
+/// truth), the cells after the last pair `None`. Drawn here, in a few lines, because users
+/// compare it with mmdet's logs character for character.
 pub fn classwise_table(per_category: &[(String, f64)]) -> String {
     let cells: Vec<String> = per_category
         .iter()
@@ -480,14 +480,14 @@ pub const IN_MEMORY_RESULTS: &str = "<predictions>";
 pub fn coco_evaluate_value(
     gt: COCO,
     annotations: &Path,
-    results: &serde_json::Value,
+    results: serde_json::Value,
     iou_type: CocoIouType,
     max_dets: &[usize],
 ) -> Result<CocoStats, CocoEvalError> {
     let label = Path::new(IN_MEMORY_RESULTS);
-    check_results_value(results, label, &gt, iou_type)?;
+    check_results_value(&results, label, &gt, iou_type)?;
     let anns: Vec<hotcoco::types::Annotation> =
-        serde_json::from_value(results.clone()).map_err(|e| CocoEvalError::Invalid {
+        serde_json::from_value(results).map_err(|e| CocoEvalError::Invalid {
             path: label.to_path_buf(),
             message: format!("not COCO results: {e}"),
         })?;
@@ -508,20 +508,24 @@ mod tests {
       ]
     }"#;
 
+    /// `gt.json` and `res.json` with these texts in a fresh temporary folder (removed when
+    /// the returned handle drops).
+    fn case_files(gt: &str, results: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (gt_path, res_path) = (dir.path().join("gt.json"), dir.path().join("res.json"));
+        std::fs::write(&gt_path, gt).expect("write gt");
+        std::fs::write(&res_path, results).expect("write results");
+        (dir, gt_path, res_path)
+    }
+
     #[test]
     fn perfect_detections_score_one_and_errors_name_the_file() {
-        let dir = std::env::temp_dir().join(format!("mona-det-coco-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let gt = dir.join("gt.json");
-        let res = dir.join("res.json");
-        std::fs::write(&gt, GT).expect("write gt");
-        std::fs::write(
-            &res,
+        let (dir, gt, res) = case_files(
+            GT,
             r#"[{"image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 40], "score": 0.9},
                 {"image_id": 2, "category_id": 2, "bbox": [0, 0, 60, 60], "score": 0.8},
                 {"image_id": 2, "category_id": 1, "bbox": [70, 70, 20, 20], "score": 0.1}]"#,
-        )
-        .expect("write results");
+        );
         let s = coco_evaluate_files(&gt, &res, CocoIouType::Bbox, &MMDET_MAX_DETS).expect("eval");
         // AP 1 for both classes (the false positive ranks below the only TP of class a)
         assert!((s.stats[0] - 1.0).abs() < 1e-9, "{:?}", s.stats);
@@ -532,32 +536,26 @@ mod tests {
         assert!((json["mAP_50"].as_f64().unwrap_or(0.0) - 1.0).abs() < 1e-9);
         assert!(json["AR_l@1000"].is_number());
         assert_eq!(json.as_object().map(|m| m.len()), Some(12));
-        let missing = dir.join("nope.json");
+        let missing = dir.path().join("nope.json");
         let err = coco_evaluate_files(&missing, &res, CocoIouType::Bbox, &MMDET_MAX_DETS)
             .expect_err("missing file");
         assert!(err.to_string().contains("nope.json"), "{err}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn results_in_memory_score_as_the_same_results_in_a_file() {
-        let dir = std::env::temp_dir().join(format!("mona-det-in-memory-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let gt = dir.join("gt.json");
-        let res = dir.join("res.json");
-        std::fs::write(&gt, GT).expect("write gt");
         let results = r#"[{"image_id": 1, "category_id": 1, "bbox": [12.5, 9, 40, 38.25], "score": 0.9},
             {"image_id": 2, "category_id": 2, "bbox": [3, 0, 55, 61], "score": 0.8},
             {"image_id": 2, "category_id": 1, "bbox": [0, 0, 40, 40], "score": 0.7},
             {"image_id": 1, "category_id": 2, "bbox": [10, 10, 30, 30], "score": 0.3}]"#;
-        std::fs::write(&res, results).expect("write results");
+        let (_dir, gt, res) = case_files(GT, results);
         let from_files =
             coco_evaluate_files(&gt, &res, CocoIouType::Bbox, &MMDET_MAX_DETS).expect("files");
         let value: serde_json::Value = serde_json::from_str(results).expect("json");
         let in_memory = coco_evaluate_value(
             COCO::new(&gt).expect("gt"),
             &gt,
-            &value,
+            value,
             CocoIouType::Bbox,
             &MMDET_MAX_DETS,
         )
@@ -571,34 +569,27 @@ mod tests {
         let err = coco_evaluate_value(
             COCO::new(&gt).expect("gt"),
             &gt,
-            &bad,
+            bad,
             CocoIouType::Bbox,
             &MMDET_MAX_DETS,
         )
         .expect_err("no score");
         assert_eq!(err.to_string(), "<predictions>: result 0 has no `score`");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn per_category_ap_and_mmdets_classwise_table() {
-        let dir = std::env::temp_dir().join(format!("mona-det-classwise-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let gt = dir.join("gt.json");
-        let res = dir.join("res.json");
         // `c` has no ground truth; `b`'s only detection overlaps its box at IoU 2460/3600 =
         // 0.683: a match at the thresholds .50 to .65, a miss from .70 up, so AP 4/10.
         let three = GT.replace(
             r#"{"id": 2, "name": "b"}"#,
             r#"{"id": 2, "name": "b"}, {"id": 3, "name": "c"}"#,
         );
-        std::fs::write(&gt, three).expect("write gt");
-        std::fs::write(
-            &res,
+        let (_dir, gt, res) = case_files(
+            &three,
             r#"[{"image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 40], "score": 0.9},
                 {"image_id": 2, "category_id": 2, "bbox": [0, 0, 60, 41], "score": 0.8}]"#,
-        )
-        .expect("write results");
+        );
         let s = coco_evaluate_files(&gt, &res, CocoIouType::Bbox, &MMDET_MAX_DETS).expect("eval");
         let names: Vec<&str> = s.per_category.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["a", "b", "c"]);
@@ -633,6 +624,5 @@ mod tests {
              | x        | 0.250 | None     | None  | None     | None  |\n\
              +----------+-------+----------+-------+----------+-------+"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
