@@ -9,7 +9,7 @@ use burn::tensor::activation::softmax;
 use mona_core::config::Config;
 use mona_core::random::{Shard, shard_ranges};
 use mona_core::runner::{LossError, Losses, Metrics, TrainModel, batch_shards, train};
-use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
+use mona_core::task::{ModelEntry, ModelPart, TaskError, TaskFns, TestArgs, TrainArgs};
 use mona_core::task_setup::{
     check_metric_names, evaluation_metrics, prepare_for_training, train_setup, workers,
 };
@@ -310,6 +310,12 @@ fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     Ok(metrics)
 }
 
+/// The `head` (the global-average-pooling neck has no parameters).
+fn cls_parts(cfg: &Config) -> Result<Vec<ModelPart>, TaskError> {
+    let model = ImageClassifier::from_config(&cfg.node("model")?, &Device::flex())?;
+    Ok(vec![ModelPart::of("head", &model.head)])
+}
+
 inventory::submit! {
-    ModelEntry::new("ImageClassifier", TaskFns { train: train_cls, test: test_cls })
+    ModelEntry::new("ImageClassifier", TaskFns { train: train_cls, test: test_cls, parts: cls_parts })
 }

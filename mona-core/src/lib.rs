@@ -3,6 +3,7 @@
 //! - [`config`]: layered TOML configs with mmcv semantics (`_base_`, `_delete_`,
 //!   `--cfg-options`), typed extraction through figment.
 //! - [`registry`]: name-based registries (inventory) for every extension point.
+//! - [`dyn_module`]: modules of a type chosen at run time (plugin parts inside fixed models).
 //! - [`fused`]: fused CPU kernels (window attention, window partition, layer norm,
 //!   GELU + dropout, depthwise convolution) as differentiable ops on the flex backend.
 //! - [`nn`]: layers with PyTorch parameter names and layouts, exact GELU, DropPath.
@@ -15,6 +16,7 @@
 pub mod backbone;
 pub mod checkpoint;
 pub mod config;
+pub mod dyn_module;
 pub mod fixtures;
 pub mod fused;
 pub mod methods;

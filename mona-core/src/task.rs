@@ -107,6 +107,29 @@ pub struct TaskFns {
     pub train: fn(&Config, &TrainArgs) -> Result<Metrics, TaskError>,
     /// Evaluates a checkpoint on the config's test set.
     pub test: fn(&Config, &TestArgs) -> Result<Metrics, TaskError>,
+    /// The model's parts after its backbone (necks, heads), for `count-params`. Parameters
+    /// are created lazily, so building the model for this draws no random numbers.
+    pub parts: fn(&Config) -> Result<Vec<ModelPart>, TaskError>,
+}
+
+/// A part of a model after its backbone (a neck, a head): its state-dict prefix and its
+/// parameters. Every parameter of such a part trains, except BN running statistics.
+#[derive(Debug, Clone)]
+pub struct ModelPart {
+    /// `neck`, `decode_head`, `roi_head`, ...: the key prefix of its parameters.
+    pub name: String,
+    /// Its parameters, keys without the prefix.
+    pub params: Vec<crate::params::ParamInfo>,
+}
+
+impl ModelPart {
+    /// The part `name` of a model.
+    pub fn of<M: burn::module::Module>(name: &str, module: &M) -> Self {
+        Self {
+            name: name.to_string(),
+            params: crate::params::param_infos(module),
+        }
+    }
 }
 
 crate::declare_registry! {

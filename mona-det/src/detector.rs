@@ -6,6 +6,7 @@ use burn::tensor::Device;
 use mona_core::config::ConfigNode;
 use mona_core::registry::BuildError;
 use mona_core::runner::TrainModel;
+use mona_core::task::ModelPart;
 
 use crate::batch::DetBatch;
 use crate::retina::Detections;
@@ -25,6 +26,9 @@ pub trait Detector: TrainModel<Batch = DetBatch> + Clone {
     /// The number of object classes it predicts, and the config key that sets it (checked
     /// against the datasets before training and testing).
     fn num_classes(&self) -> (usize, &'static str);
+
+    /// The parts after the backbone (`neck`, heads), for `count-params`.
+    fn parts(&self) -> Vec<ModelPart>;
 
     /// Whether training can run: `Err` names what the config lacks (e.g. `train_cfg`).
     fn check_train_cfg(&self) -> Result<(), String>;

@@ -13,6 +13,7 @@ pub mod fpn;
 pub mod losses;
 pub mod metrics;
 pub mod model;
+pub mod neck;
 pub mod retina;
 pub mod roi;
 pub mod rpn;
@@ -24,6 +25,7 @@ pub use assigner::{AssignResult, MaxIoUAssigner, MaxIoUAssignerConfig};
 pub use cascade::CascadeRcnn;
 pub use coder::{DeltaCoderConfig, DeltaXYWHBBoxCoder};
 pub use model::RetinaNet;
+pub use neck::{DetNeckEntry, DetNeckModule, Neck};
 pub use roi::{SingleRoIExtractor, SingleRoIExtractorConfig};
 pub use rpn::{RpnHead, RpnHeadConfig, RpnLogic};
 pub use sampler::{RandomSampler, RandomSamplerConfig, SamplerRng, SamplingResult};
@@ -33,4 +35,5 @@ pub use sampler::{RandomSampler, RandomSamplerConfig, SamplerRng, SamplingResult
 #[inline(never)]
 pub fn link() {
     std::hint::black_box(task::config_metrics as fn(&_) -> _);
+    std::hint::black_box(neck::build_neck as fn(&_, &_, &_) -> _);
 }

@@ -11,42 +11,28 @@ use mona_core::runner::{LossError, Losses, TrainModel};
 
 use crate::batch::DetBatch;
 use crate::detector::Detector;
-use crate::fpn::{Fpn, FpnConfig};
+use crate::neck::{Neck, NeckOutputs, build_neck};
 use crate::retina::{
     Detections, GtInstances, ImageMeta, RetinaError, RetinaHead, RetinaHeadConfig, RetinaLogic,
     RetinaTestConfig, RetinaTrainConfig,
 };
 
-/// The `backbone` and the FPN `neck` of a detector's `model` node, with the neck's config;
-/// the neck's `in_channels` must be the backbone's output channels.
+/// The `backbone` and the `neck` of a detector's `model` node, with what the neck outputs;
+/// the neck must take the backbone's output channels.
 pub fn backbone_and_neck(
     node: &ConfigNode<'_>,
     device: &Device,
-) -> Result<(Backbone, Fpn, FpnConfig), BuildError> {
+) -> Result<(Backbone, Neck, NeckOutputs), BuildError> {
     let backbone = build_backbone(&node.child("backbone")?, device)?;
-    let neck_node = node.child("neck")?;
-    let neck_cfg: FpnConfig = neck_node.extract()?;
-    let channels = backbone.out_channels();
-    if neck_cfg.in_channels != channels {
-        return Err(BuildError::invalid(
-            &neck_node,
-            Some("in_channels"),
-            format!(
-                "{:?}, but the backbone outputs {channels:?} channels",
-                neck_cfg.in_channels
-            ),
-        ));
-    }
-    let neck = Fpn::new(&neck_cfg, device)
-        .map_err(|e| BuildError::invalid(&neck_node, None, e.to_string()))?;
-    Ok((backbone, neck, neck_cfg))
+    let (neck, outputs) = build_neck(&node.child("neck")?, &backbone.out_channels(), device)?;
+    Ok((backbone, neck, outputs))
 }
 
 /// The detector.
 #[derive(Module, Debug)]
 pub struct RetinaNet {
     pub backbone: Backbone,
-    pub neck: Fpn,
+    pub neck: Neck,
     pub bbox_head: RetinaHead,
     #[module(skip)]
     logic: RetinaLogic,
@@ -56,7 +42,7 @@ impl RetinaNet {
     /// Builds the model of a `model` config node (`train_cfg` / `test_cfg` at model level, as
     /// in mmdet 2.x configs, or inside `bbox_head`).
     pub fn from_config(node: &ConfigNode<'_>, device: &Device) -> Result<Self, BuildError> {
-        let (backbone, neck, neck_cfg) = backbone_and_neck(node, device)?;
+        let (backbone, neck, neck_out) = backbone_and_neck(node, device)?;
         let head_node = node.child("bbox_head")?;
         let mut head_cfg: RetinaHeadConfig = head_node.extract()?;
         if let Some(t) = node.get("train_cfg") {
@@ -65,26 +51,26 @@ impl RetinaNet {
         if let Some(t) = node.get("test_cfg") {
             head_cfg.test_cfg = Some(t.extract::<RetinaTestConfig>()?);
         }
-        if head_cfg.in_channels != neck_cfg.out_channels {
+        if head_cfg.in_channels != neck_out.channels {
             return Err(BuildError::invalid(
                 &head_node,
                 Some("in_channels"),
                 format!(
                     "{}, but the neck outputs {} channels",
-                    head_cfg.in_channels, neck_cfg.out_channels
+                    head_cfg.in_channels, neck_out.channels
                 ),
             ));
         }
         let invalid = |e: RetinaError| BuildError::invalid(&head_node, None, e.to_string());
         let logic = RetinaLogic::new(&head_cfg).map_err(invalid)?;
-        if logic.anchors.num_levels() != neck_cfg.num_outs {
+        if logic.anchors.num_levels() != neck_out.levels {
             return Err(BuildError::invalid(
                 &head_node,
                 Some("anchor_generator.strides"),
                 format!(
                     "{} strides for the neck's {} outputs",
                     logic.anchors.num_levels(),
-                    neck_cfg.num_outs
+                    neck_out.levels
                 ),
             ));
         }
@@ -192,6 +178,14 @@ impl Detector for RetinaNet {
 
     fn num_classes(&self) -> (usize, &'static str) {
         (self.bbox_head.num_classes(), "model.bbox_head.num_classes")
+    }
+
+    fn parts(&self) -> Vec<mona_core::task::ModelPart> {
+        use mona_core::task::ModelPart;
+        vec![
+            ModelPart::of("neck", &self.neck),
+            ModelPart::of("bbox_head", &self.bbox_head),
+        ]
     }
 
     fn check_train_cfg(&self) -> Result<(), String> {

@@ -16,7 +16,7 @@ use burn::tensor::Device;
 use image::{GrayImage, Rgb};
 use mona_core::config::Config;
 use mona_core::runner::{Metrics, train};
-use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
+use mona_core::task::{ModelEntry, ModelPart, TaskError, TaskFns, TestArgs, TrainArgs};
 use mona_core::task_setup::{
     check_metric_names, load_for_test, prepare_for_training, train_setup, workers,
 };
@@ -524,10 +524,15 @@ fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskE
     score(&test_set, &dets, &metrics, &eval_options).map_err(TaskError::Data)
 }
 
-inventory::submit! {
-    ModelEntry::new(RetinaNet::TYPE, TaskFns { train: train_det::<RetinaNet>, test: test_det::<RetinaNet> })
+/// The detector's parts after its backbone ([`Detector::parts`]).
+fn det_parts<M: Detector>(cfg: &Config) -> Result<Vec<ModelPart>, TaskError> {
+    Ok(M::from_config(&cfg.node("model")?, &Device::flex())?.parts())
 }
 
 inventory::submit! {
-    ModelEntry::new(CascadeRcnn::TYPE, TaskFns { train: train_det::<CascadeRcnn>, test: test_det::<CascadeRcnn> })
+    ModelEntry::new(RetinaNet::TYPE, TaskFns { train: train_det::<RetinaNet>, test: test_det::<RetinaNet>, parts: det_parts::<RetinaNet> })
+}
+
+inventory::submit! {
+    ModelEntry::new(CascadeRcnn::TYPE, TaskFns { train: train_det::<CascadeRcnn>, test: test_det::<CascadeRcnn>, parts: det_parts::<CascadeRcnn> })
 }

@@ -39,7 +39,7 @@ impl Dropout2d {
 }
 
 /// The `cls_seg` of `BaseDecodeHead`: dropout then a 1×1 conv with bias, init N(0, 0.01), 0.
-fn conv_seg(channels: usize, num_classes: usize, device: &Device) -> Conv2d {
+pub fn conv_seg(channels: usize, num_classes: usize, device: &Device) -> Conv2d {
     let mut conv = Conv2d::torch_default(channels, num_classes, 1, 1, 0, 1, true, device);
     conv.weight = init::normal([num_classes, channels, 1, 1], 0.01, device);
     conv.bias = Some(init::constant([num_classes], 0.0, device));
@@ -87,9 +87,24 @@ fn default_ignore() -> i64 {
     255
 }
 
-/// The keys of both head configs (mmseg `BaseDecodeHead` plus the head's own).
+/// The keys every decode head reads (mmseg `BaseDecodeHead`); [`HeadCfg::from_node`] accepts
+/// these plus the keys the head's registration names.
+pub const BASE_HEAD_KEYS: &[&str] = &[
+    "type",
+    "in_channels",
+    "in_index",
+    "channels",
+    "num_classes",
+    "dropout_ratio",
+    "norm_cfg",
+    "align_corners",
+    "loss_decode",
+    "ignore_index",
+];
+
+/// mmseg `BaseDecodeHead`'s keys, shared by every decode head; a head reads its own keys from
+/// its node (`pool_scales` of `UPerHead`, `num_convs` of `FCNHead`, ...).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct HeadCfg {
     #[serde(rename = "type")]
     pub type_name: String,
@@ -108,21 +123,14 @@ pub struct HeadCfg {
     pub loss_decode: Option<LossDecodeCfg>,
     #[serde(default = "default_ignore")]
     pub ignore_index: i64,
-    /// UPerHead.
-    #[serde(default)]
-    pub pool_scales: Option<Vec<usize>>,
-    /// FCNHead.
-    #[serde(default)]
-    pub num_convs: Option<usize>,
-    #[serde(default)]
-    pub concat_input: Option<bool>,
-    #[serde(default)]
-    pub kernel_size: Option<usize>,
 }
 
 impl HeadCfg {
-    /// Reads and checks a head node (the loss must be softmax CE, corners unaligned).
-    pub fn from_node(node: &ConfigNode<'_>) -> Result<Self, BuildError> {
+    /// Reads and checks a head node (the loss must be softmax CE, corners unaligned). A key
+    /// that is neither a [`BASE_HEAD_KEYS`] one nor one of `own_keys` (the head's own) is an
+    /// error naming it and the nearest known key.
+    pub fn from_node(node: &ConfigNode<'_>, own_keys: &[&'static str]) -> Result<Self, BuildError> {
+        check_head_keys(node, own_keys)?;
         let cfg: HeadCfg = node.extract()?;
         if cfg.align_corners {
             return Err(BuildError::invalid(
@@ -170,6 +178,34 @@ impl HeadCfg {
 
     pub fn avg_non_ignore(&self) -> bool {
         self.loss_decode.as_ref().is_some_and(|l| l.avg_non_ignore)
+    }
+}
+
+/// Refuses a key of a head node that neither `BaseDecodeHead` nor the head itself reads: a
+/// typo would otherwise silently leave a setting at its default.
+fn check_head_keys(node: &ConfigNode<'_>, own_keys: &[&'static str]) -> Result<(), BuildError> {
+    let toml::Value::Table(table) = node.value() else {
+        return Ok(());
+    };
+    let known: Vec<&'static str> = BASE_HEAD_KEYS.iter().chain(own_keys).copied().collect();
+    match table.keys().find(|k| !known.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(key) => {
+            let nearest = mona_core::registry::closest(key, &known);
+            let hint = match nearest.first() {
+                Some(n) => format!(" (did you mean {n}?)"),
+                None => String::new(),
+            };
+            Err(BuildError::invalid(
+                node,
+                Some(key),
+                format!(
+                    "unknown key of a {}{hint}; it reads {}",
+                    node.type_name().unwrap_or("decode head"),
+                    known[1..].join(", ")
+                ),
+            ))
+        }
     }
 }
 
@@ -252,7 +288,8 @@ impl UPerHead {
             &in_channels,
             in_index,
             cfg.channels,
-            cfg.pool_scales.clone().unwrap_or_else(|| vec![1, 2, 3, 6]),
+            node.extract_field::<Vec<usize>>("pool_scales")?
+                .unwrap_or_else(|| vec![1, 2, 3, 6]),
             cfg.num_classes,
             cfg.dropout_ratio,
             cfg.norm_kind(),
@@ -369,7 +406,7 @@ impl FCNHead {
                     ));
                 }
             };
-        if cfg.concat_input.unwrap_or(true) {
+        if node.extract_field::<bool>("concat_input")?.unwrap_or(true) {
             return Err(BuildError::invalid(
                 node,
                 Some("concat_input"),
@@ -380,8 +417,8 @@ impl FCNHead {
             in_channels,
             in_index,
             cfg.channels,
-            cfg.num_convs.unwrap_or(2),
-            cfg.kernel_size.unwrap_or(3),
+            node.extract_field::<usize>("num_convs")?.unwrap_or(2),
+            node.extract_field::<usize>("kernel_size")?.unwrap_or(3),
             cfg.num_classes,
             cfg.dropout_ratio,
             cfg.norm_kind(),

@@ -13,40 +13,8 @@ use mona_core::ops::resize::bilinear;
 use mona_core::registry::BuildError;
 use mona_core::runner::Losses;
 
-use crate::heads::{FCNHead, HeadCfg, UPerHead};
-
-/// A decode head of any supported type. Variant names never appear in parameter keys.
-#[derive(Module, Debug)]
-#[allow(clippy::large_enum_variant)]
-pub enum DecodeHead {
-    UPer(UPerHead),
-    Fcn(FCNHead),
-}
-
-impl DecodeHead {
-    pub fn forward(&self, feats: &[Tensor<4>], training: bool) -> Tensor<4> {
-        match self {
-            DecodeHead::UPer(h) => h.forward(feats, training),
-            DecodeHead::Fcn(h) => h.forward(feats, training),
-        }
-    }
-
-    fn from_node(node: &ConfigNode<'_>, device: &Device) -> Result<(Self, HeadCfg), BuildError> {
-        let cfg = HeadCfg::from_node(node)?;
-        let head = match cfg.type_name.as_str() {
-            "UPerHead" => DecodeHead::UPer(UPerHead::from_cfg(&cfg, node, device)?),
-            "FCNHead" => DecodeHead::Fcn(FCNHead::from_cfg(&cfg, node, device)?),
-            other => {
-                return Err(BuildError::invalid(
-                    node,
-                    Some("type"),
-                    format!("{other}: known decode heads are UPerHead and FCNHead"),
-                ));
-            }
-        };
-        Ok((head, cfg))
-    }
-}
+use crate::decode_head::{DecodeHead, build_head};
+use crate::heads::HeadCfg;
 
 /// `test_cfg`: `whole` or `slide` with `crop_size` and `stride` (`[h, w]`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -126,11 +94,11 @@ impl EncoderDecoder {
         let backbone = build_backbone(&node.child("backbone")?, device)?;
         let out_channels = backbone.out_channels();
         let dnode = node.child("decode_head")?;
-        let (decode_head, dcfg) = DecodeHead::from_node(&dnode, device)?;
+        let (decode_head, dcfg) = build_head(&dnode, device)?;
         check_channels(&dnode, &dcfg, &out_channels)?;
         let (auxiliary_head, aux_loss) = match node.get("auxiliary_head") {
             Some(anode) => {
-                let (h, acfg) = DecodeHead::from_node(&anode, device)?;
+                let (h, acfg) = build_head(&anode, device)?;
                 check_channels(&anode, &acfg, &out_channels)?;
                 if acfg.num_classes != dcfg.num_classes {
                     return Err(BuildError::invalid(

@@ -9,7 +9,7 @@ use image::{GrayImage, Rgb, RgbImage};
 use mona_core::config::Config;
 use mona_core::ops::resize::bilinear;
 use mona_core::runner::{BatchSource, LossError, Losses, Metrics, TrainModel, train};
-use mona_core::task::{ModelEntry, TaskError, TaskFns, TestArgs, TrainArgs};
+use mona_core::task::{ModelEntry, ModelPart, TaskError, TaskFns, TestArgs, TrainArgs};
 use mona_core::task_setup::{
     check_metric_names, evaluation_metrics, load_for_test, prepare_for_training, train_setup,
     workers,
@@ -296,6 +296,16 @@ fn test_seg(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     Ok(metrics)
 }
 
+/// `decode_head`, and `auxiliary_head` when configured.
+fn seg_parts(cfg: &Config) -> Result<Vec<ModelPart>, TaskError> {
+    let model = EncoderDecoder::from_config(&cfg.node("model")?, &Device::flex())?;
+    let mut parts = vec![ModelPart::of("decode_head", &model.decode_head)];
+    if let Some(aux) = &model.auxiliary_head {
+        parts.push(ModelPart::of("auxiliary_head", aux));
+    }
+    Ok(parts)
+}
+
 inventory::submit! {
-    ModelEntry::new("EncoderDecoder", TaskFns { train: train_seg, test: test_seg })
+    ModelEntry::new("EncoderDecoder", TaskFns { train: train_seg, test: test_seg, parts: seg_parts })
 }

@@ -6,14 +6,16 @@
 //! the method's rule, and how many parameters the method added (keys containing
 //! [`ADDED_MARKERS`]).
 //!
-//! Only the backbone is counted today. A task model (neck, heads) plugs in by implementing
-//! [`CountedPart`] for each of its parts and pushing their [`PartCount`]s into
-//! [`ModelCount::parts`]: heads are trainable in addition in every method.
+//! The backbone is counted by the method's rule; the parts after it (necks, heads) come from
+//! the model's registration (`TaskFns::parts`), so a model registered by a plugin is counted
+//! too. Heads are trainable in addition in every method.
 
 use burn::tensor::Device;
 use mona_core::backbone::{Backbone, build_backbone};
 use mona_core::config::Config;
 use mona_core::params::{ParamCount, ParamInfo, count, param_infos};
+use mona_core::registry::lookup;
+use mona_core::task::ModelEntry;
 use serde_json::json;
 
 use crate::ToolError;
@@ -265,48 +267,23 @@ impl CountedPart for HeadPart {
     }
 }
 
-/// A named module of a task model as a counted part.
-fn head_part<M: burn::module::Module>(name: &str, module: &M) -> PartCount {
-    PartCount::of(&HeadPart {
-        name: name.into(),
-        infos: param_infos(module),
-    })
-}
-
-/// The parts after the backbone: `decode_head` / `auxiliary_head` of an `EncoderDecoder`;
-/// `neck` and `bbox_head` of a `RetinaNet`; `neck`, `rpn_head` and `roi_head` of a
-/// `CascadeRCNN`.
+/// The parts after the backbone, as the model's registration lists them
+/// ([`mona_core::task::TaskFns::parts`]): a config without `model.type` (a bare backbone)
+/// has none; an unknown type is an error naming the nearest registered models.
 fn head_parts(config: &Config) -> Result<Vec<PartCount>, ToolError> {
-    let model_type = config
-        .get("model.type")
-        .and_then(|t| t.extract::<String>().ok())
-        .unwrap_or_default();
-    match model_type.as_str() {
-        "RetinaNet" => {
-            let model = mona_det::RetinaNet::from_config(&config.node("model")?, &Device::flex())?;
-            return Ok(vec![
-                head_part("neck", &model.neck),
-                head_part("bbox_head", &model.bbox_head),
-            ]);
-        }
-        "CascadeRCNN" => {
-            let model = mona_det::cascade::CascadeRcnn::from_config(
-                &config.node("model")?,
-                &Device::flex(),
-            )?;
-            return Ok(vec![
-                head_part("neck", &model.neck),
-                head_part("rpn_head", &model.rpn_head),
-                head_part("roi_head", &model.roi_head),
-            ]);
-        }
-        "EncoderDecoder" => {}
-        _ => return Ok(Vec::new()),
+    let model = config.node("model")?;
+    if model.get("type").is_none() {
+        return Ok(Vec::new());
     }
-    let model = mona_seg::EncoderDecoder::from_config(&config.node("model")?, &Device::flex())?;
-    let mut parts = vec![head_part("decode_head", &model.decode_head)];
-    if let Some(aux) = &model.auxiliary_head {
-        parts.push(head_part("auxiliary_head", aux));
-    }
-    Ok(parts)
+    let entry = lookup::<ModelEntry>(&model)?;
+    let parts = (entry.build.parts)(config)?;
+    Ok(parts
+        .into_iter()
+        .map(|part| {
+            PartCount::of(&HeadPart {
+                name: part.name,
+                infos: part.params,
+            })
+        })
+        .collect())
 }

@@ -34,6 +34,9 @@ pub enum ToolError {
     /// Config keys nothing reads, under `--strict`.
     #[error("{0} (--strict)")]
     UnknownKeys(String),
+    /// A model's registration could not build it (`count-params`).
+    #[error(transparent)]
+    Task(Box<mona_core::task::TaskError>),
     /// A device failed to run or synchronise its work.
     #[error("device error: {0}")]
     Device(String),
@@ -42,5 +45,17 @@ pub enum ToolError {
 impl From<BuildError> for ToolError {
     fn from(error: BuildError) -> Self {
         ToolError::Build(Box::new(error))
+    }
+}
+
+impl From<mona_core::registry::RegistryError> for ToolError {
+    fn from(error: mona_core::registry::RegistryError) -> Self {
+        ToolError::Build(Box::new(error.into()))
+    }
+}
+
+impl From<mona_core::task::TaskError> for ToolError {
+    fn from(error: mona_core::task::TaskError) -> Self {
+        ToolError::Task(Box::new(error))
     }
 }

@@ -1,5 +1,7 @@
 //! The mona command-line tools: shared pieces of the binaries in `src/bin/`.
 //!
+//! - [`entry`]: the binaries' entry points (`train`, `test`, ...), for plugin crates' own
+//!   binaries;
 //! - [`link`]: [`link_all`], which every binary calls so that every registering crate (and
 //!   its `inventory` entries) is linked in;
 //! - [`bench`]: the performance cases (GPU table, CPU case) and their runner;
@@ -21,6 +23,7 @@ pub mod cli;
 pub mod config_args;
 pub mod convert;
 pub mod count;
+pub mod entry;
 pub mod error;
 pub mod keys;
 pub mod link;

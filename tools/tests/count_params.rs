@@ -111,8 +111,8 @@ fn check_all_methods(config: &str, extra: &[&str], original: &str, column: &Colu
             "{method}: total = original + added"
         );
     }
-    // The plugin is registered too, and counted with its defaults.
-    assert!(json.contains_key("scaled_lowrank"), "{}", out.stdout);
+    // Exactly the paper's methods: the shipped tools link no plugin.
+    assert_eq!(json.len(), column.len(), "{}", out.stdout);
 }
 
 const COCO: &str = "configs/mona/swin-b_coco/cascade_mask_swin_base_3x_coco_mona.toml";

@@ -54,7 +54,6 @@ fn lists_every_registered_name() {
         "partial_1",
         "fixed",
         "full",
-        "scaled_lowrank", // mona-plugin-adapter
     ] {
         assert!(
             methods.contains(&name),
@@ -62,6 +61,12 @@ fn lists_every_registered_name() {
             out.stdout
         );
     }
+    // The example plugin ships its own binaries; the core's tools do not link it.
+    assert!(
+        !methods.contains(&"scaled_lowrank"),
+        "the shipped tools link the example plugin:\n{}",
+        out.stdout
+    );
     assert!(
         names_of(&all, "backbone").contains(&"SwinTransformer"),
         "{}",
@@ -114,6 +119,7 @@ fn lists_segmentation_names() {
             out.stdout
         );
     }
+    assert_eq!(names_of(&all, "decode head"), ["FCNHead", "UPerHead"]);
 }
 
 /// mona-det's registrations reach the binaries through `mona_det::link`; the dataset

@@ -4,9 +4,12 @@ use burn::tensor::Device;
 use serde::Deserialize;
 
 use mona_core::config::{ConfigError, ConfigNode};
-use mona_core::methods::{AdapterSlot, BlockAdapters, MethodEntry, Placement, TuningMethod};
+use mona_core::dyn_module::UnsupportedRank;
+use mona_core::methods::{
+    AdapterModule, AdapterSlot, BlockAdapters, MethodEntry, Placement, TuningMethod,
+};
 
-use crate::module::scaled_lowrank_adapter;
+use crate::module::ScaledLowRank;
 
 /// The registered name (`[model.backbone.method] type = "scaled_lowrank"`).
 pub const NAME: &str = "scaled_lowrank";
@@ -65,14 +68,19 @@ impl TuningMethod for ScaledLowRankMethod {
         "ScaledLowRank (plugin example)"
     }
 
-    fn block_adapters(&self, dim: usize, device: &Device) -> BlockAdapters {
-        BlockAdapters {
+    fn block_adapters(
+        &self,
+        dim: usize,
+        device: &Device,
+    ) -> Result<BlockAdapters, UnsupportedRank> {
+        let adapter = ScaledLowRank::new(dim, self.rank, self.scale, device);
+        Ok(BlockAdapters {
             slot1: Some(AdapterSlot {
                 placement: self.position.placement(),
-                module: scaled_lowrank_adapter(dim, self.rank, self.scale, device),
+                module: AdapterModule::plugin(adapter)?,
             }),
             slot2: None,
-        }
+        })
     }
 
     fn trainable(&self, key: &str) -> bool {

@@ -80,8 +80,8 @@ fn trains_exactly_its_own_keys() {
     // 8 blocks × one adapter × (norm w/b, down w/b, up w/b, scale) = 56 tensors.
     assert_eq!(trainable.len(), 8 * 7);
     assert!(trainable.iter().all(|k| k.contains(".my_module_1.")));
-    assert!(trainable.contains("layers.3.blocks.1.my_module_1.linears.1.weight"));
-    assert!(trainable.contains("layers.0.blocks.0.my_module_1.params.0"));
+    assert!(trainable.contains("layers.3.blocks.1.my_module_1.up.weight"));
+    assert!(trainable.contains("layers.0.blocks.0.my_module_1.scale"));
 
     // Per block (2r + 4)·C + r with r = 4, two blocks per stage of C = 16, 32, 64, 128:
     // 2·12·(16 + 32 + 64 + 128) + 8·4 = 5,760 + 32 = 5,792.
@@ -140,8 +140,8 @@ fn gradients_reach_only_the_adapter() {
         "a frozen parameter got a gradient"
     );
     // `up` and the scale get gradients at once (down's is zero while up is zero).
-    assert!(grads.contains_key("layers.0.blocks.0.my_module_1.linears.1.weight"));
-    assert!(grads.contains_key("layers.3.blocks.1.my_module_1.params.0"));
+    assert!(grads.contains_key("layers.0.blocks.0.my_module_1.up.weight"));
+    assert!(grads.contains_key("layers.3.blocks.1.my_module_1.scale"));
 }
 
 #[test]

@@ -8,6 +8,7 @@ use super::{
     Placement, TuningMethod,
 };
 use crate::config::{ConfigError, ConfigNode};
+use crate::dyn_module::UnsupportedRank;
 
 fn default_bottleneck() -> usize {
     64
@@ -37,9 +38,13 @@ impl TuningMethod for MonaMethod {
     fn official_class(&self) -> &'static str {
         "SwinTransformer_mona"
     }
-    fn block_adapters(&self, dim: usize, device: &Device) -> BlockAdapters {
+    fn block_adapters(
+        &self,
+        dim: usize,
+        device: &Device,
+    ) -> Result<BlockAdapters, UnsupportedRank> {
         let mona = || AdapterModule::Mona(Mona::new(dim, self.bottleneck, self.dropout, device));
-        BlockAdapters {
+        Ok(BlockAdapters {
             slot1: Some(AdapterSlot {
                 placement: Placement::AfterAttnResidual,
                 module: mona(),
@@ -48,7 +53,7 @@ impl TuningMethod for MonaMethod {
                 placement: Placement::AfterMlpResidual,
                 module: mona(),
             }),
-        }
+        })
     }
     fn trainable(&self, key: &str) -> bool {
         key.contains("my_module")
@@ -78,7 +83,11 @@ impl TuningMethod for AdapterMethod {
     fn official_class(&self) -> &'static str {
         "SwinTransformer_adapter"
     }
-    fn block_adapters(&self, dim: usize, device: &Device) -> BlockAdapters {
+    fn block_adapters(
+        &self,
+        dim: usize,
+        device: &Device,
+    ) -> Result<BlockAdapters, UnsupportedRank> {
         let adapter = || {
             AdapterModule::Bottleneck(BottleneckAdapter::new(
                 dim,
@@ -89,7 +98,7 @@ impl TuningMethod for AdapterMethod {
                 device,
             ))
         };
-        BlockAdapters {
+        Ok(BlockAdapters {
             slot1: Some(AdapterSlot {
                 placement: Placement::AttnBranch,
                 module: adapter(),
@@ -98,7 +107,7 @@ impl TuningMethod for AdapterMethod {
                 placement: Placement::MlpBranch,
                 module: adapter(),
             }),
-        }
+        })
     }
     fn trainable(&self, key: &str) -> bool {
         key.contains("my_module")
@@ -132,8 +141,12 @@ impl TuningMethod for AdaptFormerMethod {
     fn official_class(&self) -> &'static str {
         "SwinTransformer_adaptformer"
     }
-    fn block_adapters(&self, dim: usize, device: &Device) -> BlockAdapters {
-        BlockAdapters {
+    fn block_adapters(
+        &self,
+        dim: usize,
+        device: &Device,
+    ) -> Result<BlockAdapters, UnsupportedRank> {
+        Ok(BlockAdapters {
             slot1: Some(AdapterSlot {
                 placement: Placement::ParallelMlp,
                 module: AdapterModule::Bottleneck(BottleneckAdapter::new(
@@ -146,7 +159,7 @@ impl TuningMethod for AdaptFormerMethod {
                 )),
             }),
             slot2: None,
-        }
+        })
     }
     fn trainable(&self, key: &str) -> bool {
         key.contains("my_module")

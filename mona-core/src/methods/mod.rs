@@ -8,7 +8,7 @@
 //!
 //! Methods are chosen by `model.backbone.method.type` and built from that config node through
 //! the [`MethodEntry`] registry, so a plugin crate registers a new method with
-//! `inventory::submit!` and the [`PluginAdapter`] module type, without touching this crate.
+//! `inventory::submit!` and its own [`Adapter`] module type, without touching this crate.
 
 mod adapter;
 mod builtin;
@@ -20,6 +20,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use crate::config::{ConfigError, ConfigNode};
+use crate::dyn_module::UnsupportedRank;
 
 pub use adapter::BottleneckAdapter;
 pub use builtin::{
@@ -28,7 +29,7 @@ pub use builtin::{
 };
 pub use lora::{LoraLinear, LoraSpec};
 pub use mona::{Mona, MonaOp};
-pub use plugin::{PluginAdapter, PluginForward};
+pub use plugin::{Adapter, AdapterOps, PluginAdapter};
 
 /// Where an adapter slot acts inside a Swin block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +65,7 @@ impl AdapterModule {
         match self {
             AdapterModule::Mona(m) => m.forward(x, hw, training),
             AdapterModule::Bottleneck(m) => m.forward(x, training),
-            AdapterModule::Plugin(m) => m.forward(x, hw, training),
+            AdapterModule::Plugin(m) => plugin::forward(m, x, hw, training),
         }
     }
 }
@@ -91,9 +92,15 @@ pub trait TuningMethod: Send + Sync + std::fmt::Debug {
     /// The official backbone class this method corresponds to, for logs and docs.
     fn official_class(&self) -> &'static str;
     /// Modules added to a block with `dim` channels.
-    fn block_adapters(&self, dim: usize, device: &Device) -> BlockAdapters {
+    ///
+    /// Fails only when a plugin's adapter cannot be erased ([`AdapterModule::plugin`]).
+    fn block_adapters(
+        &self,
+        dim: usize,
+        device: &Device,
+    ) -> Result<BlockAdapters, UnsupportedRank> {
         let _ = (dim, device);
-        BlockAdapters::default()
+        Ok(BlockAdapters::default())
     }
     /// LoRA on `attn.qkv`, if the method uses it.
     fn qkv_lora(&self) -> Option<LoraSpec> {

@@ -88,11 +88,10 @@ pub fn lookup<R: Registration + inventory::Collect>(
     node: &ConfigNode<'_>,
 ) -> Result<&'static R, RegistryError> {
     let name = node.type_name()?;
-    lookup_name::<R>(
-        name,
-        &node.file().display().to_string(),
-        &type_key(node.key()),
-    )
+    // The file that set the `type` (a child config, `--cfg-options`), not the one that
+    // declared the table.
+    let file = node.get("type").map_or_else(|| node.file(), |t| t.file());
+    lookup_name::<R>(name, &file.display().to_string(), &type_key(node.key()))
 }
 
 /// Like [`lookup`] for a name that does not come from a config node (a command-line flag).

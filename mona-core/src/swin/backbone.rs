@@ -14,6 +14,9 @@ use crate::nn::{Dropout, LayerNorm};
 pub enum SwinBuildError {
     #[error("invalid Swin configuration: {0}")]
     Config(String),
+    /// A tuning method's adapter could not be placed in a block.
+    #[error(transparent)]
+    Adapter(#[from] crate::dyn_module::UnsupportedRank),
 }
 
 /// The det-style Swin Transformer with a tuning method.
@@ -87,7 +90,7 @@ impl SwinTransformer {
                 start += depth;
                 layer
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let norm = |i: usize| {
             config
                 .out_indices

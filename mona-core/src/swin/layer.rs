@@ -1,3 +1,4 @@
+use crate::dyn_module::UnsupportedRank;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
@@ -38,7 +39,7 @@ impl BasicLayer {
         downsample: bool,
         method: &dyn TuningMethod,
         device: &Device,
-    ) -> Self {
+    ) -> Result<Self, UnsupportedRank> {
         let lora = method.qkv_lora();
         let blocks = (0..depth)
             .map(|j| {
@@ -54,19 +55,19 @@ impl BasicLayer {
                     attn_drop,
                     drop_path: drop_path[j],
                 };
-                SwinBlock::new(
+                Ok(SwinBlock::new(
                     &args,
-                    method.block_adapters(dim, device),
+                    method.block_adapters(dim, device)?,
                     lora.as_ref(),
                     device,
-                )
+                ))
             })
-            .collect();
-        Self {
+            .collect::<Result<_, UnsupportedRank>>()?;
+        Ok(Self {
             blocks,
             downsample: downsample.then(|| PatchMerging::new(dim, device)),
             window_size,
-        }
+        })
     }
 
     pub fn forward(&self, x: Tensor<3>, hw: (usize, usize), training: bool) -> StageOutput {

@@ -53,6 +53,15 @@ impl Detector for CascadeRcnn {
         self.backbone.method().name().to_string()
     }
 
+    fn parts(&self) -> Vec<mona_core::task::ModelPart> {
+        use mona_core::task::ModelPart;
+        vec![
+            ModelPart::of("neck", &self.neck),
+            ModelPart::of("rpn_head", &self.rpn_head),
+            ModelPart::of("roi_head", &self.roi_head),
+        ]
+    }
+
     fn num_classes(&self) -> (usize, &'static str) {
         (
             self.roi_head.num_classes(),

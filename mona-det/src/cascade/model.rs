@@ -16,8 +16,8 @@ use super::config::{
     CascadeRoIHeadConfig, RcnnTrainConfig, TwoStageTestConfig, TwoStageTrainConfig,
 };
 use super::roi_head::{CascadeError, CascadeRoIHead, TestImage, TrainImages};
-use crate::fpn::Fpn;
 use crate::model::backbone_and_neck;
+use crate::neck::Neck;
 use crate::retina::{Detections, GtInstances, ImageMeta};
 use crate::rpn::{RpnError, RpnHead, RpnHeadConfig, RpnLogic};
 use crate::sampler::SamplerRng;
@@ -47,7 +47,7 @@ pub struct CascadeRcnnLogic {
 #[derive(Module, Debug)]
 pub struct CascadeRcnn {
     pub backbone: Backbone,
-    pub neck: Fpn,
+    pub neck: Neck,
     pub rpn_head: RpnHead,
     pub roi_head: CascadeRoIHead,
     #[module(skip)]
@@ -58,29 +58,29 @@ impl CascadeRcnn {
     /// Builds the model of a `model` config node (`train_cfg` / `test_cfg` at model level,
     /// as in mmdet 2.x configs).
     pub fn from_config(node: &ConfigNode<'_>, device: &Device) -> Result<Self, BuildError> {
-        let (backbone, neck, neck_cfg) = backbone_and_neck(node, device)?;
+        let (backbone, neck, neck_out) = backbone_and_neck(node, device)?;
         let rpn_node = node.child("rpn_head")?;
         let rpn_cfg: RpnHeadConfig = rpn_node.extract()?;
         let rpn_err = |e: RpnError| BuildError::invalid(&rpn_node, None, e.to_string());
-        if rpn_cfg.in_channels != neck_cfg.out_channels {
+        if rpn_cfg.in_channels != neck_out.channels {
             return Err(BuildError::invalid(
                 &rpn_node,
                 Some("in_channels"),
                 format!(
                     "{}, but the neck outputs {} channels",
-                    rpn_cfg.in_channels, neck_cfg.out_channels
+                    rpn_cfg.in_channels, neck_out.channels
                 ),
             ));
         }
         let rpn = RpnLogic::new(&rpn_cfg).map_err(rpn_err)?;
-        if rpn.anchors.num_levels() != neck_cfg.num_outs {
+        if rpn.anchors.num_levels() != neck_out.levels {
             return Err(BuildError::invalid(
                 &rpn_node,
                 Some("anchor_generator.strides"),
                 format!(
                     "{} strides for the neck's {} outputs",
                     rpn.anchors.num_levels(),
-                    neck_cfg.num_outs
+                    neck_out.levels
                 ),
             ));
         }

@@ -1,0 +1,6 @@
+//! `plugin-test`: mona's `test` with this plugin's method and head registered.
+
+fn main() -> std::process::ExitCode {
+    mona_plugin_adapter::link();
+    mona_tools::entry::test::main()
+}
