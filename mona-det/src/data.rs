@@ -212,9 +212,29 @@ fn check_voc_boxes(img: &VocImage, classes: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds a `VOCDataset` / `CocoDataset` node; `force_test_mode` skips the training filter
-/// whatever the node says (evaluation sets).
+/// Builds a detection dataset; `force_test_mode` skips the training filter whatever the node
+/// says (evaluation sets).
+pub type DetDatasetBuilder = fn(&ConfigNode<'_>, bool) -> Result<DetDataset, BuildError>;
+
+mona_core::declare_registry! {
+    /// Detection datasets as the evaluation needs them (annotations, categories, the result
+    /// format), selected by `data.{val,test}.type` and, through the dataset registry, by
+    /// `data.train.type`. A plugin adds an annotation format by producing a [`DetDataset`].
+    pub struct DetDatasetEntry: "detection dataset" => DetDatasetBuilder;
+}
+
+/// The detection dataset of a `data.*` node by its registered `type`; an unknown type names
+/// the file, the key and the nearest registered datasets.
 pub fn build_det_dataset(
+    node: &ConfigNode<'_>,
+    force_test_mode: bool,
+) -> Result<DetDataset, BuildError> {
+    let entry = mona_core::registry::lookup::<DetDatasetEntry>(node)?;
+    (entry.build)(node, force_test_mode)
+}
+
+/// `VOCDataset` and `CocoDataset`, which share everything but the annotation reading.
+fn build_voc_or_coco(
     node: &ConfigNode<'_>,
     force_test_mode: bool,
 ) -> Result<DetDataset, BuildError> {
@@ -380,5 +400,7 @@ fn build_boxed(node: &ConfigNode<'_>) -> Result<Box<dyn Dataset>, BuildError> {
     build_det_dataset(node, false).map(|d| Box::new(d) as Box<dyn Dataset>)
 }
 
+inventory::submit! { DetDatasetEntry::new("VOCDataset", build_voc_or_coco) }
+inventory::submit! { DetDatasetEntry::new("CocoDataset", build_voc_or_coco) }
 inventory::submit! { DatasetEntry::new("VOCDataset", build_boxed) }
 inventory::submit! { DatasetEntry::new("CocoDataset", build_boxed) }

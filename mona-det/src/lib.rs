@@ -6,10 +6,12 @@ pub mod assigner;
 pub mod batch;
 pub mod cascade;
 pub mod coder;
+pub mod component_types;
 pub mod data;
 pub mod datasets;
 pub mod detector;
 pub mod fpn;
+pub mod heads;
 pub mod losses;
 pub mod metrics;
 pub mod model;
@@ -36,4 +38,7 @@ pub use sampler::{RandomSampler, RandomSamplerConfig, SamplerRng, SamplingResult
 pub fn link() {
     std::hint::black_box(task::config_metrics as fn(&_) -> _);
     std::hint::black_box(neck::build_neck as fn(&_, &_, &_) -> _);
+    std::hint::black_box(heads::build_dense_head as fn(&_) -> _);
+    std::hint::black_box(roi::BBoxHeadEntry::new as fn(_, _) -> _);
+    std::hint::black_box(roi::MaskHeadEntry::new as fn(_, _) -> _);
 }

@@ -10,12 +10,11 @@ use mona_core::registry::BuildError;
 use mona_core::runner::{LossError, Losses, TrainModel};
 
 use crate::batch::DetBatch;
+use crate::component_types;
 use crate::detector::Detector;
+use crate::heads::{DenseHead, DenseHeadArgs, build_dense_head};
 use crate::neck::{Neck, NeckOutputs, build_neck};
-use crate::retina::{
-    Detections, GtInstances, ImageMeta, RetinaError, RetinaHead, RetinaHeadConfig, RetinaLogic,
-    RetinaTestConfig, RetinaTrainConfig,
-};
+use crate::retina::{Detections, GtInstances, ImageMeta, RetinaError, RetinaHead, RetinaLogic};
 
 /// The `backbone` and the `neck` of a detector's `model` node, with what the neck outputs;
 /// the neck must take the backbone's output channels.
@@ -42,45 +41,31 @@ impl RetinaNet {
     /// Builds the model of a `model` config node (`train_cfg` / `test_cfg` at model level, as
     /// in mmdet 2.x configs, or inside `bbox_head`).
     pub fn from_config(node: &ConfigNode<'_>, device: &Device) -> Result<Self, BuildError> {
+        component_types::check(node, component_types::Detector::SingleStage)?;
         let (backbone, neck, neck_out) = backbone_and_neck(node, device)?;
         let head_node = node.child("bbox_head")?;
-        let mut head_cfg: RetinaHeadConfig = head_node.extract()?;
-        if let Some(t) = node.get("train_cfg") {
-            head_cfg.train_cfg = Some(t.extract::<RetinaTrainConfig>()?);
-        }
-        if let Some(t) = node.get("test_cfg") {
-            head_cfg.test_cfg = Some(t.extract::<RetinaTestConfig>()?);
-        }
-        if head_cfg.in_channels != neck_out.channels {
-            return Err(BuildError::invalid(
+        let args = DenseHeadArgs {
+            node: &head_node,
+            model: node,
+            neck: neck_out,
+            device,
+        };
+        match build_dense_head(&args)? {
+            DenseHead::SingleStage(bbox_head, logic) => Ok(Self {
+                backbone,
+                neck,
+                bbox_head: *bbox_head,
+                logic: *logic,
+            }),
+            DenseHead::Proposal(..) => Err(BuildError::invalid(
                 &head_node,
-                Some("in_channels"),
+                Some("type"),
                 format!(
-                    "{}, but the neck outputs {} channels",
-                    head_cfg.in_channels, neck_out.channels
+                    "{}: a region proposal head; RetinaNet needs a single-stage head (RetinaHead)",
+                    head_node.type_name()?
                 ),
-            ));
+            )),
         }
-        let invalid = |e: RetinaError| BuildError::invalid(&head_node, None, e.to_string());
-        let logic = RetinaLogic::new(&head_cfg).map_err(invalid)?;
-        if logic.anchors.num_levels() != neck_out.levels {
-            return Err(BuildError::invalid(
-                &head_node,
-                Some("anchor_generator.strides"),
-                format!(
-                    "{} strides for the neck's {} outputs",
-                    logic.anchors.num_levels(),
-                    neck_out.levels
-                ),
-            ));
-        }
-        let bbox_head = RetinaHead::new(&head_cfg, device).map_err(invalid)?;
-        Ok(Self {
-            backbone,
-            neck,
-            bbox_head,
-            logic,
-        })
     }
 
     /// `(cls_scores, bbox_preds)` per level of images `(B, 3, H, W)`.

@@ -524,15 +524,25 @@ fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskE
     score(&test_set, &dets, &metrics, &eval_options).map_err(TaskError::Data)
 }
 
+/// The task functions of a detector type: what a crate registering another detector
+/// submits, `ModelEntry::new(MyDetector::TYPE, detector_task_fns::<MyDetector>())`.
+pub const fn detector_task_fns<M: Detector>() -> TaskFns {
+    TaskFns {
+        train: train_det::<M>,
+        test: test_det::<M>,
+        parts: det_parts::<M>,
+    }
+}
+
 /// The detector's parts after its backbone ([`Detector::parts`]).
 fn det_parts<M: Detector>(cfg: &Config) -> Result<Vec<ModelPart>, TaskError> {
     Ok(M::from_config(&cfg.node("model")?, &Device::flex())?.parts())
 }
 
 inventory::submit! {
-    ModelEntry::new(RetinaNet::TYPE, TaskFns { train: train_det::<RetinaNet>, test: test_det::<RetinaNet>, parts: det_parts::<RetinaNet> })
+    ModelEntry::new(RetinaNet::TYPE, detector_task_fns::<RetinaNet>())
 }
 
 inventory::submit! {
-    ModelEntry::new(CascadeRcnn::TYPE, TaskFns { train: train_det::<CascadeRcnn>, test: test_det::<CascadeRcnn>, parts: det_parts::<CascadeRcnn> })
+    ModelEntry::new(CascadeRcnn::TYPE, detector_task_fns::<CascadeRcnn>())
 }

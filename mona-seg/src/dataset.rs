@@ -225,8 +225,26 @@ pub fn build_seg_pipeline(node: &ConfigNode<'_>) -> Result<Pipeline, BuildError>
     mona_data::transforms::build_flat_pipeline(node)
 }
 
-/// Builds an `ADE20KDataset` / `CustomSegDataset` node as the concrete type.
+/// Builds a segmentation dataset from its node.
+pub type SegDatasetBuilder = fn(&ConfigNode<'_>) -> Result<SegDataset, BuildError>;
+
+mona_core::declare_registry! {
+    /// Segmentation datasets as training and evaluation need them (label maps, classes),
+    /// selected by `data.{train,val,test}.type`. A plugin adds a dataset layout by producing a
+    /// [`SegDataset`] (e.g. with [`SegDataset::scan`]).
+    pub struct SegDatasetEntry: "segmentation dataset" => SegDatasetBuilder;
+}
+
+/// The segmentation dataset of a `data.*` node by its registered `type`; an unknown type
+/// names the file, the key and the nearest registered datasets.
 pub fn build_concrete(node: &ConfigNode<'_>) -> Result<SegDataset, BuildError> {
+    let entry = mona_core::registry::lookup::<SegDatasetEntry>(node)?;
+    (entry.build)(node)
+}
+
+/// `ADE20KDataset` and `CustomSegDataset` (mmseg's folder layout; ADE20K's classes and
+/// reduced zero label by default).
+fn build_ade_or_custom(node: &ConfigNode<'_>) -> Result<SegDataset, BuildError> {
     let ade = match node.type_name()? {
         "ADE20KDataset" => true,
         "CustomSegDataset" => false,
@@ -281,5 +299,7 @@ fn build_boxed(node: &ConfigNode<'_>) -> Result<Box<dyn Dataset>, BuildError> {
     build_concrete(node).map(|d| Box::new(d) as Box<dyn Dataset>)
 }
 
+inventory::submit! { SegDatasetEntry::new("ADE20KDataset", build_ade_or_custom) }
+inventory::submit! { SegDatasetEntry::new("CustomSegDataset", build_ade_or_custom) }
 inventory::submit! { DatasetEntry::new("ADE20KDataset", build_boxed) }
 inventory::submit! { DatasetEntry::new("CustomSegDataset", build_boxed) }

@@ -1,6 +1,7 @@
 //! Settings that used to run and give a wrong result (or a panic) now stop before any work
 //! with an error naming the key and the value: a head smaller than the dataset, optimizer
-//! arguments PyTorch refuses, and metric names no task computes.
+//! arguments PyTorch refuses, metric names no task computes, and component types or keys
+//! nothing implements.
 
 mod common;
 
@@ -303,4 +304,89 @@ fn no_shipped_config_has_a_key_nothing_reads() {
         let unknown = mona_core::config::unknown_keys(&config);
         assert!(unknown.is_empty(), "{}: {unknown:?}", path.display());
     }
+}
+
+const MASK_DEMO: &str = "configs/demo/mask_demo_swin_mona_cascade.toml";
+
+/// Every component is chosen by name through a registry: a misspelt or unimplemented `type`
+/// (which for detection necks, heads and sub-components used to build ours silently) names
+/// the source of the value, the key and the nearest registered names.
+#[test]
+fn component_types_are_looked_up_by_name() {
+    let cases: [(&str, &str, &str); 10] = [
+        (
+            DET_DEMO,
+            "model.neck.type=PAFPN",
+            "model.neck.type: unknown neck type \"PAFPN\" (did you mean FPN?); registered: FPN",
+        ),
+        (
+            DET_DEMO,
+            "model.bbox_head.type=RetinaHaed",
+            "model.bbox_head.type: unknown dense head type \"RetinaHaed\" (did you mean RetinaHead?); registered: RPNHead, RetinaHead",
+        ),
+        (
+            DET_DEMO,
+            "model.bbox_head.type=RPNHead",
+            "model.bbox_head.type: RPNHead: a region proposal head; RetinaNet needs a single-stage head (RetinaHead)",
+        ),
+        (
+            DET_DEMO,
+            "model.bbox_head.loss_bbox.type=GIoULoss",
+            "model.bbox_head.loss_bbox.type: unknown box loss type \"GIoULoss\"; registered: L1Loss",
+        ),
+        (
+            DET_DEMO,
+            "model.test_cfg.nms.type=soft_nms",
+            "model.test_cfg.nms.type: unknown NMS type \"soft_nms\" (did you mean nms?); registered: nms",
+        ),
+        (
+            DET_DEMO,
+            "data.val.type=VOCDatset",
+            "data.val.type: unknown detection dataset type \"VOCDatset\" (did you mean VOCDataset or CocoDataset?); registered: CocoDataset, VOCDataset",
+        ),
+        (
+            MASK_DEMO,
+            "model.roi_head.bbox_head.1.type=Shared2FCBoxHead",
+            "model.roi_head.bbox_head.1.type: unknown bbox head type \"Shared2FCBoxHead\" (did you mean Shared2FCBBoxHead or Shared4Conv1FCBBoxHead?); registered: ConvFCBBoxHead, Shared2FCBBoxHead, Shared4Conv1FCBBoxHead",
+        ),
+        (
+            MASK_DEMO,
+            "model.train_cfg.rcnn.0.sampler.type=OHEMSampler",
+            "model.train_cfg.rcnn.0.sampler.type: unknown sampler type \"OHEMSampler\" (did you mean RandomSampler?); registered: RandomSampler",
+        ),
+        (
+            SEG_DEMO,
+            "model.auxiliary_head.type=FCNhead",
+            "model.auxiliary_head.type: unknown decode head type \"FCNhead\" (did you mean FCNHead?); registered: FCNHead, UPerHead",
+        ),
+        (
+            SEG_DEMO,
+            "data.val.type=ADE20K",
+            "data.val.type: unknown segmentation dataset type \"ADE20K\" (did you mean ADE20KDataset?); registered: ADE20KDataset, CustomSegDataset",
+        ),
+    ];
+    for (config, option, message) in cases {
+        assert_eq!(
+            train_error(config, &[option]),
+            format!("error: --cfg-options: {message}"),
+            "{config} {option}"
+        );
+    }
+}
+
+/// A key a decode head does not read is an error naming it and the nearest key it reads (it
+/// used to be refused by a generic serde message, or after this change silently ignored).
+#[test]
+fn a_key_a_head_does_not_read_is_refused() {
+    assert_eq!(
+        train_error(SEG_DEMO, &["model.decode_head.pool_scale=[1,2]"]),
+        "error: --cfg-options: model.decode_head.pool_scale: unknown key of a UPerHead (did you \
+         mean pool_scales?); it reads in_channels, in_index, channels, num_classes, \
+         dropout_ratio, norm_cfg, align_corners, loss_decode, ignore_index, pool_scales"
+    );
+    // FCNHead's own keys are not UPerHead's.
+    assert!(
+        train_error(SEG_DEMO, &["model.auxiliary_head.pool_scales=[1]"])
+            .contains("model.auxiliary_head.pool_scales: unknown key of a FCNHead"),
+    );
 }

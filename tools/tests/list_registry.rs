@@ -150,6 +150,29 @@ fn lists_detection_names() {
         "{}",
         out.stdout
     );
+    for (kind, names) in [
+        ("neck", &["FPN"][..]),
+        ("dense head", &["RPNHead", "RetinaHead"]),
+        ("RoI head", &["CascadeRoIHead"]),
+        (
+            "bbox head",
+            &[
+                "ConvFCBBoxHead",
+                "Shared2FCBBoxHead",
+                "Shared4Conv1FCBBoxHead",
+            ],
+        ),
+        ("mask head", &["FCNMaskHead"]),
+        ("detection dataset", &["CocoDataset", "VOCDataset"]),
+    ] {
+        for name in names {
+            assert!(
+                names_of(&all, kind).contains(name),
+                "{kind} {name}:\n{}",
+                out.stdout
+            );
+        }
+    }
 }
 
 /// The binary sees exactly what a program that calls `link_all` sees (this test does).

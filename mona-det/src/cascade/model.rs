@@ -12,14 +12,14 @@ use mona_core::ops::boxes::Box4;
 use mona_core::registry::BuildError;
 use mona_core::runner::Losses;
 
-use super::config::{
-    CascadeRoIHeadConfig, RcnnTrainConfig, TwoStageTestConfig, TwoStageTrainConfig,
-};
+use super::config::{RcnnTrainConfig, TwoStageTestConfig, TwoStageTrainConfig};
 use super::roi_head::{CascadeError, CascadeRoIHead, TestImage, TrainImages};
+use crate::component_types;
+use crate::heads::{DenseHead, DenseHeadArgs, build_dense_head, build_roi_head};
 use crate::model::backbone_and_neck;
 use crate::neck::Neck;
 use crate::retina::{Detections, GtInstances, ImageMeta};
-use crate::rpn::{RpnError, RpnHead, RpnHeadConfig, RpnLogic};
+use crate::rpn::{RpnError, RpnHead, RpnLogic};
 use crate::sampler::SamplerRng;
 
 /// Why a forward pass failed.
@@ -58,37 +58,29 @@ impl CascadeRcnn {
     /// Builds the model of a `model` config node (`train_cfg` / `test_cfg` at model level,
     /// as in mmdet 2.x configs).
     pub fn from_config(node: &ConfigNode<'_>, device: &Device) -> Result<Self, BuildError> {
+        component_types::check(node, component_types::Detector::TwoStage)?;
         let (backbone, neck, neck_out) = backbone_and_neck(node, device)?;
         let rpn_node = node.child("rpn_head")?;
-        let rpn_cfg: RpnHeadConfig = rpn_node.extract()?;
-        let rpn_err = |e: RpnError| BuildError::invalid(&rpn_node, None, e.to_string());
-        if rpn_cfg.in_channels != neck_out.channels {
-            return Err(BuildError::invalid(
-                &rpn_node,
-                Some("in_channels"),
-                format!(
-                    "{}, but the neck outputs {} channels",
-                    rpn_cfg.in_channels, neck_out.channels
-                ),
-            ));
-        }
-        let rpn = RpnLogic::new(&rpn_cfg).map_err(rpn_err)?;
-        if rpn.anchors.num_levels() != neck_out.levels {
-            return Err(BuildError::invalid(
-                &rpn_node,
-                Some("anchor_generator.strides"),
-                format!(
-                    "{} strides for the neck's {} outputs",
-                    rpn.anchors.num_levels(),
-                    neck_out.levels
-                ),
-            ));
-        }
-        let rpn_head = RpnHead::new(&rpn_cfg, device).map_err(rpn_err)?;
-        let roi_node = node.child("roi_head")?;
-        let roi_cfg: CascadeRoIHeadConfig = roi_node.extract()?;
-        let roi_head = CascadeRoIHead::new(&roi_cfg, device)
-            .map_err(|e| BuildError::invalid(&roi_node, None, e.to_string()))?;
+        let args = DenseHeadArgs {
+            node: &rpn_node,
+            model: node,
+            neck: neck_out,
+            device,
+        };
+        let (rpn_head, rpn) = match build_dense_head(&args)? {
+            DenseHead::Proposal(head, logic) => (*head, *logic),
+            DenseHead::SingleStage(..) => {
+                return Err(BuildError::invalid(
+                    &rpn_node,
+                    Some("type"),
+                    format!(
+                        "{}: a single-stage detection head; rpn_head needs a region proposal head (RPNHead)",
+                        rpn_node.type_name()?
+                    ),
+                ));
+            }
+        };
+        let roi_head = build_roi_head(&node.child("roi_head")?, device)?;
         let train_cfg: Option<TwoStageTrainConfig> = match node.get("train_cfg") {
             Some(t) => Some(t.extract()?),
             None => None,

@@ -24,6 +24,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use image::GrayImage;
 use mona_core::ops::boxes::Box4;
+use mona_core::registry::find;
 
 use super::config::{CascadeRoIHeadConfig, RcnnTrainConfig};
 use crate::assigner::MaxIoUAssigner;
@@ -31,8 +32,9 @@ use crate::retina::{Detections, GtInstances, ImageMeta};
 use crate::roi::bbox_head::{argmax, host};
 use crate::roi::mask_ops::{get_seg_masks, get_targets};
 use crate::roi::{
-    BBoxHeadError, BBoxHeadLogic, ConvFcBBoxHead, FcnMaskHead, FcnMaskHeadConfig, MaskHeadError,
-    MaskOpsError, RcnnTestConfig, Roi, RoiExtractorError, SingleRoIExtractor, bbox2roi,
+    BBoxHeadEntry, BBoxHeadError, BBoxHeadLogic, ConvFcBBoxHead, FcnMaskHead, FcnMaskHeadConfig,
+    MaskHeadEntry, MaskHeadError, MaskOpsError, RcnnTestConfig, Roi, RoiExtractorError,
+    SingleRoIExtractor, bbox2roi,
 };
 use crate::sampler::{RandomSampler, SamplerRng, SamplingResult};
 
@@ -143,8 +145,16 @@ impl CascadeRoIHead {
                 ));
             }
             let err = |e: BBoxHeadError| config_err(&format!("bbox_head.{i}"), e.to_string());
-            bbox_head.push(ConvFcBBoxHead::new(c, device).map_err(err)?);
-            bbox_logics.push(BBoxHeadLogic::new(c).map_err(err)?);
+            let kind = c.kind.as_deref().unwrap_or("ConvFCBBoxHead");
+            let entry = find::<BBoxHeadEntry>(kind).ok_or_else(|| {
+                config_err(
+                    &format!("bbox_head.{i}.type"),
+                    format!("unknown bbox head type \"{kind}\""),
+                )
+            })?;
+            let (head, logic) = (entry.build)(c, device).map_err(err)?;
+            bbox_head.push(head);
+            bbox_logics.push(logic);
         }
         let (mut mask_head, mut mask_extractors) = (Vec::new(), Vec::new());
         if let Some(mh) = &cfg.mask_head {
@@ -173,8 +183,15 @@ impl CascadeRoIHead {
                         format!("{} but the box heads have {num_classes}", c.num_classes),
                     ));
                 }
+                let kind = c.kind.as_deref().unwrap_or("FCNMaskHead");
+                let entry = find::<MaskHeadEntry>(kind).ok_or_else(|| {
+                    config_err(
+                        &format!("mask_head.{i}.type"),
+                        format!("unknown mask head type \"{kind}\""),
+                    )
+                })?;
                 mask_head.push(
-                    FcnMaskHead::new(c, device)
+                    (entry.build)(c, device)
                         .map_err(|e| config_err(&format!("mask_head[{i}]"), e.to_string()))?,
                 );
             }

@@ -845,3 +845,25 @@ pub(crate) fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .try_into_vec::<f32>()
         .unwrap_or_default()
 }
+
+/// Builds one stage's box head and its logic; the detectors build box heads only through
+/// [`BBoxHeadEntry`].
+pub type BBoxHeadBuilder =
+    fn(&BBoxHeadConfig, &Device) -> Result<(ConvFcBBoxHead, BBoxHeadLogic), BBoxHeadError>;
+
+mona_core::declare_registry! {
+    /// Box heads of RoI head stages, selected by `model.roi_head.bbox_head[i].type`.
+    pub struct BBoxHeadEntry: "bbox head" => BBoxHeadBuilder;
+}
+
+/// mmdet's `ConvFCBBoxHead` and its presets: the layout comes from the `type` in `cfg`.
+fn build_conv_fc(
+    cfg: &BBoxHeadConfig,
+    device: &Device,
+) -> Result<(ConvFcBBoxHead, BBoxHeadLogic), BBoxHeadError> {
+    Ok((ConvFcBBoxHead::new(cfg, device)?, BBoxHeadLogic::new(cfg)?))
+}
+
+inventory::submit! { BBoxHeadEntry::new("ConvFCBBoxHead", build_conv_fc) }
+inventory::submit! { BBoxHeadEntry::new("Shared2FCBBoxHead", build_conv_fc) }
+inventory::submit! { BBoxHeadEntry::new("Shared4Conv1FCBBoxHead", build_conv_fc) }

@@ -424,3 +424,13 @@ pub fn mask_loss(
 fn bce_with_logits(x: Tensor<2>, t: Tensor<2>) -> Tensor<2> {
     x.clone() * t.neg().add_scalar(1.0) - log_sigmoid(x)
 }
+
+/// Builds one stage's mask head.
+pub type MaskHeadBuilder = fn(&FcnMaskHeadConfig, &Device) -> Result<FcnMaskHead, MaskHeadError>;
+
+mona_core::declare_registry! {
+    /// Mask heads of RoI head stages, selected by `model.roi_head.mask_head[i].type`.
+    pub struct MaskHeadEntry: "mask head" => MaskHeadBuilder;
+}
+
+inventory::submit! { MaskHeadEntry::new("FCNMaskHead", FcnMaskHead::new) }

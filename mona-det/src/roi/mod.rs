@@ -8,10 +8,10 @@ pub mod mask_ops;
 pub mod roi_align;
 
 pub use bbox_head::{
-    BBoxHeadConfig, BBoxHeadError, BBoxHeadLogic, BBoxLosses, BBoxTargets, ConvFcBBoxHead,
-    RcnnTestConfig, bbox2roi, multiclass_nms,
+    BBoxHeadConfig, BBoxHeadEntry, BBoxHeadError, BBoxHeadLogic, BBoxLosses, BBoxTargets,
+    ConvFcBBoxHead, RcnnTestConfig, bbox2roi, multiclass_nms,
 };
 pub use extractor::{RoiExtractorError, SingleRoIExtractor, SingleRoIExtractorConfig};
-pub use mask_head::{FcnMaskHead, FcnMaskHeadConfig, MaskHeadError, mask_loss};
+pub use mask_head::{FcnMaskHead, FcnMaskHeadConfig, MaskHeadEntry, MaskHeadError, mask_loss};
 pub use mask_ops::{MaskOpsError, encode_rle, get_seg_masks, mask_targets, paste_mask};
 pub use roi_align::{Roi, RoiAlignConfig, RoiAlignError, RoiLayerConfig, roi_align};

@@ -1,0 +1,169 @@
+//! Detection heads chosen by name: dense heads (`RetinaHead`, `RPNHead`) and RoI heads
+//! (`CascadeRoIHead`); the box and mask heads of its stages have their registries beside
+//! their implementations (`crate::roi`).
+//!
+//! Each registry builds this crate's implementation of its kind, and the detectors build their
+//! heads only through them, so `list-registry` shows every accepted name and a misspelt one
+//! fails with the file, the key and the nearest names. A plugin can register further names
+//! for these implementations (an mmdet subclass that only changes defaults, as
+//! `Shared2FCBBoxHead` does for `ConvFCBBoxHead`). A head with training targets of its own is
+//! a new detector: it registers a model ([`mona_core::task::ModelEntry`]) through the
+//! [`crate::detector::Detector`] trait and [`crate::task::detector_task_fns`], reusing the
+//! backbone, the neck registry and the task glue.
+
+use burn::tensor::Device;
+
+use mona_core::config::ConfigNode;
+use mona_core::registry::{BuildError, lookup};
+
+use crate::cascade::CascadeRoIHead;
+use crate::cascade::config::CascadeRoIHeadConfig;
+use crate::neck::NeckOutputs;
+use crate::retina::{
+    RetinaError, RetinaHead, RetinaHeadConfig, RetinaLogic, RetinaTestConfig, RetinaTrainConfig,
+};
+use crate::roi::{BBoxHeadEntry, MaskHeadEntry};
+use crate::rpn::{RpnError, RpnHead, RpnHeadConfig, RpnLogic};
+
+/// A dense head with its non-learnt logic.
+pub enum DenseHead {
+    /// Classifies and regresses every anchor into the final detections (`RetinaHead`).
+    SingleStage(Box<RetinaHead>, Box<RetinaLogic>),
+    /// Proposes class-agnostic regions for a second stage (`RPNHead`).
+    Proposal(Box<RpnHead>, Box<RpnLogic>),
+}
+
+/// What a dense head is built from.
+pub struct DenseHeadArgs<'a, 'c> {
+    /// The head's node (`model.bbox_head`, `model.rpn_head`).
+    pub node: &'a ConfigNode<'c>,
+    /// The `model` node (mmdet 2.x keeps `train_cfg` / `test_cfg` there).
+    pub model: &'a ConfigNode<'c>,
+    /// What the neck feeds it.
+    pub neck: NeckOutputs,
+    pub device: &'a Device,
+}
+
+/// Builds a dense head.
+pub type DenseHeadBuilder = fn(&DenseHeadArgs<'_, '_>) -> Result<DenseHead, BuildError>;
+
+mona_core::declare_registry! {
+    /// Dense heads, selected by `model.bbox_head.type` (single-stage detectors) and
+    /// `model.rpn_head.type` (two-stage detectors).
+    pub struct DenseHeadEntry: "dense head" => DenseHeadBuilder;
+}
+
+/// The dense head of `args.node`; an unknown `type` names the file, the key and the nearest
+/// registered heads.
+pub fn build_dense_head(args: &DenseHeadArgs<'_, '_>) -> Result<DenseHead, BuildError> {
+    let entry = lookup::<DenseHeadEntry>(args.node)?;
+    (entry.build)(args)
+}
+
+/// The head's `in_channels` must be the neck's, and its anchor strides one per neck level.
+fn check_neck(
+    node: &ConfigNode<'_>,
+    in_channels: usize,
+    levels: usize,
+    neck: NeckOutputs,
+) -> Result<(), BuildError> {
+    if in_channels != neck.channels {
+        return Err(BuildError::invalid(
+            node,
+            Some("in_channels"),
+            format!(
+                "{in_channels}, but the neck outputs {} channels",
+                neck.channels
+            ),
+        ));
+    }
+    if levels != neck.levels {
+        return Err(BuildError::invalid(
+            node,
+            Some("anchor_generator.strides"),
+            format!("{levels} strides for the neck's {} outputs", neck.levels),
+        ));
+    }
+    Ok(())
+}
+
+/// `RetinaHead`, with `train_cfg` / `test_cfg` at model level (as in mmdet 2.x configs) or
+/// inside the head.
+fn build_retina(args: &DenseHeadArgs<'_, '_>) -> Result<DenseHead, BuildError> {
+    let node = args.node;
+    let mut cfg: RetinaHeadConfig = node.extract()?;
+    if let Some(t) = args.model.get("train_cfg") {
+        cfg.train_cfg = Some(t.extract::<RetinaTrainConfig>()?);
+    }
+    if let Some(t) = args.model.get("test_cfg") {
+        cfg.test_cfg = Some(t.extract::<RetinaTestConfig>()?);
+    }
+    let invalid = |e: RetinaError| BuildError::invalid(node, None, e.to_string());
+    let logic = RetinaLogic::new(&cfg).map_err(invalid)?;
+    check_neck(node, cfg.in_channels, logic.anchors.num_levels(), args.neck)?;
+    let head = RetinaHead::new(&cfg, args.device).map_err(invalid)?;
+    Ok(DenseHead::SingleStage(Box::new(head), Box::new(logic)))
+}
+
+/// `RPNHead`.
+fn build_rpn(args: &DenseHeadArgs<'_, '_>) -> Result<DenseHead, BuildError> {
+    let node = args.node;
+    let cfg: RpnHeadConfig = node.extract()?;
+    let invalid = |e: RpnError| BuildError::invalid(node, None, e.to_string());
+    let logic = RpnLogic::new(&cfg).map_err(invalid)?;
+    check_neck(node, cfg.in_channels, logic.anchors.num_levels(), args.neck)?;
+    let head = RpnHead::new(&cfg, args.device).map_err(invalid)?;
+    Ok(DenseHead::Proposal(Box::new(head), Box::new(logic)))
+}
+
+inventory::submit! { DenseHeadEntry::new("RetinaHead", build_retina) }
+inventory::submit! { DenseHeadEntry::new("RPNHead", build_rpn) }
+
+/// Builds a RoI head from its node.
+pub type RoiHeadBuilder = fn(&ConfigNode<'_>, &Device) -> Result<CascadeRoIHead, BuildError>;
+
+mona_core::declare_registry! {
+    /// RoI heads of two-stage detectors, selected by `model.roi_head.type`.
+    pub struct RoiHeadEntry: "RoI head" => RoiHeadBuilder;
+}
+
+/// The RoI head of a `roi_head` node, its stages' box and mask head types checked against
+/// their registries first (errors name the stage's key).
+pub fn build_roi_head(
+    node: &ConfigNode<'_>,
+    device: &Device,
+) -> Result<CascadeRoIHead, BuildError> {
+    let entry = lookup::<RoiHeadEntry>(node)?;
+    for (key, check) in [
+        (
+            "bbox_head",
+            check_type::<BBoxHeadEntry> as fn(&ConfigNode<'_>) -> _,
+        ),
+        ("mask_head", check_type::<MaskHeadEntry>),
+    ] {
+        if let Some(child) = node.get(key) {
+            match child.items() {
+                stages if stages.is_empty() => check(&child)?,
+                stages => stages.iter().try_for_each(check)?,
+            }
+        }
+    }
+    (entry.build)(node, device)
+}
+
+/// A present `type` of `node` must be registered in `R`.
+fn check_type<R: mona_core::registry::Registration + inventory::Collect>(
+    node: &ConfigNode<'_>,
+) -> Result<(), BuildError> {
+    if node.get("type").is_some() {
+        lookup::<R>(node)?;
+    }
+    Ok(())
+}
+
+fn build_cascade(node: &ConfigNode<'_>, device: &Device) -> Result<CascadeRoIHead, BuildError> {
+    let cfg: CascadeRoIHeadConfig = node.extract()?;
+    CascadeRoIHead::new(&cfg, device).map_err(|e| BuildError::invalid(node, None, e.to_string()))
+}
+
+inventory::submit! { RoiHeadEntry::new("CascadeRoIHead", build_cascade) }
