@@ -1,6 +1,6 @@
-//! Detection heads chosen by name: dense heads (`RetinaHead`, `RPNHead`) and RoI heads
-//! (`CascadeRoIHead`); the box and mask heads of its stages have their registries beside
-//! their implementations (`crate::roi`).
+//! Detection heads chosen by name. Dense heads (`RetinaHead`, `RPNHead`) are here; RoI heads
+//! (`CascadeRoIHead`) in `crate::cascade::registry`, and the box and mask heads of its stages
+//! beside their implementations (`crate::roi`).
 //!
 //! Each registry builds this crate's implementation of its kind, and the detectors build their
 //! heads only through them, so `list-registry` shows every accepted name and a misspelt one
@@ -16,13 +16,10 @@ use burn::tensor::Device;
 use mona_core::config::ConfigNode;
 use mona_core::registry::{BuildError, lookup};
 
-use crate::cascade::CascadeRoIHead;
-use crate::cascade::config::CascadeRoIHeadConfig;
 use crate::neck::NeckOutputs;
 use crate::retina::{
     RetinaError, RetinaHead, RetinaHeadConfig, RetinaLogic, RetinaTestConfig, RetinaTrainConfig,
 };
-use crate::roi::{BBoxHeadEntry, MaskHeadEntry};
 use crate::rpn::{RpnError, RpnHead, RpnHeadConfig, RpnLogic};
 
 /// A dense head with its non-learnt logic.
@@ -118,52 +115,3 @@ fn build_rpn(args: &DenseHeadArgs<'_, '_>) -> Result<DenseHead, BuildError> {
 
 inventory::submit! { DenseHeadEntry::new("RetinaHead", build_retina) }
 inventory::submit! { DenseHeadEntry::new("RPNHead", build_rpn) }
-
-/// Builds a RoI head from its node.
-pub type RoiHeadBuilder = fn(&ConfigNode<'_>, &Device) -> Result<CascadeRoIHead, BuildError>;
-
-mona_core::declare_registry! {
-    /// RoI heads of two-stage detectors, selected by `model.roi_head.type`.
-    pub struct RoiHeadEntry: "RoI head" => RoiHeadBuilder;
-}
-
-/// The RoI head of a `roi_head` node, its stages' box and mask head types checked against
-/// their registries first (errors name the stage's key).
-pub fn build_roi_head(
-    node: &ConfigNode<'_>,
-    device: &Device,
-) -> Result<CascadeRoIHead, BuildError> {
-    let entry = lookup::<RoiHeadEntry>(node)?;
-    for (key, check) in [
-        (
-            "bbox_head",
-            check_type::<BBoxHeadEntry> as fn(&ConfigNode<'_>) -> _,
-        ),
-        ("mask_head", check_type::<MaskHeadEntry>),
-    ] {
-        if let Some(child) = node.get(key) {
-            match child.items() {
-                stages if stages.is_empty() => check(&child)?,
-                stages => stages.iter().try_for_each(check)?,
-            }
-        }
-    }
-    (entry.build)(node, device)
-}
-
-/// A present `type` of `node` must be registered in `R`.
-fn check_type<R: mona_core::registry::Registration + inventory::Collect>(
-    node: &ConfigNode<'_>,
-) -> Result<(), BuildError> {
-    if node.get("type").is_some() {
-        lookup::<R>(node)?;
-    }
-    Ok(())
-}
-
-fn build_cascade(node: &ConfigNode<'_>, device: &Device) -> Result<CascadeRoIHead, BuildError> {
-    let cfg: CascadeRoIHeadConfig = node.extract()?;
-    CascadeRoIHead::new(&cfg, device).map_err(|e| BuildError::invalid(node, None, e.to_string()))
-}
-
-inventory::submit! { RoiHeadEntry::new("CascadeRoIHead", build_cascade) }

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod model;
+pub mod registry;
 pub mod roi_head;
 
 pub use config::{CascadeRoIHeadConfig, RcnnTrainConfig, TwoStageTestConfig, TwoStageTrainConfig};

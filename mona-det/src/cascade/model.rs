@@ -13,9 +13,10 @@ use mona_core::registry::BuildError;
 use mona_core::runner::Losses;
 
 use super::config::{RcnnTrainConfig, TwoStageTestConfig, TwoStageTrainConfig};
+use super::registry::build_roi_head;
 use super::roi_head::{CascadeError, CascadeRoIHead, TestImage, TrainImages};
 use crate::component_types;
-use crate::heads::{DenseHead, DenseHeadArgs, build_dense_head, build_roi_head};
+use crate::heads::{DenseHead, DenseHeadArgs, build_dense_head};
 use crate::model::backbone_and_neck;
 use crate::neck::Neck;
 use crate::retina::{Detections, GtInstances, ImageMeta};
