@@ -10,17 +10,20 @@ pub mod component_types;
 pub mod data;
 pub mod datasets;
 pub mod detector;
+pub mod evaluation;
 pub mod fpn;
 pub mod heads;
 pub mod losses;
 pub mod metrics;
 pub mod model;
 pub mod neck;
+pub mod results;
 pub mod retina;
 pub mod roi;
 pub mod rpn;
 pub mod sampler;
 pub mod task;
+pub mod visualize;
 
 pub use anchor::{AnchorGenerator, AnchorGeneratorConfig};
 pub use assigner::{AssignResult, MaxIoUAssigner, MaxIoUAssignerConfig};
@@ -36,7 +39,7 @@ pub use sampler::{RandomSampler, RandomSamplerConfig, SamplerRng, SamplingResult
 /// is dropped with its `inventory` entries).
 #[inline(never)]
 pub fn link() {
-    std::hint::black_box(task::config_metrics as fn(&_) -> _);
+    std::hint::black_box(evaluation::config_metrics as fn(&_) -> _);
     std::hint::black_box(neck::build_neck as fn(&_, &_, &_) -> _);
     std::hint::black_box(heads::build_dense_head as fn(&_) -> _);
     std::hint::black_box(roi::BBoxHeadEntry::new as fn(_, _) -> _);

@@ -82,7 +82,7 @@ fn demo_trains_far_above_the_untrained_model() {
     let only = TestArgs {
         format_only: true,
         show_dir: None,
-        show_score_thr: mona_det::task::SHOW_SCORE_THR,
+        show_score_thr: mona_det::visualize::SHOW_SCORE_THR,
         ..targs
     };
     assert!((entry.build.test)(&cfg, &only).unwrap().is_empty());

@@ -2,7 +2,7 @@
 
 use image::{Rgb, RgbImage};
 use mona_det::retina::Detections;
-use mona_det::task::draw_detections;
+use mona_det::visualize::draw_detections;
 
 const GRAY: Rgb<u8> = Rgb([128, 128, 128]);
 

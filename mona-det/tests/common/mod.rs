@@ -42,7 +42,7 @@ pub fn test_args(checkpoint: PathBuf, out: PathBuf, show_dir: PathBuf) -> TestAr
         metrics: vec![],
         out: Some(out),
         show_dir: Some(show_dir),
-        show_score_thr: mona_det::task::SHOW_SCORE_THR,
+        show_score_thr: mona_det::visualize::SHOW_SCORE_THR,
         format_only: false,
         eval_options: Default::default(),
         device: Device::flex(),
@@ -59,5 +59,6 @@ pub fn untrained_metrics<M: mona_det::detector::Detector>(
     let device = Device::flex();
     device.seed(0);
     let untrained: M = mona_det::task::build_model(cfg, &device).unwrap();
-    mona_det::task::evaluate(&untrained, val, &device, metrics, &Default::default(), None).unwrap()
+    mona_det::evaluation::evaluate(&untrained, val, &device, metrics, &Default::default(), None)
+        .unwrap()
 }

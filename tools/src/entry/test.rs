@@ -30,7 +30,7 @@ struct Args {
     #[arg(long)]
     show_dir: Option<PathBuf>,
     /// Detection: draw the boxes scoring at least this (0 to 1; mmdet's default 0.3).
-    #[arg(long, requires = "show_dir", default_value_t = mona_det::task::SHOW_SCORE_THR, value_parser = score_threshold)]
+    #[arg(long, requires = "show_dir", default_value_t = mona_det::visualize::SHOW_SCORE_THR, value_parser = score_threshold)]
     show_score_thr: f32,
     /// Only write the predictions to `--out` (detection: a COCO-style results json), compute
     /// no metrics.
