@@ -17,7 +17,6 @@ pub mod backbone;
 pub mod checkpoint;
 pub mod config;
 pub mod dyn_module;
-pub mod fixtures;
 pub mod fused;
 pub mod methods;
 pub mod nn;

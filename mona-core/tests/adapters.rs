@@ -12,9 +12,9 @@ use mona_core::checkpoint::adapter_file::{self, load_adapter, save_adapter};
 use mona_core::checkpoint::{
     CheckpointError, KeyReport, LoadOptions, StateDict, load_state_dict, write_safetensors,
 };
-use mona_core::fixtures::{FORWARD_TOL, rel_err};
 use mona_core::params::{load_params, param_data};
 use mona_core::swin::SwinTransformer;
+use mona_fixtures::{FORWARD_TOL, rel_err};
 
 const CONFIG_TOML: &str = "[model.backbone.method]\ntype = \"mona\"\n";
 

@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use burn::tensor::{DType, Tensor};
 use common::{fixture, fixture_config, method};
 use mona_core::checkpoint::StateDict;
-use mona_core::fixtures::rel_err;
 use mona_core::nn::amp::{Precision, PrecisionGuard, precision};
 use mona_core::params::{load_params, param_grads, set_trainable};
 use mona_core::swin::SwinTransformer;
+use mona_fixtures::rel_err;
 
 #[test]
 fn bf16_autocast_matches_float32_to_bf16_accuracy() {

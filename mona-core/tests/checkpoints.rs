@@ -14,10 +14,10 @@ use mona_core::checkpoint::{
     resize_bias_table,
 };
 use mona_core::config::Config;
-use mona_core::fixtures::{FORWARD_TOL, rel_err};
 use mona_core::methods::build_method;
 use mona_core::params::{param_data, param_infos};
 use mona_core::swin::SwinTransformer;
+use mona_fixtures::{FORWARD_TOL, rel_err};
 
 const RELEASE: &str = "swin_mona_tiny.release.pth";
 const MMDET: &str = "swin_mona_tiny.mmdet.pth";

@@ -10,11 +10,11 @@ mod common;
 
 use burn::tensor::{Distribution, Tensor, TensorData};
 use common::{device, pseudo_random};
-use mona_core::fixtures::rel_err;
 use mona_core::fused;
 use mona_core::methods::Mona;
 use mona_core::nn::{Linear, gelu_dropout};
 use mona_core::swin::{WindowAttention, shifted_window_mask};
+use mona_fixtures::rel_err;
 
 fn ad_device() -> burn::tensor::Device {
     device().autodiff()

@@ -9,12 +9,12 @@ use std::collections::{BTreeSet, HashMap};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Tensor, TensorData};
 use common::{device, method, pseudo_random, tiny};
-use mona_core::fixtures::rel_err;
 use mona_core::params::{count, load_params};
 use mona_core::swin::{
     PatchMerging, SwinConfig, SwinTransformer, relative_position_index, shifted_window_mask,
     window_partition, window_reverse,
 };
+use mona_fixtures::rel_err;
 
 #[test]
 fn relative_position_index_follows_the_formula() {

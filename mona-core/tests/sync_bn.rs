@@ -13,7 +13,6 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use common::{Batch, Source};
 use mona_core::config::Config;
-use mona_core::fixtures::test_device;
 use mona_core::nn::{BatchNorm2d, BatchNormKind, ConvModule, Dropout, Linear};
 use mona_core::params::param_data;
 use mona_core::replica_sync::{Membership, ReplicaGroup};
@@ -21,6 +20,7 @@ use mona_core::runner::{
     AllReduce, DataParallel, LossError, Losses, LrSchedule, Metrics, Optimizer, Resume, RunnerCfg,
     TrainModel, TrainOptions, train,
 };
+use mona_fixtures::test_device;
 
 /// conv-BN-ReLU ×2 → dropout → global mean → linear, as a decode head's shape.
 #[derive(Module, Debug)]

@@ -2,7 +2,7 @@
 //! `scale_major`): base anchors per level, the grid of anchors in row order `(y, x, a)` with
 //! `a = ratio_idx · num_scales + scale_idx`, and the valid flags of a padded image.
 
-use mona_core::ops::boxes::Box4;
+use crate::ops::boxes::Box4;
 use serde::Deserialize;
 
 /// The `anchor_generator` config of mmdet (`type = "AnchorGenerator"`).

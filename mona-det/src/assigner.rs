@@ -1,6 +1,6 @@
 //! mmdet's `MaxIoUAssigner` on host boxes (IoU without `+1`, union clamped to 1e-6).
 
-use mona_core::ops::boxes::{Box4, OverlapMode, bbox_overlaps};
+use crate::ops::boxes::{Box4, OverlapMode, bbox_overlaps};
 use serde::Deserialize;
 
 /// The `assigner` config of mmdet (`type = "MaxIoUAssigner"`).

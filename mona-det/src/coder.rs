@@ -1,8 +1,8 @@
 //! mmdet's `DeltaXYWHBBoxCoder` (no `+1` in widths): `encode` = `bbox2delta`,
 //! `decode` = `delta2bbox` with the `wh_ratio_clip` clamp and optional clipping to the image.
 
+use crate::ops::boxes::Box4;
 use burn::tensor::{Tensor, TensorData};
-use mona_core::ops::boxes::Box4;
 use serde::Deserialize;
 
 /// The `bbox_coder` config of mmdet (`type = "DeltaXYWHBBoxCoder"`).

@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use mona_core::ops::boxes::Box4;
+use crate::ops::boxes::Box4;
 use quick_xml::events::Event;
 use serde::Deserialize;
 

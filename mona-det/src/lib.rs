@@ -17,6 +17,7 @@ pub mod losses;
 pub mod metrics;
 pub mod model;
 pub mod neck;
+pub mod ops;
 pub mod results;
 pub mod retina;
 pub mod roi;

@@ -34,8 +34,8 @@ pub fn giou_loss(pred: Tensor<2>, target: Tensor<2>, eps: f64) -> Tensor<1> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::boxes::{OverlapMode, overlap};
     use burn::tensor::{Device, TensorData};
-    use mona_core::ops::boxes::{OverlapMode, overlap};
 
     fn boxes(v: &[[f32; 4]], device: &Device) -> Tensor<2> {
         let flat: Vec<f32> = v.iter().flatten().copied().collect();

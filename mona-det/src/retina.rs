@@ -3,13 +3,13 @@
 //! MaxIoU-assigned anchors and the post-processing (score filter, `nms_pre` per level,
 //! decode, class-aware NMS, `max_per_img`).
 
+use crate::ops::boxes::Box4;
+use crate::ops::focal_loss::sigmoid_focal_loss;
+use crate::ops::nms::batched_nms;
 use burn::module::Module;
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor, TensorData};
 use mona_core::nn::Conv2d;
-use mona_core::ops::boxes::Box4;
-use mona_core::ops::focal_loss::sigmoid_focal_loss;
-use mona_core::ops::nms::batched_nms;
 use serde::Deserialize;
 
 use crate::anchor::{AnchorError, AnchorGenerator, AnchorGeneratorConfig};

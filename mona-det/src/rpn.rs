@@ -5,12 +5,12 @@
 //! decode, NMS with the level as the class so levels never suppress each other, first
 //! `max_per_img`).
 
+use crate::ops::boxes::Box4;
+use crate::ops::nms::batched_nms;
 use burn::module::Module;
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor, TensorData};
 use mona_core::nn::{Conv2d, init};
-use mona_core::ops::boxes::Box4;
-use mona_core::ops::nms::batched_nms;
 use serde::Deserialize;
 
 use crate::anchor::{AnchorError, AnchorGenerator, AnchorGeneratorConfig};

@@ -7,7 +7,7 @@
 //! subsets of the right sizes) and a run is bit-reproducible from its seed. Sampled indices
 //! come back sorted ascending, as mmdet's `.unique()` returns them.
 
-use mona_core::ops::boxes::Box4;
+use crate::ops::boxes::Box4;
 use serde::Deserialize;
 
 use crate::assigner::AssignResult;

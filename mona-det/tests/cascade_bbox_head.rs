@@ -5,16 +5,16 @@
 use std::collections::HashMap;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use mona_core::fixtures::{
-    FORWARD_TOL, Fixture, GRAD_TOL, fixtures_dir, list_fixtures, rel_err, test_device,
-};
-use mona_core::ops::boxes::{Box4, OverlapMode, boxes_from_flat, overlap};
 use mona_core::params::{load_params, param_grads, param_infos};
+use mona_det::ops::boxes::{Box4, OverlapMode, boxes_from_flat, overlap};
 use mona_det::roi::{
     BBoxHeadConfig, BBoxHeadLogic, BBoxTargets, ConvFcBBoxHead, RcnnTestConfig, Roi, bbox2roi,
 };
 use mona_det::sampler::SamplingResult;
 use mona_det::{DeltaCoderConfig, DeltaXYWHBBoxCoder};
+use mona_fixtures::{
+    FORWARD_TOL, Fixture, GRAD_TOL, fixtures_dir, list_fixtures, rel_err, test_device,
+};
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> Fixture {

@@ -9,16 +9,16 @@ use burn::tensor::module::conv_transpose2d;
 use burn::tensor::ops::ConvTransposeOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use image::GrayImage;
-use mona_core::fixtures::{FORWARD_TOL, GRAD_TOL, fixtures_dir, list_fixtures, rel_err};
-use mona_core::ops::boxes::Box4;
-use mona_core::ops::roi_align::{RoiAlignConfig, reference, roi_align};
 use mona_core::params::{load_params, param_grads, param_infos};
+use mona_det::ops::boxes::Box4;
+use mona_det::ops::roi_align::{RoiAlignConfig, reference, roi_align};
 use mona_det::roi::mask_head::{FcnMaskHead, FcnMaskHeadConfig, MaskHeadError, mask_loss};
 use mona_det::roi::mask_ops::{
     MaskOpsError, encode_rle, get_seg_masks, get_targets, mask_targets, paste_mask,
     roi_align_single,
 };
 use mona_det::sampler::SamplingResult;
+use mona_fixtures::{FORWARD_TOL, GRAD_TOL, fixtures_dir, list_fixtures, rel_err};
 use serde_json::json;
 
 fn device() -> Device {
@@ -67,7 +67,7 @@ fn fcn_mask_head_matches_mmdet_fixture() {
         .iter()
         .find(|f| f.kind() == "mmdet.FCNMaskHead")
         .expect("no mmdet.FCNMaskHead fixture");
-    let dev = mona_core::fixtures::test_device();
+    let dev = mona_fixtures::test_device();
     let cfg: FcnMaskHeadConfig = serde_json::from_value(fx.json["config"].clone()).unwrap();
     let head = FcnMaskHead::new(&cfg, &dev).unwrap();
     let params = fx.with_prefix("param.").into_iter().collect();

@@ -3,8 +3,8 @@
 //! proposals) and the random sampler inside the RPN targets.
 
 use burn::tensor::{Device, Tensor, TensorData};
-use mona_core::ops::boxes::Box4;
 use mona_core::params::param_infos;
+use mona_det::ops::boxes::Box4;
 use mona_det::retina::{GtInstances, ImageMeta};
 use mona_det::roi::{Roi, SingleRoIExtractor, SingleRoIExtractorConfig};
 use mona_det::rpn::{

@@ -9,16 +9,16 @@ use std::io::Write;
 use burn::module::Module;
 use burn::tensor::TensorData;
 use burn::tensor::{Device, Tensor};
-use mona_core::fixtures::{
-    FORWARD_TOL, Fixture, GRAD_TOL, fixtures_dir, list_fixtures, rel_err, report_tail,
-};
-use mona_core::ops::boxes::{Box4, boxes_from_flat};
 use mona_core::params::{load_params, param_grads};
 use mona_det::fpn::{Fpn, FpnConfig};
+use mona_det::ops::boxes::{Box4, boxes_from_flat};
 use mona_det::retina::{GtInstances, ImageMeta, RetinaHead, RetinaHeadConfig, RetinaLogic};
 use mona_det::{
     AnchorGenerator, AnchorGeneratorConfig, DeltaCoderConfig, DeltaXYWHBBoxCoder, MaxIoUAssigner,
     MaxIoUAssignerConfig,
+};
+use mona_fixtures::{
+    FORWARD_TOL, Fixture, GRAD_TOL, fixtures_dir, list_fixtures, rel_err, report_tail,
 };
 
 #[derive(Default)]
@@ -210,7 +210,7 @@ fn run_assigner(fx: &Fixture) -> Outcome {
 }
 
 fn device() -> Device {
-    mona_core::fixtures::test_device()
+    mona_fixtures::test_device()
 }
 
 fn tensor<const D: usize>(fx: &Fixture, key: &str, dev: &Device) -> Tensor<D> {

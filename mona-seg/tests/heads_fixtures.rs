@@ -7,13 +7,13 @@ use std::io::Write;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use mona_core::fixtures::{FORWARD_TOL, Fixture, GRAD_TOL, fixtures_dir, list_fixtures, rel_err};
 use mona_core::nn::{BatchNorm2d, BatchNormKind};
 use mona_core::params::{load_params, param_grads, param_infos};
+use mona_fixtures::{FORWARD_TOL, Fixture, GRAD_TOL, fixtures_dir, list_fixtures, rel_err};
 use mona_seg::{FCNHead, UPerHead};
 
 fn device() -> Device {
-    mona_core::fixtures::test_device()
+    mona_fixtures::test_device()
 }
 
 fn tensor(data: &TensorData, device: &Device) -> Tensor<4> {

@@ -2,7 +2,7 @@
 
 use burn::tensor::{Device, Distribution, Tensor};
 use mona_core::config::Config;
-use mona_core::fixtures::rel_err;
+use mona_fixtures::rel_err;
 use mona_seg::{EncoderDecoder, TestCfg};
 
 fn model() -> EncoderDecoder {

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use mona_core::config::Config;
-use mona_core::fixtures::fixtures_dir;
 use mona_core::methods::{TuningMethod, build_method};
 use mona_core::runner::BatchSource;
 use mona_core::swin::{SwinConfig, SwinTransformer};
+use mona_fixtures::fixtures_dir;
 
 /// The CPU device without autodiff (every test here is inference only).
 pub fn device() -> Device {

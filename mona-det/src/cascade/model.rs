@@ -3,12 +3,12 @@
 //! `rpn_head.rpn_conv.weight`, `roi_head.bbox_head.0.shared_convs.0.conv.weight`,
 //! `roi_head.mask_head.2.conv_logits.weight`, ...
 
+use crate::ops::boxes::Box4;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use image::GrayImage;
 use mona_core::backbone::Backbone;
 use mona_core::config::ConfigNode;
-use mona_core::ops::boxes::Box4;
 use mona_core::registry::BuildError;
 use mona_core::runner::Losses;
 

@@ -20,10 +20,10 @@
 //! The sampler draws come from [`SamplerRng`]s seeded by `(batch seed, image, stage)`, so a
 //! resumed run draws what an uninterrupted one would.
 
+use crate::ops::boxes::Box4;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use image::GrayImage;
-use mona_core::ops::boxes::Box4;
 use mona_core::registry::find;
 
 use super::config::{CascadeRoIHeadConfig, RcnnTrainConfig};

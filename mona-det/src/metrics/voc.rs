@@ -2,7 +2,7 @@
 //! descending score, greedy matching at `iou_thr` to the not-yet-covered ground truth,
 //! ignore (difficult) boxes neither true nor false positives, area or 11-point AP.
 
-use mona_core::ops::boxes::Box4;
+use crate::ops::boxes::Box4;
 
 /// How precision / recall become an AP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

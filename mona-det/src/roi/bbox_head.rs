@@ -10,12 +10,12 @@
 //! plain [`BBoxHeadLogic`], which works on host data (RoIs and targets never need
 //! gradients) and on the two output tensors.
 
+use crate::ops::boxes::Box4;
+use crate::ops::nms::batched_nms;
 use burn::module::Module;
 use burn::tensor::activation::{log_softmax, relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use mona_core::nn::{ConvModule, Linear, NormCfg, init};
-use mona_core::ops::boxes::Box4;
-use mona_core::ops::nms::batched_nms;
 use serde::Deserialize;
 
 use super::roi_align::{OutputSize, Roi};

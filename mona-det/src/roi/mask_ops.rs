@@ -7,9 +7,9 @@
 //! the targets on detached proposals and pastes after `sigmoid` at test time), and the
 //! bitmaps are image-sized, which is cheaper to walk on the host than to upload.
 
+use crate::ops::boxes::Box4;
 use hotcoco::Segmentation;
 use image::GrayImage;
-use mona_core::ops::boxes::Box4;
 
 use crate::sampler::SamplingResult;
 
@@ -164,7 +164,7 @@ fn roi_align_by<T: Copy>(
 /// [`roi_align_by`] on an `f32` map: mmcv's RoIAlign (aligned, scale 1, adaptive sampling,
 /// avg) of one RoI to `out × out`.
 ///
-/// Why a port of mmcv's kernel next to `mona_core::ops::roi_align` (which it is tested
+/// Why a port of mmcv's kernel next to `crate::ops::roi_align` (which it is tested
 /// against): the mask targets are binarised at `>= 0.5`, and a binary mask puts many bins
 /// *exactly* on 0.5 (a RoI edge on a mask edge). The tensor op folds `1 / count` into
 /// separable weights, which can round such a tie to the other side; this port rounds like

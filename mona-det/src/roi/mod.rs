@@ -1,5 +1,5 @@
 //! RoI feature extraction for two-stage heads: the `roi_layer` config (RoIAlign, whose op
-//! lives in `mona_core::ops::roi_align`) and mmdet's multi-level `SingleRoIExtractor`.
+//! lives in `crate::ops::roi_align`) and mmdet's multi-level `SingleRoIExtractor`.
 
 pub mod bbox_head;
 pub mod extractor;

@@ -1,10 +1,10 @@
 //! The `roi_layer` config of mmdet's RoI extractors (`type = "RoIAlign"`). The op itself is
-//! [`mona_core::ops::roi_align`], kept in the core so that the `ops` golden fixture (checked
+//! [`crate::ops::roi_align`], kept in the core so that the `ops` golden fixture (checked
 //! by the core's fixture test) and the detectors run the same single implementation.
 
 use serde::Deserialize;
 
-pub use mona_core::ops::roi_align::{Roi, RoiAlignConfig, RoiAlignError, roi_align};
+pub use crate::ops::roi_align::{Roi, RoiAlignConfig, RoiAlignError, roi_align};
 
 /// `output_size`: an int (square) or `[h, w]`, as mmcv accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

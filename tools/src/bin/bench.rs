@@ -66,8 +66,7 @@ fn main() -> ExitCode {
         }
         let device = parse_device(&args.device).map_err(anyhow::Error::msg)?;
         if let Some(dir) = &args.fixtures {
-            let failed = mona_core::fixtures::golden::run_all(dir, &device.clone().autodiff())
-                .map_err(anyhow::Error::msg)?;
+            let failed = run_fixtures(dir, &device)?;
             println!(
                 "{}",
                 serde_json::json!({"fixtures": dir, "device": args.device, "failed": failed})
@@ -171,4 +170,22 @@ fn main() -> ExitCode {
         }
         Ok(())
     })
+}
+
+/// The golden fixture check on `device`; the names of the fixtures that failed.
+#[cfg(feature = "fixtures")]
+fn run_fixtures(
+    dir: &std::path::Path,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<Vec<String>> {
+    mona_fixtures::golden::run_all(dir, &device.clone().autodiff()).map_err(anyhow::Error::msg)
+}
+
+/// This build has no fixture runner (test code, kept out of the default tools).
+#[cfg(not(feature = "fixtures"))]
+fn run_fixtures(dir: &std::path::Path, _: &burn::tensor::Device) -> anyhow::Result<Vec<String>> {
+    bail!(
+        "--fixtures {}: this build has no fixture runner; build the tools with --features fixtures (the cuda and cubecl-cpu builds have it)",
+        dir.display()
+    )
 }
