@@ -11,7 +11,8 @@
 //! - [`methods`]: the paper's method list and display names, and swapping a config's method;
 //! - [`convert`]: checkpoint conversion to safetensors, optionally through a backbone;
 //! - [`paths`]: whether an output path names one of the inputs;
-//! - [`plot`]: training curves from `log.jsonl` files as a PNG (the `plot-log` binary);
+//! - [`plot`]: training curves from `log.jsonl` files as a PNG or SVG, drawn by plotters (the
+//!   `plot-log` binary);
 //! - [`registries`]: listing every registry and its names;
 //! - [`work_dir_lock`]: one `train` process per work dir.
 //!

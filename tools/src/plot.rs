@@ -1,20 +1,24 @@
-//! Training curves from the runner's `log.jsonl` files as a PNG: mmdet's
+//! Training curves from the runner's `log.jsonl` files as a PNG or an SVG: mmdet's
 //! `analyze_logs.py plot_curve` without Python or matplotlib.
 //!
-//! Everything is drawn here because the tools must run on bare training machines: no system
-//! fonts, no network, no plotting library. The `image` crate only encodes the PNG; lines
-//! (Xiaolin Wu's algorithm widened to a thickness), discs, rectangles and text (a 5x7 bitmap
-//! font with a descender row) are rasterised by this module.
+//! The charts are drawn by `plotters` (axes, ticks, grid, legends, PNG and SVG backends). The
+//! tools must run on bare training machines without system fonts, so the PNG's text is set in
+//! DejaVu Sans, shipped in `tools/assets` and compiled into the binary (the SVG names the
+//! font and leaves the text to the viewer).
 //!
 //! The pieces, usable on their own: [`parse_log`] (records, with resumed runs deduplicated),
-//! [`build_subplots`] (one subplot per key, one series per log and mode), [`render`] (the
-//! image), [`nice_ticks`] and [`format_ticks`] (the axes), and [`plot_logs`], which is the
-//! `plot-log` binary.
+//! [`build_subplots`] (one subplot per key, one series per log and mode), [`render_png`] /
+//! [`render_svg`] (the image), and [`plot_logs`], which is the `plot-log` binary.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use std::sync::OnceLock;
+
 use image::{Rgb, RgbImage};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
 use serde_json::Value;
 
 /// The series colours, in drawing order: matplotlib's `tab10`, so that the curves look like
@@ -36,7 +40,7 @@ pub const PALETTE: [Rgb<u8>; 10] = [
 pub const BACKGROUND: Rgb<u8> = Rgb([255, 255, 255]);
 const INK: Rgb<u8> = Rgb([34, 34, 34]);
 const FRAME: Rgb<u8> = Rgb([64, 64, 64]);
-const GRID: Rgb<u8> = Rgb([230, 230, 230]);
+const GRID: Rgb<u8> = Rgb([222, 222, 222]);
 const LEGEND_BORDER: Rgb<u8> = Rgb([190, 190, 190]);
 
 /// Smallest and largest accepted image side: below the minimum no layout fits even at the
@@ -112,14 +116,17 @@ pub enum PlotError {
         height: u32,
         subplots: usize,
     },
-    #[error("{path}: cannot write the PNG: {source}")]
+    #[error("{path}: cannot write the plot: {source}")]
     Write {
         path: String,
-        source: image::ImageError,
+        source: std::io::Error,
     },
+    /// plotters could not draw or the PNG could not be encoded.
+    #[error("cannot draw the plot: {0}")]
+    Draw(String),
     #[error("--out {path} is one of the logs to plot: refusing to write over an input")]
     OutIsInput { path: String },
-    #[error("--out {path}: the plot is a PNG; give the file a .png extension")]
+    #[error("--out {path}: the plot is a PNG or an SVG; give the file a .png or .svg extension")]
     Extension { path: String },
 }
 
@@ -401,310 +408,30 @@ pub fn build_subplots(
 }
 
 // ------------------------------------------------------------------------------------------
-// Ticks
+// Drawing (plotters)
 // ------------------------------------------------------------------------------------------
 
-/// The ticks of one axis. The axis runs from the first value to the last, so that both ends
-/// are labelled (Heckbert's "loose" labelling).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Ticks {
-    pub values: Vec<f64>,
-    pub step: f64,
-}
+/// DejaVu Sans (Bitstream Vera licence, `tools/assets/DejaVuSans.LICENSE`): the PNG's text.
+static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+/// The family the charts ask for; the shipped font is registered under it.
+const FAMILY: &str = "sans-serif";
 
-impl Ticks {
-    pub fn lo(&self) -> f64 {
-        self.values.first().copied().unwrap_or(0.0)
-    }
-    pub fn hi(&self) -> f64 {
-        self.values.last().copied().unwrap_or(1.0)
-    }
-}
-
-/// 1, 2 or 5 times a power of ten, the nearest to `raw`: steps people read without effort.
-fn nice_step(raw: f64) -> f64 {
-    let exp = raw.log10().floor();
-    let base = 10f64.powi(exp as i32);
-    let fraction = raw / base;
-    let nice = if fraction < 1.5 {
-        1.0
-    } else if fraction < 3.0 {
-        2.0
-    } else if fraction < 7.0 {
-        5.0
+/// Registers the shipped font with plotters once.
+fn register_font() -> Result<(), PlotError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FAMILY, FontStyle::Normal, FONT_BYTES).is_ok()
+    });
+    if ok {
+        Ok(())
     } else {
-        10.0
-    };
-    nice * base
-}
-
-/// About `target` evenly spaced round ticks covering `[lo, hi]`.
-///
-/// An empty range (a constant loss, a single val point) is widened by 10% of its magnitude
-/// (or by 1 around zero) so that the point sits mid-axis. Non-finite bounds, which only come
-/// from a caller's mistake, give the ticks of `[0, 1]` rather than a panic.
-pub fn nice_ticks(lo: f64, hi: f64, target: usize) -> Ticks {
-    let (mut lo, mut hi) = if lo.is_finite() && hi.is_finite() {
-        (lo.min(hi), lo.max(hi))
-    } else {
-        (0.0, 1.0)
-    };
-    let magnitude = lo.abs().max(hi.abs());
-    if hi - lo <= magnitude * 1e-9 {
-        let pad = if magnitude == 0.0 {
-            1.0
-        } else {
-            magnitude * 0.1
-        };
-        lo -= pad;
-        hi += pad;
-    }
-    let intervals = target.max(2) - 1;
-    let step = nice_step((hi - lo) / intervals as f64);
-    let fallback = Ticks {
-        values: vec![lo, hi],
-        step: hi - lo,
-    };
-    if !step.is_finite() || step <= 0.0 {
-        return fallback;
-    }
-    // The epsilon keeps a bound that is a multiple of the step (0.6 / 0.2 = 2.9999…) from
-    // gaining an extra tick beyond it.
-    let first = (lo / step + 1e-9).floor();
-    let last = (hi / step - 1e-9).ceil();
-    let count = last - first;
-    if !(count.is_finite() && (1.0..=1000.0).contains(&count)) {
-        return fallback;
-    }
-    let values = (0..=count as usize)
-        .map(|k| {
-            let v = (first + k as f64) * step;
-            if v == 0.0 { 0.0 } else { v }
-        })
-        .collect();
-    Ticks { values, step }
-}
-
-/// Compact tick labels, one form for the whole axis (mixed forms read as different scales):
-/// plain decimals with as many places as the step needs (`0.5`, `120`, `160000`), or
-/// exponent form (`1e-3`, `2.5e6`) when the largest tick is below 0.01 or from 1e6 up, where
-/// plain labels are mostly zeros: learning rates, and nothing else a run logs, as in
-/// matplotlib's default scientific limits with a lower floor for learning rates.
-pub fn format_ticks(values: &[f64], step: f64) -> Vec<String> {
-    let step_exp = if step > 0.0 && step.is_finite() {
-        (step.log10() + 1e-9).floor() as i32
-    } else {
-        0
-    };
-    let largest = values
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, |m, v| m.max(v.abs()));
-    let scientific = largest > 0.0 && !(0.01..1e6).contains(&largest);
-    values
-        .iter()
-        .map(|&v| {
-            if v == 0.0 {
-                "0".to_owned()
-            } else if !v.is_finite() {
-                v.to_string()
-            } else if scientific {
-                exponent_label(v, step_exp)
-            } else {
-                let places = (-step_exp).max(0) as usize;
-                let text = trim_zeros(&format!("{v:.places$}"));
-                if text == "-0" { "0".to_owned() } else { text }
-            }
-        })
-        .collect()
-}
-
-/// `v` as `1.2e-3`, with the mantissa digits down to the step's decade (`step_exp`), so that
-/// neighbouring ticks differ; Rust's `{:e}` already writes the compact exponent.
-fn exponent_label(v: f64, step_exp: i32) -> String {
-    let v_exp = format!("{v:e}")
-        .split_once('e')
-        .and_then(|(_, e)| e.parse::<i32>().ok())
-        .unwrap_or(0);
-    let digits = (v_exp - step_exp).max(0) as usize;
-    let text = format!("{v:.digits$e}");
-    match text.split_once('e') {
-        Some((mantissa, e)) => format!("{}e{e}", trim_zeros(mantissa)),
-        None => text,
+        Err(PlotError::Draw(
+            "the shipped font (DejaVuSans.ttf) cannot be read".into(),
+        ))
     }
 }
 
-/// `1.50` → `1.5`, `2.000` → `2`; integers are left alone.
-fn trim_zeros(text: &str) -> String {
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        text.to_owned()
-    }
-}
-
-// ------------------------------------------------------------------------------------------
-// Font
-// ------------------------------------------------------------------------------------------
-
-// The bitmap font lives in `mona_data::draw`, shared with detection's `--show-dir`.
-use mona_data::draw::{ADVANCE, GLYPH_H, GLYPH_W, glyph, text_width};
-
-// ------------------------------------------------------------------------------------------
-// Rasterisation
-// ------------------------------------------------------------------------------------------
-
-/// An RGB image with a clip rectangle, so that curves stay inside their axes.
-struct Canvas {
-    img: RgbImage,
-    /// `x0, y0, x1, y1`, end-exclusive, always within the image.
-    clip: [i64; 4],
-}
-
-impl Canvas {
-    fn new(width: u32, height: u32) -> Self {
-        Self {
-            img: RgbImage::from_pixel(width, height, BACKGROUND),
-            clip: [0, 0, width as i64, height as i64],
-        }
-    }
-
-    fn set_clip(&mut self, x0: i64, y0: i64, x1: i64, y1: i64) {
-        let (w, h) = (self.img.width() as i64, self.img.height() as i64);
-        self.clip = [
-            x0.clamp(0, w),
-            y0.clamp(0, h),
-            x1.clamp(0, w),
-            y1.clamp(0, h),
-        ];
-    }
-
-    fn reset_clip(&mut self) {
-        self.clip = [0, 0, self.img.width() as i64, self.img.height() as i64];
-    }
-
-    /// Mixes `color` into one pixel with opacity `alpha` (coverage, for antialiasing).
-    fn blend(&mut self, x: i64, y: i64, color: Rgb<u8>, alpha: f64) {
-        let [x0, y0, x1, y1] = self.clip;
-        if alpha <= 0.0 || x < x0 || y < y0 || x >= x1 || y >= y1 {
-            return;
-        }
-        let alpha = alpha.min(1.0);
-        let pixel = self.img.get_pixel_mut(x as u32, y as u32);
-        for (old, new) in pixel.0.iter_mut().zip(color.0) {
-            let mixed = *old as f64 + (new as f64 - *old as f64) * alpha;
-            *old = mixed.round().clamp(0.0, 255.0) as u8;
-        }
-    }
-
-    fn fill_rect(&mut self, x: i64, y: i64, w: i64, h: i64, color: Rgb<u8>) {
-        let [cx0, cy0, cx1, cy1] = self.clip;
-        for py in y.max(cy0)..(y + h).min(cy1) {
-            for px in x.max(cx0)..(x + w).min(cx1) {
-                self.img.put_pixel(px as u32, py as u32, color);
-            }
-        }
-    }
-
-    /// A one-pixel rectangle outline whose outer edge is the given box.
-    fn stroke_rect(&mut self, x: i64, y: i64, w: i64, h: i64, color: Rgb<u8>) {
-        self.fill_rect(x, y, w, 1, color);
-        self.fill_rect(x, y + h - 1, w, 1, color);
-        self.fill_rect(x, y, 1, h, color);
-        self.fill_rect(x + w - 1, y, 1, h, color);
-    }
-
-    /// An antialiased line `width` pixels thick: Xiaolin Wu's algorithm with the one-pixel
-    /// span along the minor axis widened to the line's thickness. Interior pixels are fully
-    /// covered (the exact colour, which tests look for), the two edge pixels of every column
-    /// get the fractional coverage. Pixel centres are at integer coordinates.
-    fn line(&mut self, from: (f64, f64), to: (f64, f64), width: f64, color: Rgb<u8>) {
-        let (mut x0, mut y0, mut x1, mut y1) = (from.0, from.1, to.0, to.1);
-        if ![x0, y0, x1, y1].iter().all(|v| v.is_finite()) {
-            return;
-        }
-        let steep = (y1 - y0).abs() > (x1 - x0).abs();
-        if steep {
-            std::mem::swap(&mut x0, &mut y0);
-            std::mem::swap(&mut x1, &mut y1);
-        }
-        if x0 > x1 {
-            std::mem::swap(&mut x0, &mut x1);
-            std::mem::swap(&mut y0, &mut y1);
-        }
-        let dx = x1 - x0;
-        let gradient = if dx < 1e-12 { 0.0 } else { (y1 - y0) / dx };
-        // The vertical extent of a band `width` thick across its own direction.
-        let half = width * (1.0 + gradient * gradient).sqrt() / 2.0;
-        // Columns far outside the image cannot show; bounding them keeps a wild coordinate
-        // from looping for long.
-        let limit = if steep {
-            self.img.height()
-        } else {
-            self.img.width()
-        } as f64;
-        let start = x0.round().max(-1.0);
-        let end = x1.round().min(limit + 1.0);
-        let mut column = start;
-        while column <= end {
-            let centre = y0 + gradient * (column - x0);
-            let (top, bottom) = (centre - half, centre + half);
-            let mut row = (top + 0.5).floor();
-            while row <= (bottom - 0.5).ceil() {
-                let coverage = (bottom.min(row + 0.5) - top.max(row - 0.5)).clamp(0.0, 1.0);
-                if steep {
-                    self.blend(row as i64, column as i64, color, coverage);
-                } else {
-                    self.blend(column as i64, row as i64, color, coverage);
-                }
-                row += 1.0;
-            }
-            column += 1.0;
-        }
-    }
-
-    /// An antialiased filled disc: coverage falls off over the one pixel around the radius.
-    fn disc(&mut self, centre: (f64, f64), radius: f64, color: Rgb<u8>) {
-        if !(centre.0.is_finite() && centre.1.is_finite()) {
-            return;
-        }
-        let reach = radius + 1.0;
-        let (x0, x1) = ((centre.0 - reach).floor(), (centre.0 + reach).ceil());
-        let (y0, y1) = ((centre.1 - reach).floor(), (centre.1 + reach).ceil());
-        for py in y0 as i64..=y1 as i64 {
-            for px in x0 as i64..=x1 as i64 {
-                let d = ((px as f64 - centre.0).powi(2) + (py as f64 - centre.1).powi(2)).sqrt();
-                self.blend(px, py, color, radius + 0.5 - d);
-            }
-        }
-    }
-
-    /// `text` with its top-left corner at `(x, y)`, each font pixel a `scale`-sized square.
-    fn text(&mut self, x: i64, y: i64, text: &str, scale: i64, color: Rgb<u8>) {
-        for (i, c) in text.chars().enumerate() {
-            let gx = x + i as i64 * ADVANCE * scale;
-            for (row, bits) in glyph(c).iter().enumerate() {
-                for col in 0..GLYPH_W {
-                    if bits & (0x10 >> col) != 0 {
-                        self.fill_rect(
-                            gx + col * scale,
-                            y + row as i64 * scale,
-                            scale,
-                            scale,
-                            color,
-                        );
-                    }
-                }
-            }
-        }
-    }
-}
-
-// ------------------------------------------------------------------------------------------
-// Layout and drawing
-// ------------------------------------------------------------------------------------------
-
-/// What [`render`] needs besides the subplots.
+/// What the renderers need besides the subplots.
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
     pub width: u32,
@@ -713,397 +440,228 @@ pub struct RenderOptions {
     pub x: XAxis,
 }
 
-/// The text scale for an image: 1 up to about 640 px wide, 2 at the default 960x540, so
-/// that labels keep roughly matplotlib's size relative to the figure.
-fn preferred_scale(width: u32, height: u32) -> i64 {
-    let side = (width as i64).min(height as i64 * 16 / 9);
-    ((side + 240) / 480).clamp(1, 4)
-}
-
-/// Pixel sizes derived from the text scale.
+/// Text and line sizes for an image: matplotlib's proportions at the default 960x540,
+/// smaller on small images.
 #[derive(Debug, Clone, Copy)]
-struct Metrics {
-    scale: i64,
-    text_h: i64,
-    pad: i64,
-    tick: i64,
-    /// Curve thickness: at least 2 px so that every column has fully covered pixels.
-    line_w: f64,
-    marker_r: f64,
-    /// Gap between the frame and the outer ticks, so that markers on the first and last
-    /// point are not cut in half and curves do not hide in the frame line.
-    inset: f64,
+struct Sizes {
+    tick: u32,
+    caption: u32,
+    title: u32,
+    margin: u32,
+    line: u32,
+    marker: u32,
+    x_area: u32,
+    y_area: u32,
 }
 
-impl Metrics {
-    fn new(scale: i64) -> Self {
+impl Sizes {
+    fn of(width: u32, height: u32) -> Self {
+        let side = width.min(height * 16 / 9);
+        let tick = (side * 16 / 960).clamp(10, 28);
         Self {
-            scale,
-            text_h: GLYPH_H * scale,
-            pad: 4 * scale,
-            tick: 2 * scale + 2,
-            line_w: if scale == 1 { 2.0 } else { 1.0 + scale as f64 },
-            marker_r: 1.5 + 1.25 * scale as f64,
-            inset: (2.5 + 1.25 * scale as f64).ceil() + 1.0,
-        }
-    }
-}
-
-/// One axes placed on the image, with its ticks.
-struct Axes {
-    x: i64,
-    y: i64,
-    w: i64,
-    h: i64,
-    inset: f64,
-    yticks: Ticks,
-    ylabels: Vec<String>,
-}
-
-impl Axes {
-    /// Pixel column of `x`: the outer x ticks sit `inset` inside the frame.
-    fn px(&self, x: f64, ticks: &Ticks) -> f64 {
-        let span = (self.w - 1) as f64 - 2.0 * self.inset;
-        self.x as f64 + self.inset + (x - ticks.lo()) / (ticks.hi() - ticks.lo()) * span
-    }
-    /// Pixel row of `y`, upwards.
-    fn py(&self, y: f64) -> f64 {
-        let t = &self.yticks;
-        let span = (self.h - 1) as f64 - 2.0 * self.inset;
-        (self.y + self.h - 1) as f64 - self.inset - (y - t.lo()) / (t.hi() - t.lo()) * span
-    }
-}
-
-struct Layout {
-    m: Metrics,
-    title_y: i64,
-    axes: Vec<Axes>,
-    xticks: Ticks,
-    xlabels: Vec<String>,
-    xlabel_y: i64,
-}
-
-fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    })
-}
-
-/// The tick set for data in `[lo, hi]` among those with at most `max_count` ticks whose
-/// labels `fit`, scored on the share of the axis the data use (loose labelling extends the
-/// axis to the outer ticks, so a coarse step can leave half of it empty) minus a penalty for
-/// straying from `desired` ticks (too many clutter, too few make values hard to read). Ties
-/// go to fewer ticks; when nothing fits, the coarsest set.
-fn choose_ticks(
-    lo: f64,
-    hi: f64,
-    desired: usize,
-    max_count: usize,
-    fits: impl Fn(&Ticks, &[String]) -> bool,
-) -> (Ticks, Vec<String>) {
-    let desired = desired.max(2) as f64;
-    let mut best: Option<(f64, Ticks, Vec<String>)> = None;
-    let mut coarsest: Option<(Ticks, Vec<String>)> = None;
-    for target in 2..=max_count.max(2) {
-        let ticks = nice_ticks(lo, hi, target);
-        let labels = format_ticks(&ticks.values, ticks.step);
-        if coarsest
-            .as_ref()
-            .is_none_or(|(c, _)| ticks.values.len() < c.values.len())
-        {
-            coarsest = Some((ticks.clone(), labels.clone()));
-        }
-        let count = ticks.values.len();
-        if count > max_count || !fits(&ticks, &labels) {
-            continue;
-        }
-        let span = ticks.hi() - ticks.lo();
-        let used = if span > 0.0 && hi > lo {
-            (hi - lo) / span
-        } else {
-            1.0
-        };
-        let score = used - 0.25 * (count as f64 - desired).abs() / desired;
-        let better = match &best {
-            None => true,
-            Some((s, t, _)) => score > *s + 1e-9 || (score > *s - 1e-9 && count < t.values.len()),
-        };
-        if better {
-            best = Some((score, ticks, labels));
-        }
-    }
-    match (best, coarsest) {
-        (Some((_, ticks, labels)), _) | (None, Some((ticks, labels))) => (ticks, labels),
-        (None, None) => {
-            let ticks = nice_ticks(lo, hi, 2);
-            let labels = format_ticks(&ticks.values, ticks.step);
-            (ticks, labels)
-        }
-    }
-}
-
-/// Places the title, the stacked axes and their labels at text scale `scale`; `None` when
-/// the image is too small for it.
-fn layout(subplots: &[Subplot], opts: &RenderOptions, scale: i64) -> Option<Layout> {
-    let m = Metrics::new(scale);
-    let (width, height) = (opts.width as i64, opts.height as i64);
-    let n = subplots.len() as i64;
-    let title_h = match &opts.title {
-        Some(_) => GLYPH_H * (scale + 1) + m.pad,
-        None => 0,
-    };
-    let top = m.pad + title_h;
-    let bottom = m.text_h + 2 * m.pad;
-    let region = (height - top - bottom) / n.max(1);
-    let above = m.text_h + 3 * scale;
-    let below = m.tick + 2 * scale + m.text_h + m.pad;
-    let plot_h = region - above - below;
-    if plot_h < 3 * m.text_h {
-        return None;
-    }
-
-    // The y ticks first: their labels decide the left margin. Labels need 1.4 text heights
-    // each to stay apart; one per 3 text heights reads best.
-    let y_gap = 1.4 * m.text_h as f64;
-    let y_desired = (plot_h / (3 * m.text_h)).clamp(3, 8) as usize;
-    let mut axes: Vec<Axes> = subplots
-        .iter()
-        .enumerate()
-        .map(|(i, sub)| {
-            let (lo, hi) = range(sub.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
-            let (yticks, ylabels) = choose_ticks(lo, hi, y_desired, 10, |ticks, _| {
-                plot_h as f64 / (ticks.values.len().max(2) - 1) as f64 >= y_gap
-            });
-            Axes {
-                x: 0,
-                y: top + i as i64 * region + above,
-                w: 0,
-                h: plot_h,
-                inset: m.inset,
-                yticks,
-                ylabels,
-            }
-        })
-        .collect();
-    let label_w = axes
-        .iter()
-        .flat_map(|a| a.ylabels.iter())
-        .map(|l| text_width(l, scale))
-        .max()
-        .unwrap_or(0);
-    let left = m.pad + label_w + 2 * scale + m.tick;
-
-    // Every subplot shares the x range, so that curves line up across keys. Iterations and
-    // epochs are whole numbers: their ticks are too (no "iter 1.5"), and a lone point gets
-    // its neighbours as the axis ends.
-    let xs = || {
-        subplots
-            .iter()
-            .flat_map(|s| s.series.iter())
-            .flat_map(|s| s.points.iter().map(|p| p.0))
-    };
-    let (mut xlo, mut xhi) = range(xs());
-    let integral = xs().all(|x| x.fract() == 0.0);
-    if integral && xlo == xhi {
-        (xlo, xhi) = (xlo - 1.0, xhi + 1.0);
-    }
-    let char_w = ADVANCE * scale;
-    let plot_w = width - left - (m.pad + 3 * char_w);
-    let x_desired = (plot_w / (12 * char_w)).clamp(3, 8) as usize;
-    let (xticks, xlabels) = choose_ticks(xlo, xhi, x_desired, 12, |ticks, labels| {
-        let widest = labels
-            .iter()
-            .map(|l| text_width(l, scale))
-            .max()
-            .unwrap_or(0);
-        let gaps = (ticks.values.len().max(2) - 1) as i64;
-        plot_w / gaps >= widest + 2 * char_w && (!integral || ticks.step >= 1.0 - 1e-9)
-    });
-    // The last x label is centred on the right edge of the axes: leave room for its half.
-    let last_w = xlabels.last().map_or(0, |l| text_width(l, scale));
-    let right = m.pad + (last_w / 2).max(char_w);
-    let plot_w = width - left - right;
-    if plot_w < 6 * char_w {
-        return None;
-    }
-    for a in &mut axes {
-        a.x = left;
-        a.w = plot_w;
-    }
-    Some(Layout {
-        m,
-        title_y: m.pad,
-        xlabel_y: top + n * region,
-        axes,
-        xticks,
-        xlabels,
-    })
-}
-
-/// Draws the subplots stacked vertically on a `width` x `height` image.
-///
-/// The text scale drops (down to 1) when the preferred one leaves no room for the axes, so
-/// that many keys on a small image still plot; below that it is [`PlotError::TooSmall`].
-pub fn render(subplots: &[Subplot], opts: &RenderOptions) -> Result<RgbImage, PlotError> {
-    let too_small = || PlotError::TooSmall {
-        width: opts.width,
-        height: opts.height,
-        subplots: subplots.len(),
-    };
-    if subplots.is_empty() {
-        return Err(PlotError::NoKeys);
-    }
-    let layout = (1..=preferred_scale(opts.width, opts.height))
-        .rev()
-        .find_map(|scale| layout(subplots, opts, scale))
-        .ok_or_else(too_small)?;
-    let m = layout.m;
-    let s = m.scale;
-    let mut canvas = Canvas::new(opts.width, opts.height);
-
-    if let Some(title) = &opts.title {
-        let w = text_width(title, s + 1);
-        canvas.text(
-            (opts.width as i64 - w) / 2,
-            layout.title_y,
-            title,
-            s + 1,
-            INK,
-        );
-    }
-
-    for (sub, axes) in subplots.iter().zip(&layout.axes) {
-        draw_axes(&mut canvas, &layout, axes, &sub.key);
-        let plot_w = axes.w;
-        let (line_w, marker_r) = (m.line_w, m.marker_r);
-        canvas.set_clip(axes.x, axes.y, axes.x + axes.w, axes.y + axes.h);
-        for series in &sub.series {
-            let pts: Vec<(f64, f64)> = series
-                .points
-                .iter()
-                .map(|&(x, y)| (axes.px(x, &layout.xticks), axes.py(y)))
-                .collect();
-            for pair in pts.windows(2) {
-                canvas.line(pair[0], pair[1], line_w, series.color);
-            }
-            // Round joins: without them thick segments meeting at an angle leave a notch.
-            for p in pts.iter().skip(1).take(pts.len().saturating_sub(2)) {
-                canvas.disc(*p, line_w / 2.0, series.color);
-            }
-            if sparse(series, plot_w) {
-                for p in &pts {
-                    canvas.disc(*p, marker_r, series.color);
-                }
-            }
-        }
-        canvas.reset_clip();
-        if sub.legend {
-            draw_legend(&mut canvas, &layout, axes, sub);
+            tick,
+            caption: tick + 2,
+            title: tick + 6,
+            margin: tick / 2,
+            line: (side / 320).clamp(2, 5),
+            marker: (side / 320).clamp(2, 6),
+            x_area: tick * 3 / 2,
+            y_area: tick * 4,
         }
     }
 
-    let label = opts.x.field();
-    if let Some(last) = layout.axes.last() {
-        let w = text_width(label, s);
-        canvas.text(last.x + (last.w - w) / 2, layout.xlabel_y, label, s, INK);
+    /// The least height one subplot needs: caption, plot area, tick labels.
+    fn min_subplot_height(self, last: bool) -> u32 {
+        let desc = if last { self.tick * 3 / 2 } else { 0 };
+        self.caption + 2 * self.margin + 24 + self.x_area + desc
     }
-    Ok(canvas.img)
 }
 
 /// Markers go on series whose points are at least 24 px apart on average (val metrics, a
 /// short run, epoch summaries): there they show where the measurements are; on dense train
 /// curves they would only thicken the line.
-fn sparse(series: &Series, plot_w: i64) -> bool {
-    series.points.len() <= 1 || (series.points.len() as i64) * 24 <= plot_w
+fn sparse(series: &Series, plot_w: u32) -> bool {
+    series.points.len() <= 1 || (series.points.len() as u64) * 24 <= plot_w as u64
 }
 
-/// Frame, grid, tick marks, tick labels and the key as the subplot title.
-fn draw_axes(canvas: &mut Canvas, layout: &Layout, axes: &Axes, key: &str) {
-    let m = layout.m;
-    let s = m.scale;
-    let (x0, y0, x1, y1) = (axes.x, axes.y, axes.x + axes.w - 1, axes.y + axes.h - 1);
-
-    let title_w = text_width(key, s);
-    canvas.text(
-        x0 + (axes.w - title_w) / 2,
-        y0 - m.text_h - 2 * s,
-        key,
-        s,
-        INK,
-    );
-
-    for (value, label) in axes.yticks.values.iter().zip(&axes.ylabels) {
-        let py = axes.py(*value).round() as i64;
-        canvas.fill_rect(x0 + 1, py, axes.w - 2, 1, GRID);
-        canvas.fill_rect(x0 - m.tick, py, m.tick, 1, FRAME);
-        let w = text_width(label, s);
-        canvas.text(
-            x0 - m.tick - 2 * s - w,
-            py - (GLYPH_H - 1) * s / 2,
-            label,
-            s,
-            INK,
-        );
+/// The range of `values` with a margin, never empty (one value, or none, still plots).
+fn padded_range(values: impl Iterator<Item = f64>, pad: f64) -> std::ops::Range<f64> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return 0.0..1.0;
     }
-    for (value, label) in layout.xticks.values.iter().zip(&layout.xlabels) {
-        let px = axes.px(*value, &layout.xticks).round() as i64;
-        canvas.fill_rect(px, y0 + 1, 1, axes.h - 2, GRID);
-        canvas.fill_rect(px, y1 + 1, 1, m.tick, FRAME);
-        let w = text_width(label, s);
-        canvas.text(px - w / 2, y1 + 1 + m.tick + 2 * s, label, s, INK);
+    if hi - lo <= f64::EPSILON * lo.abs().max(1.0) {
+        let half = (lo.abs() * 0.05).max(0.5);
+        return lo - half..hi + half;
     }
-    canvas.stroke_rect(x0, y0, x1 - x0 + 1, y1 - y0 + 1, FRAME);
+    let m = (hi - lo) * pad;
+    lo - m..hi + m
 }
 
-/// The legend box in the corner of the axes that hides the fewest data points (matplotlib's
-/// `loc="best"` in spirit), upper right on a tie.
-fn draw_legend(canvas: &mut Canvas, layout: &Layout, axes: &Axes, sub: &Subplot) {
-    let m = layout.m;
-    let s = m.scale;
-    let swatch = 4 * ADVANCE * s;
-    let row_h = m.text_h + 2 * s;
-    let label_w = sub
-        .series
-        .iter()
-        .map(|x| text_width(&x.label, s))
-        .max()
-        .unwrap_or(0);
-    let w = m.pad + swatch + ADVANCE * s + label_w + m.pad;
-    let h = m.pad + sub.series.len() as i64 * row_h - 2 * s + m.pad;
-    let inset = 2 * s + 1;
-    let corners = [
-        (axes.x + axes.w - inset - w, axes.y + inset),
-        (axes.x + inset, axes.y + inset),
-        (axes.x + axes.w - inset - w, axes.y + axes.h - inset - h),
-        (axes.x + inset, axes.y + axes.h - inset - h),
-    ];
-    let hidden = |(lx, ly): (i64, i64)| {
-        sub.series
-            .iter()
-            .flat_map(|x| x.points.iter())
-            .filter(|&&(x, y)| {
-                let (px, py) = (axes.px(x, &layout.xticks), axes.py(y));
-                px >= lx as f64 && px < (lx + w) as f64 && py >= ly as f64 && py < (ly + h) as f64
-            })
-            .count()
+/// A tick label: plain up to four decimals, exponent form for very large or small values
+/// (`5e5`, `2.5e-5`, as matplotlib labels learning rates).
+fn tick_label(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        return "0".into();
+    }
+    if !(1e-3..1e5).contains(&a) {
+        let text = format!("{v:.2e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        return format!("{}e{exponent}", trim_zeros(mantissa));
+    }
+    trim_zeros(&format!("{v:.4}"))
+}
+
+fn trim_zeros(text: &str) -> String {
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+/// Fails unless every subplot has room for its caption, plot and labels.
+fn check_room(subplots: &[Subplot], opts: &RenderOptions, sizes: Sizes) -> Result<(), PlotError> {
+    let title = if opts.title.is_some() {
+        sizes.title + sizes.margin * 2
+    } else {
+        0
     };
-    let (lx, ly) = corners
-        .iter()
-        .copied()
-        .min_by_key(|&c| hidden(c))
-        .unwrap_or(corners[0]);
-    canvas.fill_rect(lx, ly, w, h, BACKGROUND);
-    canvas.stroke_rect(lx, ly, w, h, LEGEND_BORDER);
-    for (i, series) in sub.series.iter().enumerate() {
-        let ty = ly + m.pad + i as i64 * row_h;
-        let cy = (ty + (GLYPH_H - 1) * s / 2) as f64;
-        let x0 = (lx + m.pad) as f64;
-        canvas.line((x0, cy), (x0 + swatch as f64, cy), m.line_w, series.color);
-        if sparse(series, axes.w) {
-            canvas.disc((x0 + swatch as f64 / 2.0, cy), m.marker_r, series.color);
-        }
-        canvas.text(lx + m.pad + swatch + ADVANCE * s, ty, &series.label, s, INK);
+    let n = subplots.len() as u32;
+    let per = opts.height.saturating_sub(title) / n.max(1);
+    let wide_enough = opts.width > sizes.y_area + 2 * sizes.margin + 40;
+    if !wide_enough || per < sizes.min_subplot_height(n == 1) {
+        return Err(PlotError::TooSmall {
+            width: opts.width,
+            height: opts.height,
+            subplots: subplots.len(),
+        });
     }
+    Ok(())
+}
+
+/// Draws the subplots stacked vertically on `root`.
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    subplots: &[Subplot],
+    opts: &RenderOptions,
+    sizes: Sizes,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    root.fill(&WHITE)?;
+    let ink = RGBColor(INK.0[0], INK.0[1], INK.0[2]);
+    let root = match &opts.title {
+        Some(title) => root.titled(title, (FAMILY, sizes.title).into_font().color(&ink))?,
+        None => root,
+    };
+    let areas = root.split_evenly((subplots.len(), 1));
+    let rgb = |c: Rgb<u8>| RGBColor(c.0[0], c.0[1], c.0[2]);
+    for (i, (sub, area)) in subplots.iter().zip(&areas).enumerate() {
+        let last = i + 1 == subplots.len();
+        let x_range = padded_range(
+            sub.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)),
+            0.02,
+        );
+        let y_range = padded_range(
+            sub.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)),
+            0.05,
+        );
+        let x_area = sizes.x_area + if last { sizes.tick * 3 / 2 } else { 0 };
+        let mut chart = ChartBuilder::on(area)
+            .caption(&sub.key, (FAMILY, sizes.caption).into_font().color(&ink))
+            .margin(sizes.margin)
+            .x_label_area_size(x_area)
+            .y_label_area_size(sizes.y_area)
+            .build_cartesian_2d(x_range, y_range)?;
+        let label_style = (FAMILY, sizes.tick).into_font().color(&ink);
+        let mut mesh = chart.configure_mesh();
+        mesh.light_line_style(rgb(BACKGROUND))
+            .bold_line_style(rgb(GRID))
+            .axis_style(rgb(FRAME))
+            .label_style(label_style.clone())
+            .axis_desc_style(label_style)
+            .x_labels(8)
+            .y_labels(6)
+            .x_label_formatter(&|v| tick_label(*v))
+            .y_label_formatter(&|v| tick_label(*v));
+        if last {
+            mesh.x_desc(opts.x.field());
+        }
+        mesh.draw()?;
+        let plot_w = chart.plotting_area().dim_in_pixel().0;
+        for series in &sub.series {
+            let color = rgb(series.color);
+            let style = color.stroke_width(sizes.line);
+            let points: Vec<(f64, f64)> = series
+                .points
+                .iter()
+                .copied()
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), style))?
+                .label(series.label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            if sparse(series, plot_w) {
+                let marker = sizes.marker;
+                chart.draw_series(
+                    points
+                        .iter()
+                        .map(move |&p| Circle::new(p, marker, color.filled())),
+                )?;
+            }
+        }
+        if sub.legend {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(rgb(LEGEND_BORDER))
+                .label_font((FAMILY, sizes.tick).into_font().color(&ink))
+                .draw()?;
+        }
+    }
+    root.present()
+}
+
+/// The subplots as an RGB image of `opts.width` x `opts.height`.
+///
+/// [`PlotError::TooSmall`] when a subplot would have no room for its axes.
+pub fn render_png(subplots: &[Subplot], opts: &RenderOptions) -> Result<RgbImage, PlotError> {
+    if subplots.is_empty() {
+        return Err(PlotError::NoKeys);
+    }
+    let sizes = Sizes::of(opts.width, opts.height);
+    check_room(subplots, opts, sizes)?;
+    register_font()?;
+    let mut pixels = vec![0u8; opts.width as usize * opts.height as usize * 3];
+    {
+        let root =
+            BitMapBackend::with_buffer(&mut pixels, (opts.width, opts.height)).into_drawing_area();
+        draw(root, subplots, opts, sizes).map_err(|e| PlotError::Draw(e.to_string()))?;
+    }
+    RgbImage::from_raw(opts.width, opts.height, pixels)
+        .ok_or_else(|| PlotError::Draw("the image buffer has the wrong size".into()))
+}
+
+/// The subplots as an SVG document (the text in the viewer's sans-serif font).
+pub fn render_svg(subplots: &[Subplot], opts: &RenderOptions) -> Result<String, PlotError> {
+    if subplots.is_empty() {
+        return Err(PlotError::NoKeys);
+    }
+    let sizes = Sizes::of(opts.width, opts.height);
+    check_room(subplots, opts, sizes)?;
+    register_font()?;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (opts.width, opts.height)).into_drawing_area();
+        draw(root, subplots, opts, sizes).map_err(|e| PlotError::Draw(e.to_string()))?;
+    }
+    Ok(svg)
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1122,9 +680,9 @@ pub struct PlotOptions {
     pub legend: Vec<String>,
 }
 
-/// Reads `logs`, draws `opts.keys` and writes the PNG to `out`, creating its directory. The
-/// PNG goes to a temporary file beside `out` first and replaces it only once complete, and
-/// `out` must end in `.png` and be none of the logs, so that no input is ever overwritten.
+/// Reads `logs`, draws `opts.keys` and writes the PNG or SVG (by the extension) to `out`,
+/// creating its directory. The file goes to a temporary file beside `out` first and replaces it only once complete, and
+/// `out` must end in `.png` or `.svg` and be none of the logs, so that no input is ever overwritten.
 ///
 /// The options are checked before any log is read so that a typo fails fast on big logs.
 pub fn plot_logs(logs: &[PathBuf], opts: &PlotOptions, out: &Path) -> Result<(), PlotError> {
@@ -1159,41 +717,51 @@ pub fn plot_logs(logs: &[PathBuf], opts: &PlotOptions, out: &Path) -> Result<(),
         opts.legend.clone()
     };
     let subplots = build_subplots(&records, &names, &keys, opts.x)?;
-    let img = render(
-        &subplots,
-        &RenderOptions {
-            width,
-            height,
-            title: opts.title.clone(),
-            x: opts.x,
-        },
-    )?;
+    let render = RenderOptions {
+        width,
+        height,
+        title: opts.title.clone(),
+        x: opts.x,
+    };
+    let bytes = if is_svg(out) {
+        render_svg(&subplots, &render)?.into_bytes()
+    } else {
+        let img = render_png(&subplots, &render)?;
+        let mut png = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut png, image::ImageFormat::Png)
+            .map_err(|e| PlotError::Draw(format!("PNG encoding: {e}")))?;
+        png.into_inner()
+    };
     let write_err = |source| PlotError::Write {
         path: out.display().to_string(),
         source,
     };
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| write_err(image::ImageError::IoError(e)))?;
+        std::fs::create_dir_all(dir).map_err(write_err)?;
     }
     let mut tmp_name = out.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(format!(".tmp{}", std::process::id()));
     let tmp = out.with_file_name(tmp_name);
-    let written = img
-        .save_with_format(&tmp, image::ImageFormat::Png)
-        .and_then(|()| std::fs::rename(&tmp, out).map_err(image::ImageError::IoError));
+    let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, out));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     written.map_err(write_err)
 }
 
-/// `out` must be a `.png` path that is none of `logs` (compared as files, so that
+fn is_svg(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+}
+
+/// `out` must be a `.png` or `.svg` path that is none of `logs` (compared as files, so that
 /// `./log.jsonl` and a link to it count as the log).
 fn check_out(logs: &[PathBuf], out: &Path) -> Result<(), PlotError> {
     let shown = || out.display().to_string();
     if !out
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+        && !is_svg(out)
     {
         return Err(PlotError::Extension { path: shown() });
     }
@@ -1206,125 +774,6 @@ fn check_out(logs: &[PathBuf], out: &Path) -> Result<(), PlotError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mona_data::draw::FONT;
-
-    fn close(a: f64, b: f64) -> bool {
-        (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-300)
-    }
-
-    /// The properties every tick set must have: round step, evenly spaced, covering the
-    /// data, few ticks.
-    fn covers(lo: f64, hi: f64, target: usize) -> Ticks {
-        let t = nice_ticks(lo, hi, target);
-        let mantissa = t.step / 10f64.powi(t.step.log10().floor() as i32);
-        assert!(
-            [1.0, 2.0, 5.0, 10.0].iter().any(|&n| close(mantissa, n)),
-            "step {} is not 1, 2 or 5 x 10^k",
-            t.step
-        );
-        assert!(
-            t.lo() <= lo.min(hi) && t.hi() >= lo.max(hi),
-            "{t:?} does not cover [{lo}, {hi}]"
-        );
-        assert!((3..=12).contains(&t.values.len()), "{t:?}");
-        for pair in t.values.windows(2) {
-            assert!(
-                close(pair[1] - pair[0], t.step),
-                "{t:?} is not evenly spaced"
-            );
-        }
-        t
-    }
-
-    /// [`covers`], and the axis extends less than one step beyond the data at either end.
-    fn check(lo: f64, hi: f64, target: usize) -> Ticks {
-        let t = covers(lo, hi, target);
-        let (lo, hi) = (lo.min(hi), lo.max(hi));
-        assert!(
-            t.lo() > lo - t.step * 1.0001 && t.hi() < hi + t.step * 1.0001,
-            "{t:?} wastes more than a step around [{lo}, {hi}]"
-        );
-        t
-    }
-
-    fn assert_values(t: &Ticks, expected: &[f64]) {
-        assert_eq!(t.values.len(), expected.len(), "{t:?}");
-        for (a, b) in t.values.iter().zip(expected) {
-            assert!(close(*a, *b), "{t:?} vs {expected:?}");
-        }
-    }
-
-    #[test]
-    fn ticks_of_unit_range() {
-        let t = check(0.0, 1.0, 6);
-        assert_values(&t, &[0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
-        assert_eq!(
-            format_ticks(&t.values, t.step),
-            ["0", "0.2", "0.4", "0.6", "0.8", "1"]
-        );
-        check(0.0, 1.0, 3);
-        check(0.0, 1.0, 10);
-    }
-
-    #[test]
-    fn ticks_of_small_range() {
-        let t = check(0.0013, 0.0021, 5);
-        assert!(close(t.step, 2e-4));
-        assert_values(&t, &[0.0012, 0.0014, 0.0016, 0.0018, 0.002, 0.0022]);
-        assert_eq!(
-            format_ticks(&t.values, t.step),
-            ["1.2e-3", "1.4e-3", "1.6e-3", "1.8e-3", "2e-3", "2.2e-3"]
-        );
-    }
-
-    #[test]
-    fn ticks_of_iterations() {
-        let t = check(120.0, 980.0, 5);
-        assert_values(&t, &[0.0, 200.0, 400.0, 600.0, 800.0, 1000.0]);
-        assert_eq!(
-            format_ticks(&t.values, t.step),
-            ["0", "200", "400", "600", "800", "1000"]
-        );
-        check(120.0, 980.0, 8);
-    }
-
-    #[test]
-    fn ticks_of_learning_rates_use_exponents() {
-        let t = check(0.0, 0.001, 6);
-        assert_eq!(
-            format_ticks(&t.values, t.step),
-            ["0", "2e-4", "4e-4", "6e-4", "8e-4", "1e-3"]
-        );
-        let big = check(0.0, 2.0e6, 5);
-        assert_eq!(format_ticks(&big.values, big.step)[1], "5e5");
-        let iters = check(0.0, 160_000.0, 9);
-        assert_eq!(format_ticks(&iters.values, iters.step)[8], "160000");
-        assert_eq!(
-            format_ticks(&[0.0, 0.005, 0.01], 0.005),
-            ["0", "0.005", "0.01"]
-        );
-        assert_eq!(format_ticks(&[0.5], 0.1), ["0.5"]);
-        assert_eq!(format_ticks(&[-0.5, 0.0, 0.5], 0.5), ["-0.5", "0", "0.5"]);
-    }
-
-    #[test]
-    fn degenerate_ranges_do_not_panic() {
-        let t = covers(0.52, 0.52, 5);
-        assert!(t.lo() < 0.52 && t.hi() > 0.52);
-        let zero = covers(0.0, 0.0, 5);
-        assert!(zero.lo() < 0.0 && zero.hi() > 0.0);
-        check(5.0, -5.0, 5);
-        for (lo, hi) in [
-            (f64::NAN, 1.0),
-            (f64::NEG_INFINITY, f64::INFINITY),
-            (-1e308, 1e308),
-            (0.0, 1e-300),
-        ] {
-            let t = nice_ticks(lo, hi, 5);
-            assert!(t.values.len() >= 2, "{t:?}");
-            let _ = format_ticks(&t.values, t.step);
-        }
-    }
 
     #[test]
     fn resumed_iterations_keep_the_later_record() {
@@ -1377,21 +826,5 @@ mod tests {
             log_names(&paths(&["x/log.jsonl", "y/x/log.jsonl"])),
             ["x/log.jsonl", "y/x/log.jsonl"]
         );
-    }
-
-    #[test]
-    fn font_covers_the_tick_alphabet() {
-        for c in "0123456789.-_+e%: abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".chars() {
-            assert!(FONT.iter().any(|(k, _)| *k == c), "no glyph for {c:?}");
-        }
-        let chars: BTreeSet<char> = FONT.iter().map(|(k, _)| *k).collect();
-        assert_eq!(chars.len(), FONT.len(), "a character is in the font twice");
-        for (c, rows) in &FONT {
-            assert!(
-                rows.iter().all(|r| *r < 32),
-                "{c:?} is wider than 5 columns"
-            );
-        }
-        assert_eq!(glyph('\u{e9}'), glyph('?'));
     }
 }

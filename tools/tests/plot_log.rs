@@ -280,7 +280,7 @@ fn bad_inputs_fail_with_one_line() {
 }
 
 #[test]
-fn out_never_overwrites_a_log_and_must_be_a_png() {
+fn out_never_overwrites_a_log_and_must_be_a_png_or_svg() {
     let dir = tempfile::tempdir().expect("tempdir");
     let text = log_text(0.0);
     let log = write(dir.path(), "log.jsonl", &text);
@@ -294,7 +294,7 @@ fn out_never_overwrites_a_log_and_must_be_a_png() {
             .to_owned();
         assert!(
             line == format!(
-                "error: --out {out}: the plot is a PNG; give the file a .png extension"
+                "error: --out {out}: the plot is a PNG or an SVG; give the file a .png or .svg extension"
             ),
             "{line}"
         );
@@ -323,4 +323,44 @@ fn out_never_overwrites_a_log_and_must_be_a_png() {
         .collect();
     assert!(names.contains(&"curve.PNG".to_string()), "{names:?}");
     assert!(!names.iter().any(|n| n.contains(".tmp")), "{names:?}");
+}
+
+#[test]
+fn an_svg_out_writes_an_svg_with_the_curves_and_labels() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = write(dir.path(), "log.jsonl", &log_text(0.0));
+    let out = dir.path().join("curves.svg");
+    let out_str = out.display().to_string();
+    run(
+        BIN,
+        &[
+            &log,
+            "--keys",
+            "loss,accuracy_top-1",
+            "--title",
+            "Swin-T Mona",
+            "--out",
+            &out_str,
+        ],
+    )
+    .ok();
+    let svg = std::fs::read_to_string(&out).expect("read the svg");
+    assert!(
+        svg.starts_with("<svg width=\"960\" height=\"540\""),
+        "{}",
+        &svg[..80]
+    );
+    assert!(svg.trim_end().ends_with("</svg>"));
+    // Both series as polylines in their palette colours, the captions and the axis label.
+    for color in &PALETTE[..2] {
+        let hex = format!("#{:02X}{:02X}{:02X}", color.0[0], color.0[1], color.0[2]);
+        assert!(
+            svg.contains(&format!("stroke=\"{hex}\"")),
+            "no {hex} stroke"
+        );
+    }
+    assert!(svg.contains("<polyline"), "no curve");
+    for text in ["Swin-T Mona", "loss", "accuracy_top-1", "iter"] {
+        assert!(svg.contains(&format!("\n{text}\n")), "no text {text:?}");
+    }
 }

@@ -1,5 +1,5 @@
 //! `plot-log LOG.jsonl [LOG2.jsonl ...] --keys loss,accuracy_top-1 --out curve.png`: training
-//! curves from the runner's `log.jsonl` as a PNG (mmdet's `analyze_logs.py plot_curve`).
+//! curves from the runner's `log.jsonl` as a PNG or SVG (mmdet's `analyze_logs.py plot_curve`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use clap::Parser;
 use mona_tools::plot::{PlotOptions, XAxis, plot_logs};
 
 /// Plot keys of `log.jsonl` files: one subplot per key, stacked vertically, one curve per log
-/// (train records give losses and lr, val records the metrics), written as a PNG.
+/// (train records give losses and lr, val records the metrics), written as a PNG or an SVG.
 #[derive(Parser, Debug)]
 #[command(name = "plot-log", version)]
 struct Args {
@@ -18,7 +18,7 @@ struct Args {
     /// The keys to plot, comma-separated or repeated: `loss,accuracy_top-1`.
     #[arg(long, required = true, value_delimiter = ',', value_name = "KEY,...")]
     keys: Vec<String>,
-    /// The PNG to write (its directory is created).
+    /// The PNG or SVG to write, by its extension (its directory is created).
     #[arg(long, value_name = "PNG")]
     out: PathBuf,
     /// The x axis: the global iteration, or the epoch (train records averaged per epoch).
