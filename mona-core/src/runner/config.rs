@@ -81,6 +81,8 @@ pub struct RunnerCfg {
     pub cumulative_iters: usize,
     /// `evaluation.save_best` (and `evaluation.rule`): keep the best checkpoint.
     pub save_best: Option<SaveBestCfg>,
+    /// `custom_hooks`, from the hook registry.
+    pub custom_hooks: Vec<super::hooks::HookSpec>,
 }
 
 /// Two slices: both cores of a small machine busy, while each slice keeps enough samples
@@ -233,6 +235,7 @@ impl RunnerCfg {
             batch_shards,
             cumulative_iters,
             save_best,
+            custom_hooks: super::hooks::custom::hook_specs(cfg)?,
         })
     }
 }

@@ -66,4 +66,7 @@ pub enum TrainError {
     Loss { iter: usize, source: LossError },
     #[error("data-parallel replica {rank} failed: {message}")]
     Replica { rank: usize, message: String },
+    /// A `custom_hooks` hook stopped the run.
+    #[error("custom hook {hook}: {message}")]
+    Hook { hook: &'static str, message: String },
 }

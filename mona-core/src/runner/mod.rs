@@ -1,5 +1,5 @@
 //! The training runner shared by every task (mmcv's EpochBasedRunner / IterBasedRunner with
-//! the optimizer, LR, evaluation, checkpoint and logger hooks).
+//! the optimizer, LR, evaluation, checkpoint and logger hooks; see [`hooks`]).
 //!
 //! A task provides a model implementing [`TrainModel`], a [`BatchSource`] of training batches
 //! and an evaluation closure; the runner owns the loop, the optimizer with mmcv's
@@ -12,6 +12,7 @@ mod all_reduce;
 mod checkpoint;
 mod config;
 mod error;
+pub mod hooks;
 mod logger;
 mod parallel;
 mod paramwise;

@@ -1,27 +1,29 @@
-//! The training loop.
+//! The training loop: resume, the step (one device, batch shards, or data-parallel
+//! replicas), gradient accumulation and the optimizer; everything around the step is a hook
+//! ([`super::hooks`]).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde_json::{Map, Value, json};
-
 use super::accumulate::Accumulator;
-use super::checkpoint::{
-    CheckpointMeta, find_last_checkpoint, read_checkpoint, write_checkpoint, write_checkpoint_file,
-};
+use super::checkpoint::{find_last_checkpoint, read_checkpoint};
 use super::config::{RunnerCfg, RunnerKind};
 use super::error::TrainError;
-use super::logger::{JsonLog, memory_mb};
+use super::hooks::custom::Custom;
+use super::hooks::{
+    AdapterExportHook, CheckpointHook, EvalHook, Geometry, Hook, IterOutcome, LoggerHook,
+    ProgressHook, ReplicaSummaryHook, RunState,
+};
+use super::logger::JsonLog;
 use super::optim::Optimizer;
 use super::parallel::DataParallel;
 use super::replica::Replicas;
 use super::save_best::SaveBest;
-use super::schedule::{LrSchedule, Progress};
+use super::schedule::LrSchedule;
 use super::step::{StepValues, forward_backward, may_split};
 use super::{BatchSource, Metrics, TrainModel};
-use crate::checkpoint::adapter_file;
-use crate::params::{load_params, param_data};
+use crate::params::load_params;
 
 /// Where to resume from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,11 +90,6 @@ pub(crate) fn iter_seed(seed: u64, k: usize) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-fn format_eta(seconds: f64) -> String {
-    let s = seconds.max(0.0) as u64;
-    format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
 }
 
 /// Runs training to the end of the configured schedule (or `stop_after`).
@@ -201,7 +198,7 @@ where
         log.record(marker, &line).map_err(work_dir_err(work_dir))?;
     }
 
-    let mut save_best = opts
+    let save_best = opts
         .runner
         .save_best
         .clone()
@@ -251,43 +248,57 @@ where
     );
     bar.set_position(iter as u64);
 
-    let mut summary = TrainSummary {
-        iters: iter,
-        epochs: iter / epoch_len,
-        ..Default::default()
-    };
-    let started = Instant::now();
-    let start_iter = iter;
-    let mut ran_here = 0usize;
-    let mut window_loss: Vec<(String, f64)> = Vec::new();
-    let mut window_n = 0usize;
-    let mut data_time = 0.0;
-    let mut last_eval_iter = None;
-    let checkpoint_meta = |iter: usize, optimizer_steps, best| CheckpointMeta {
-        iter,
-        epoch: iter / epoch_len,
+    let geometry = Geometry {
         epoch_len,
-        seed: opts.seed,
-        method: opts.method.clone(),
-        config: opts.config_toml.clone(),
-        optimizer_steps,
-        best,
-    };
-    // `epoch_N` or `iter_N`: the name of a checkpoint written after iteration `iter`.
-    let position_tag = |iter: usize| {
-        if by_epoch {
-            format!("epoch_{}", iter / epoch_len)
-        } else {
-            format!("iter_{iter}")
-        }
-    };
-    let progress_at = |iter: usize| Progress {
-        epoch: iter / epoch_len,
-        iter,
-        epoch_len,
-        max_epochs,
         max_iters,
+        max_epochs,
+        by_epoch,
     };
+    let mut run = RunState {
+        work_dir: work_dir.clone(),
+        log,
+        bar,
+        geometry,
+        iter,
+        start_iter: iter,
+        started: Instant::now(),
+        summary: TrainSummary {
+            iters: iter,
+            epochs: iter / epoch_len,
+            ..Default::default()
+        },
+        best: save_best.as_ref().and_then(|t| t.best.clone()),
+        evaluated: None,
+        replica_diff: None,
+    };
+    let mut hooks: Vec<Box<dyn Hook<M> + '_>> = vec![
+        Box::new(ProgressHook),
+        Box::new(LoggerHook::new(
+            opts.runner.log_interval,
+            schedule,
+            interactive,
+        )),
+        Box::new(EvalHook::new(evaluate, opts, save_best)),
+        Box::new(CheckpointHook::new(opts)),
+        Box::new(ReplicaSummaryHook { devices: n_devices }),
+    ];
+    if opts.export_adapter {
+        hooks.push(Box::new(AdapterExportHook {
+            method: &opts.method,
+            config_toml: &opts.config_toml,
+        }));
+    }
+    for spec in &opts.runner.custom_hooks {
+        let hook = spec.build().map_err(|message| TrainError::Hook {
+            hook: spec.name,
+            message,
+        })?;
+        hooks.push(Box::new(Custom {
+            name: spec.name,
+            hook,
+        }));
+    }
+    let mut ran_here = 0usize;
 
     'outer: while iter < max_iters {
         let epoch = iter / epoch_len;
@@ -307,10 +318,10 @@ where
             if batch_group.len() < n_devices {
                 break;
             }
-            data_time += t_data.elapsed().as_secs_f64();
+            let data_time = t_data.elapsed().as_secs_f64();
             let t_iter = Instant::now();
 
-            let progress = progress_at(iter);
+            let progress = geometry.progress(iter);
             let mut batch_group = batch_group.into_iter();
             let first = batch_group.next().expect("one batch per device");
             if let Some(replicas) = &mut replicas {
@@ -359,230 +370,32 @@ where
             }
             iter += 1;
             ran_here += 1;
-            summary.last_loss = loss_value;
-
-            if window_loss.is_empty() {
-                window_loss.push(("loss".into(), 0.0));
-                for (k, _) in &parts {
-                    window_loss.push((k.clone(), 0.0));
-                }
-            }
-            window_loss[0].1 += loss_value;
-            for (k, v) in &parts {
-                if let Some(slot) = window_loss.iter_mut().find(|(n, _)| n == k) {
-                    slot.1 += v;
-                }
-            }
-            window_n += 1;
-            bar.set_position(iter as u64);
-            bar.set_message(format!("loss {loss_value:.4}"));
-
-            if iter.is_multiple_of(opts.runner.log_interval) || iter == max_iters {
-                let elapsed = started.elapsed().as_secs_f64();
-                let per_iter = elapsed / (iter - start_iter).max(1) as f64;
-                let mut rec = Map::new();
-                rec.insert("mode".into(), json!("train"));
-                rec.insert("epoch".into(), json!(iter.div_ceil(epoch_len)));
-                rec.insert("iter".into(), json!(iter));
-                rec.insert(
-                    "lr".into(),
-                    json!(schedule.lr(optimizer.base_lr, &progress)),
-                );
-                let mut human_losses = String::new();
-                for (k, v) in &window_loss {
-                    let mean = v / window_n as f64;
-                    rec.insert(k.clone(), json!(mean));
-                    human_losses.push_str(&format!(", {k}: {mean:.4}"));
-                }
-                rec.insert("grad_norm".into(), json!(grad_norm));
-                rec.insert("time".into(), json!(t_iter.elapsed().as_secs_f64()));
-                rec.insert("data_time".into(), json!(data_time / window_n as f64));
-                rec.insert("memory".into(), json!(memory_mb().round()));
-                let human = if by_epoch {
-                    format!(
-                        "Epoch [{}][{}/{}]\tlr: {:.3e}, eta: {}, time: {:.3}, data_time: {:.3}, memory: {:.0}{human_losses}",
-                        iter.div_ceil(epoch_len),
-                        (iter - 1) % epoch_len + 1,
-                        epoch_len,
-                        schedule.lr(optimizer.base_lr, &progress),
-                        format_eta(per_iter * (max_iters - iter) as f64),
-                        per_iter,
-                        data_time / window_n as f64,
-                        memory_mb()
-                    )
-                } else {
-                    format!(
-                        "Iter [{iter}/{max_iters}]\tlr: {:.3e}, eta: {}, time: {:.3}, data_time: {:.3}, memory: {:.0}{human_losses}",
-                        schedule.lr(optimizer.base_lr, &progress),
-                        format_eta(per_iter * (max_iters - iter) as f64),
-                        per_iter,
-                        data_time / window_n as f64,
-                        memory_mb()
-                    )
-                };
-                if !interactive {
-                    tracing::info!("{human}");
-                }
-                log.record(rec, &human).map_err(work_dir_err(work_dir))?;
-                window_loss.clear();
-                window_n = 0;
-                data_time = 0.0;
-            }
-
-            let epoch_done = iter.is_multiple_of(epoch_len);
-            let (eval_now, ckpt_now) = if by_epoch {
-                let e = iter / epoch_len;
-                (
-                    epoch_done
-                        && opts.runner.eval_interval > 0
-                        && e.is_multiple_of(opts.runner.eval_interval),
-                    epoch_done
-                        && (e.is_multiple_of(opts.runner.checkpoint_interval.max(1))
-                            || iter == max_iters),
-                )
-            } else {
-                (
-                    opts.runner.eval_interval > 0 && iter.is_multiple_of(opts.runner.eval_interval),
-                    iter.is_multiple_of(opts.runner.checkpoint_interval.max(1))
-                        || iter == max_iters,
-                )
+            run.iter = iter;
+            run.summary.last_loss = loss_value;
+            let outcome = IterOutcome {
+                loss: loss_value,
+                parts,
+                started: t_iter,
+                data_time,
+                grad_norm,
             };
-            let eval_now = eval_now || (iter == max_iters && opts.runner.eval_interval > 0);
-            if eval_now && last_eval_iter != Some(iter) {
-                bar.suspend(|| -> Result<(), TrainError> {
-                    let metrics = evaluate(&model).map_err(TrainError::Eval)?;
-                    let mut rec = Map::new();
-                    rec.insert("mode".into(), json!("val"));
-                    rec.insert("epoch".into(), json!(iter / epoch_len));
-                    rec.insert("iter".into(), json!(iter));
-                    let mut human = if by_epoch {
-                        format!("Epoch(val) [{}]", iter / epoch_len)
-                    } else {
-                        format!("Iter(val) [{iter}]")
-                    };
-                    for (k, v) in &metrics {
-                        rec.insert(k.clone(), Value::from(*v));
-                        human.push_str(&format!("\t{k}: {v:.4}"));
-                    }
-                    tracing::info!("{human}");
-                    log.record(rec, &human).map_err(work_dir_err(work_dir))?;
-                    summary.metrics = metrics;
-                    Ok(())
-                })?;
-                last_eval_iter = Some(iter);
-                let tag = position_tag(iter);
-                let new_best = match &mut save_best {
-                    Some(tracker) => tracker
-                        .after_eval(&summary.metrics, &tag)
-                        .map_err(TrainError::Eval)?,
-                    None => None,
-                };
-                if let Some(new_best) = new_best {
-                    let (optim_tensors, steps) = optimizer.state_dict();
-                    let meta = checkpoint_meta(iter, steps, Some(new_best.best.clone()));
-                    let path = write_checkpoint_file(
-                        work_dir,
-                        &new_best.best.file,
-                        &param_data(&model, &|_| true),
-                        &optim_tensors,
-                        &meta,
-                    )?;
-                    if let Some(old) = &new_best.replaces {
-                        let _ = std::fs::remove_file(work_dir.join(old));
-                    }
-                    log.text(&format!(
-                        "best {} is {:.4} at {tag}; saved {}",
-                        new_best.best.metric,
-                        new_best.best.score,
-                        path.display()
-                    ))
-                    .map_err(work_dir_err(work_dir))?;
-                }
-            }
-            if ckpt_now {
-                let name = format!("{}.safetensors", position_tag(iter));
-                let (optim_tensors, steps) = optimizer.state_dict();
-                let best = save_best.as_ref().and_then(|t| t.best.clone());
-                let meta = checkpoint_meta(iter, steps, best);
-                let path = write_checkpoint(
-                    work_dir,
-                    &name,
-                    &param_data(&model, &|_| true),
-                    &optim_tensors,
-                    &meta,
-                )?;
-                log.text(&format!("saved checkpoint {}", path.display()))
-                    .map_err(work_dir_err(work_dir))?;
-                prune_checkpoints(work_dir, by_epoch, opts.runner.max_keep_ckpts, &name);
-                summary.last_checkpoint = Some(path);
+            for hook in &mut hooks {
+                hook.after_iter(&mut run, &model, &optimizer, &outcome)?;
             }
             if opts.stop_after.is_some_and(|n| ran_here >= n) {
-                summary.interrupted = true;
+                run.summary.interrupted = true;
                 break 'outer;
             }
         }
     }
-    bar.finish_and_clear();
     if let Some(replicas) = replicas {
-        let diff = replicas.finish(&model)?;
-        let line = format!(
-            "data-parallel replicas: largest difference from the first device's trainable parameters {diff:e}"
-        );
-        if diff > 0.0 {
-            tracing::warn!("{line}");
-        }
-        let mut rec = Map::new();
-        rec.insert("mode".into(), json!("replicas"));
-        rec.insert("iter".into(), json!(iter));
-        rec.insert("devices".into(), json!(n_devices));
-        rec.insert("max_diff".into(), json!(diff));
-        log.record(rec, &line).map_err(work_dir_err(work_dir))?;
-        summary.replica_max_diff = Some(diff);
+        run.replica_diff = Some(replicas.finish(&model)?);
     }
-    summary.iters = iter;
-    summary.epochs = iter / epoch_len;
-    if opts.export_adapter && !summary.interrupted {
-        let path = work_dir.join("adapter_final.safetensors");
-        let n = adapter_file::save_adapter(
-            &model,
-            &|k| model.trainable(k),
-            &path,
-            &opts.method,
-            &opts.config_toml,
-        )?;
-        log.text(&format!(
-            "exported {n} trainable tensors to {}",
-            path.display()
-        ))
-        .map_err(work_dir_err(work_dir))?;
-        summary.adapter_file = Some(path);
+    run.summary.iters = iter;
+    run.summary.epochs = iter / epoch_len;
+    for hook in &mut hooks {
+        hook.after_run(&mut run, &model)?;
     }
-    Ok((model, summary))
-}
-
-/// Deletes interval checkpoints beyond the newest `keep` (mmcv `max_keep_ckpts`).
-fn prune_checkpoints(work_dir: &Path, by_epoch: bool, keep: i64, newest: &str) {
-    if keep <= 0 {
-        return;
-    }
-    let prefix = if by_epoch { "epoch_" } else { "iter_" };
-    let mut found: Vec<(usize, PathBuf)> = std::fs::read_dir(work_dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let n = name
-                .strip_prefix(prefix)?
-                .strip_suffix(".safetensors")?
-                .parse()
-                .ok()?;
-            (name != newest).then(|| (n, e.path()))
-        })
-        .collect();
-    found.sort();
-    let excess = (found.len() + 1).saturating_sub(keep as usize);
-    for (_, path) in found.into_iter().take(excess) {
-        let _ = std::fs::remove_file(path);
-    }
+    drop(hooks);
+    Ok((model, run.summary))
 }
