@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use mona_core::runner::BatchSource;
+use mona_core::runner::{BatchSource, BoxError};
 use mona_data::{DataLoader, Dataset, Results, stack_images};
+
+use crate::error::ClsError;
 
 /// A collated batch.
 #[derive(Debug, Clone)]
@@ -16,8 +18,8 @@ pub struct ClsBatch {
 }
 
 /// Stacks a batch of pipeline results onto `device`.
-pub fn collate(batch: &[Results], device: &Device) -> Result<ClsBatch, String> {
-    let (pixels, shape) = stack_images(batch).map_err(|e| e.to_string())?;
+pub fn collate(batch: &[Results], device: &Device) -> Result<ClsBatch, ClsError> {
+    let (pixels, shape) = stack_images(batch)?;
     let images = Tensor::<4>::from_data(TensorData::new(pixels, shape), device);
     let labels: Option<Vec<i64>> = batch.iter().map(|r| r.gt_label.map(|l| l as i64)).collect();
     let labels = labels.map(|l| {
@@ -44,10 +46,9 @@ impl ClsSource {
         seed: u64,
         workers: usize,
         device: Device,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClsError> {
         Ok(Self {
-            loader: DataLoader::new(dataset, batch_size, true, seed, workers, false)
-                .map_err(|e| e.to_string())?,
+            loader: DataLoader::new(dataset, batch_size, true, seed, workers, false)?,
             device,
         })
     }
@@ -62,14 +63,11 @@ impl BatchSource<ClsBatch> for ClsSource {
         &self,
         epoch: usize,
         start: usize,
-    ) -> Box<dyn Iterator<Item = Result<ClsBatch, String>> + '_> {
+    ) -> Box<dyn Iterator<Item = Result<ClsBatch, BoxError>> + '_> {
         Box::new(
             self.loader
                 .iter_epoch(epoch as u64, start)
-                .map(move |batch| {
-                    let batch = batch.map_err(|e| e.to_string())?;
-                    collate(&batch, &self.device)
-                }),
+                .map(move |batch| Ok(collate(&batch?, &self.device)?)),
         )
     }
 }

@@ -2,6 +2,7 @@
 //! global average pooling, a linear head, softmax cross entropy, top-k accuracy.
 
 pub mod data;
+pub mod error;
 pub mod metrics;
 pub mod model;
 pub mod task;

@@ -3,20 +3,21 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use burn::module::Module;
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
 use mona_core::config::Config;
 use mona_core::random::{Shard, shard_ranges};
-use mona_core::runner::{LossError, Losses, Metrics, TrainModel, batch_shards, train};
-use mona_core::task::{ModelEntry, ModelPart, TaskError, TaskFns, TestArgs, TrainArgs};
-use mona_core::task_setup::{
-    check_metric_names, evaluation_metrics, prepare_for_training, train_setup, workers,
+use mona_core::runner::{
+    BoxError, LossError, Losses, Metrics, TrainModel, TrainOptions, batch_shards,
 };
+use mona_core::task::{ModelEntry, ModelPart, TaskError, TaskFns, TestArgs, TrainArgs};
+use mona_core::task_setup::{check_metric_names, evaluation_metrics, workers};
+use mona_core::train_task::{TrainTask, train_task};
 use mona_data::datasets::{ClassRule, check_head_classes};
 use mona_data::{DataLoader, Dataset, build_dataset};
 
 use crate::data::{ClsBatch, ClsSource, collate};
+use crate::error::ClsError;
 use crate::metrics::{accuracy_topk, precision_recall_f1, top1};
 use crate::model::ImageClassifier;
 
@@ -89,14 +90,13 @@ pub fn predict(
     shards: usize,
     workers: usize,
     device: &Device,
-) -> Result<Predictions, String> {
-    let loader = DataLoader::new(dataset, batch_size.max(1), false, 0, workers, false)
-        .map_err(|e| e.to_string())?;
+) -> Result<Predictions, ClsError> {
+    let loader = DataLoader::new(dataset, batch_size.max(1), false, 0, workers, false)?;
     let mut scores = Vec::new();
     let mut labels = Vec::new();
     let mut paths = Vec::new();
     for batch in loader.iter_epoch(0, 0) {
-        let batch = batch.map_err(|e| e.to_string())?;
+        let batch = batch?;
         labels.extend(batch.iter().map(|r| r.gt_label));
         let b = collate(&batch, device)?;
         paths.extend(b.paths.iter().cloned());
@@ -105,7 +105,7 @@ pub fn predict(
             .into_data()
             .convert::<f32>()
             .try_into_vec()
-            .map_err(|e| format!("{e:?}"))?;
+            .map_err(|e| ClsError::Readback(format!("{e:?}")))?;
         scores.extend(v);
     }
     Ok((scores, labels, paths))
@@ -174,10 +174,10 @@ fn evaluate(
     workers: usize,
     device: &Device,
     metrics: &[String],
-) -> Result<Metrics, String> {
+) -> Result<Metrics, ClsError> {
     let (scores, labels, _) = predict(model, dataset, batch_size, shards, workers, device)?;
     let labels: Option<Vec<usize>> = labels.into_iter().collect();
-    let labels = labels.ok_or("the evaluation set has unlabelled samples")?;
+    let labels = labels.ok_or(ClsError::Unlabelled)?;
     Ok(cls_metrics(&scores, model.num_classes(), &labels, metrics))
 }
 
@@ -192,60 +192,75 @@ const CLS_METRICS: &[&str] = &[
     "f1_score",
 ];
 
-fn train_cls(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
-    let eval_metrics = evaluation_metrics(cfg, "accuracy")?;
-    check_metric_names(
-        "evaluation.metric",
-        "classification",
-        &eval_metrics,
-        CLS_METRICS,
-    )?;
-    let device = args.device.clone().autodiff();
-    device.seed(args.seed);
-    let model = ImageClassifier::from_config(&cfg.node("model")?, &device)?;
-    let (model, rules) = prepare_for_training(cfg, args, model)?;
+/// What classification's evaluation needs.
+struct ClsEval {
+    val_set: Arc<dyn Dataset>,
+    batch_size: usize,
+    workers: usize,
+    metrics: Vec<String>,
+}
 
-    let train_set = dataset(cfg, "data.train")?;
-    let val_set = dataset(cfg, "data.val")?;
-    for (key, set) in [("data.train", &train_set), ("data.val", &val_set)] {
-        check_classes(&model, key, set.as_ref())?;
+/// Image classification in the shared training skeleton.
+struct ClsTraining;
+
+impl TrainTask for ClsTraining {
+    type Model = ImageClassifier;
+    type Source = ClsSource;
+    type Eval = ClsEval;
+
+    fn check_config(cfg: &Config) -> Result<(), TaskError> {
+        let metrics = evaluation_metrics(cfg, "accuracy")?;
+        check_metric_names("evaluation.metric", "classification", &metrics, CLS_METRICS)
     }
-    let batch_size = mona_core::task_setup::samples_per_gpu(cfg)?;
-    let workers = workers(cfg)?;
-    let source = ClsSource::new(train_set, batch_size, args.seed, workers, device.clone())
-        .map_err(TaskError::Data)?;
-    let method = model.backbone.method().name().to_string();
-    let (optimizer, schedule, opts) =
-        train_setup(cfg, args, &model, &|k| rules.trainable(k), &method)?;
-    let eval_device = args.device.clone();
-    let shards = opts.runner.batch_shards;
-    let mut eval = |m: &ImageClassifier| {
-        evaluate(
-            &m.clone().valid(),
-            val_set.clone(),
-            batch_size,
-            shards,
-            workers,
-            &eval_device,
-            &eval_metrics,
-        )
-    };
-    let (model, summary) = train(model, optimizer, &schedule, &source, &mut eval, &opts)?;
-    let metrics = if summary.metrics.is_empty() && !summary.interrupted {
-        evaluate(
-            &model.valid(),
+
+    fn build_model(cfg: &Config, device: &Device) -> Result<ImageClassifier, TaskError> {
+        Ok(ImageClassifier::from_config(&cfg.node("model")?, device)?)
+    }
+
+    fn method(model: &ImageClassifier) -> String {
+        model.backbone.method().name().to_string()
+    }
+
+    fn data(
+        cfg: &Config,
+        args: &TrainArgs,
+        device: &Device,
+        model: &ImageClassifier,
+    ) -> Result<(ClsSource, ClsEval), TaskError> {
+        let train_set = dataset(cfg, "data.train")?;
+        let val_set = dataset(cfg, "data.val")?;
+        for (key, set) in [("data.train", &train_set), ("data.val", &val_set)] {
+            check_classes(model, key, set.as_ref())?;
+        }
+        let batch_size = mona_core::task_setup::samples_per_gpu(cfg)?;
+        let workers = workers(cfg)?;
+        let source = ClsSource::new(train_set, batch_size, args.seed, workers, device.clone())
+            .map_err(|e| TaskError::Task(e.into()))?;
+        let eval = ClsEval {
             val_set,
             batch_size,
-            shards,
             workers,
-            &eval_device,
-            &eval_metrics,
-        )
-        .map_err(TaskError::Data)?
-    } else {
-        summary.metrics
-    };
-    Ok(metrics)
+            metrics: evaluation_metrics(cfg, "accuracy")?,
+        };
+        Ok((source, eval))
+    }
+
+    fn evaluate(
+        model: &ImageClassifier,
+        eval: &ClsEval,
+        device: &Device,
+        opts: &TrainOptions,
+    ) -> Result<Metrics, BoxError> {
+        Ok(evaluate(
+            model,
+            eval.val_set.clone(),
+            eval.batch_size,
+            opts.runner.batch_shards,
+            eval.workers,
+            device,
+            &eval.metrics,
+        )?)
+    }
 }
 
 /// Loads what `test` was given: a training checkpoint, an adapter file on top of the
@@ -277,7 +292,7 @@ fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     let shards = batch_shards(cfg)?;
     let (scores, labels, paths) =
         predict(&model, test_set, batch_size, shards, workers(cfg)?, &device)
-            .map_err(TaskError::Data)?;
+            .map_err(|e| TaskError::Task(e.into()))?;
     let classes = model.num_classes();
     let mut metrics = Metrics::new();
     // `--format-only`: the predictions only (to `--out`), no metrics.
@@ -317,5 +332,5 @@ fn cls_parts(cfg: &Config) -> Result<Vec<ModelPart>, TaskError> {
 }
 
 inventory::submit! {
-    ModelEntry::new("ImageClassifier", TaskFns { train: train_cls, test: test_cls, parts: cls_parts })
+    ModelEntry::new("ImageClassifier", TaskFns { train: train_task::<ClsTraining>, test: test_cls, parts: cls_parts })
 }

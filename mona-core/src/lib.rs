@@ -29,6 +29,7 @@ pub mod runner;
 pub mod swin;
 pub mod task;
 pub mod task_setup;
+pub mod train_task;
 
 /// Re-exported so that [`declare_registry!`] works in crates that do not depend on inventory.
 pub use inventory;

@@ -90,6 +90,9 @@ pub enum TaskError {
     Train(#[from] TrainError),
     #[error("{0}")]
     Data(String),
+    /// A task's own typed error (evaluation, batching).
+    #[error("{0}")]
+    Task(crate::runner::BoxError),
     /// An output (`--out`) that could not be written.
     #[error("{path}: cannot write: {source}")]
     Io {

@@ -154,8 +154,9 @@ fn run_on(
             all_reduce: AllReduce::Host,
         },
     };
-    let mut evaluate =
-        |_: &Toy| -> Result<Metrics, String> { Ok(BTreeMap::from([("dummy".to_string(), 1.0)])) };
+    let mut evaluate = |_: &Toy| -> Result<Metrics, mona_core::runner::BoxError> {
+        Ok(BTreeMap::from([("dummy".to_string(), 1.0)]))
+    };
     // Materialise the lazy initial values while holding the turn.
     let _ = param_data(&initial, &|_| true);
     let (model, _) = train(toy, optimizer, &schedule, &source, &mut evaluate, &opts).unwrap();
@@ -309,7 +310,8 @@ fn two_device_data_parallel_equals_one_device_with_the_double_batch() {
         let schedule = LrSchedule::from_config(&cfg.node("lr_config").unwrap()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let opts = dp_options(dir.path(), &cfg, "full", 42, devices, &source.device);
-        let mut evaluate = |_: &Toy| -> Result<Metrics, String> { Ok(BTreeMap::new()) };
+        let mut evaluate =
+            |_: &Toy| -> Result<Metrics, mona_core::runner::BoxError> { Ok(BTreeMap::new()) };
         let (model, summary) =
             train(toy, optimizer, &schedule, &source, &mut evaluate, &opts).unwrap();
         assert_eq!(summary.iters, 3);
@@ -378,7 +380,8 @@ fn data_parallel_runs_with_random_masks_are_reproducible() {
         let schedule = LrSchedule::from_config(&cfg.node("lr_config").unwrap()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let opts = dp_options(dir.path(), &cfg, "mona", 7, 3, &source.device);
-        let mut evaluate = |_: &Toy| -> Result<Metrics, String> { Ok(BTreeMap::new()) };
+        let mut evaluate =
+            |_: &Toy| -> Result<Metrics, mona_core::runner::BoxError> { Ok(BTreeMap::new()) };
         let (model, summary) =
             train(toy, optimizer, &schedule, &source, &mut evaluate, &opts).unwrap();
         assert_eq!(summary.iters, 3);
@@ -459,7 +462,8 @@ fn dp_options(
 /// The error message of a run expected to fail.
 fn failed_run(toy: Toy, cfg: &Config, source: &Source, opts: &TrainOptions) -> String {
     let optimizer = optimizer_for(cfg, &toy);
-    let mut evaluate = |_: &Toy| -> Result<Metrics, String> { Ok(BTreeMap::new()) };
+    let mut evaluate =
+        |_: &Toy| -> Result<Metrics, mona_core::runner::BoxError> { Ok(BTreeMap::new()) };
     train(
         toy,
         optimizer,

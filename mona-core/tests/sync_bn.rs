@@ -142,7 +142,8 @@ fn train_source(toy: Toy, source: Source, devices: usize, seed: u64) -> Result<T
             all_reduce: AllReduce::Host,
         },
     };
-    let mut evaluate = |_: &Toy| -> Result<Metrics, String> { Ok(BTreeMap::new()) };
+    let mut evaluate =
+        |_: &Toy| -> Result<Metrics, mona_core::runner::BoxError> { Ok(BTreeMap::new()) };
     train(
         toy,
         optimizer,

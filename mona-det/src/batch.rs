@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use image::GrayImage;
-use mona_core::runner::BatchSource;
+use mona_core::runner::{BatchSource, BoxError};
 use mona_data::{DataLoader, Image, Results};
 
 use crate::retina::{GtInstances, ImageMeta};
@@ -155,13 +155,13 @@ impl BatchSource<DetBatch> for DetSource {
         &self,
         epoch: usize,
         start: usize,
-    ) -> Box<dyn Iterator<Item = Result<DetBatch, String>> + '_> {
+    ) -> Box<dyn Iterator<Item = Result<DetBatch, BoxError>> + '_> {
         Box::new(
             self.loader
                 .iter_epoch(epoch as u64, start)
                 .enumerate()
                 .map(move |(i, batch)| {
-                    let mut b = collate(&batch.map_err(|e| e.to_string())?, &self.device)?;
+                    let mut b = collate(&batch?, &self.device)?;
                     b.seed = SamplerRng::from_parts(&[self.seed, epoch as u64, (start + i) as u64])
                         .next_u64();
                     Ok(b)

@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use burn::tensor::Device;
 use mona_core::config::Config;
-use mona_core::runner::{Metrics, train};
+use mona_core::runner::{BoxError, Metrics, TrainOptions};
 use mona_core::task::{ModelEntry, ModelPart, TaskError, TaskFns, TestArgs, TrainArgs};
-use mona_core::task_setup::{
-    check_metric_names, load_for_test, prepare_for_training, train_setup, workers,
-};
+use mona_core::task_setup::{check_metric_names, load_for_test, workers};
+use mona_core::train_task::{TrainTask, train_task};
 use mona_data::{DataLoader, Dataset};
 
 pub use crate::batch::{DetBatch, DetSource, collate};
@@ -51,57 +50,80 @@ fn check_classes<M: Detector>(
     .map_err(|e| TaskError::Data(e.to_string()))
 }
 
-fn train_det<M: Detector>(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
-    let device = args.device.clone().autodiff();
-    device.seed(args.seed);
-    let model: M = build_model(cfg, &device)?;
-    model
-        .check_train_cfg()
-        .map_err(|e| TaskError::Other(format!("{}: {e}", cfg.path().display())))?;
-    let (model, rules) = prepare_for_training(cfg, args, model)?;
-    let train_set: Arc<dyn Dataset> =
-        Arc::from(mona_data::build_dataset(&cfg.node("data.train")?)?);
-    let val_set = eval_dataset(cfg, "data.val")?;
-    check_classes(&model, "data.train", train_set.as_ref())?;
-    check_classes(&model, "data.val", val_set.as_ref())?;
-    let metrics = config_metrics(cfg)?;
-    let eval_options = DetEvalOptions::new(cfg, &Default::default())?;
-    let batch_size = mona_core::task_setup::samples_per_gpu(cfg)?;
-    // mmdet's loader keeps the last, smaller batch (drop_last = False).
-    let loader = DataLoader::new(train_set, batch_size, true, args.seed, workers(cfg)?, false)
-        .map_err(|e| TaskError::Data(e.to_string()))?;
-    let source = DetSource {
-        loader,
-        device: device.clone(),
-        seed: args.seed,
-    };
-    let method = model.method_name();
-    let (optimizer, schedule, opts) =
-        train_setup(cfg, args, &model, &|k| rules.trainable(k), &method)?;
-    let eval_device = args.device.clone();
-    let mut eval = |m: &M| {
-        evaluate(
-            &m.clone().valid(),
-            &val_set,
-            &eval_device,
-            &metrics,
-            &eval_options,
-            None,
-        )
-    };
-    let (model, summary) = train(model, optimizer, &schedule, &source, &mut eval, &opts)?;
-    if summary.metrics.is_empty() && !summary.interrupted {
-        return evaluate(
-            &model.valid(),
-            &val_set,
-            &eval_device,
-            &metrics,
-            &eval_options,
-            None,
-        )
-        .map_err(TaskError::Data);
+/// What detection's evaluation needs.
+struct DetEval {
+    val_set: Arc<DetDataset>,
+    metrics: Vec<String>,
+    options: DetEvalOptions,
+}
+
+/// Any [`Detector`] in the shared training skeleton.
+struct DetTraining<M>(std::marker::PhantomData<M>);
+
+impl<M: Detector> TrainTask for DetTraining<M> {
+    type Model = M;
+    type Source = DetSource;
+    type Eval = DetEval;
+
+    fn build_model(cfg: &Config, device: &Device) -> Result<M, TaskError> {
+        build_model(cfg, device)
     }
-    Ok(summary.metrics)
+
+    fn check_trainable(cfg: &Config, model: &M) -> Result<(), TaskError> {
+        model
+            .check_train_cfg()
+            .map_err(|e| TaskError::Other(format!("{}: {e}", cfg.path().display())))
+    }
+
+    fn method(model: &M) -> String {
+        model.method_name()
+    }
+
+    fn data(
+        cfg: &Config,
+        args: &TrainArgs,
+        device: &Device,
+        model: &M,
+    ) -> Result<(DetSource, DetEval), TaskError> {
+        let train_set: Arc<dyn Dataset> =
+            Arc::from(mona_data::build_dataset(&cfg.node("data.train")?)?);
+        let val_set = eval_dataset(cfg, "data.val")?;
+        check_classes(model, "data.train", train_set.as_ref())?;
+        check_classes(model, "data.val", val_set.as_ref())?;
+        let metrics = config_metrics(cfg)?;
+        let options = DetEvalOptions::new(cfg, &Default::default())?;
+        let batch_size = mona_core::task_setup::samples_per_gpu(cfg)?;
+        // mmdet's loader keeps the last, smaller batch (drop_last = False).
+        let loader = DataLoader::new(train_set, batch_size, true, args.seed, workers(cfg)?, false)
+            .map_err(|e| TaskError::Data(e.to_string()))?;
+        let source = DetSource {
+            loader,
+            device: device.clone(),
+            seed: args.seed,
+        };
+        let eval = DetEval {
+            val_set,
+            metrics,
+            options,
+        };
+        Ok((source, eval))
+    }
+
+    fn evaluate(
+        model: &M,
+        eval: &DetEval,
+        device: &Device,
+        _: &TrainOptions,
+    ) -> Result<Metrics, BoxError> {
+        Ok(evaluate(
+            model,
+            &eval.val_set,
+            device,
+            &eval.metrics,
+            &eval.options,
+            None,
+        )?)
+    }
 }
 
 fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
@@ -152,7 +174,7 @@ fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskE
 /// submits, `ModelEntry::new(MyDetector::TYPE, detector_task_fns::<MyDetector>())`.
 pub const fn detector_task_fns<M: Detector>() -> TaskFns {
     TaskFns {
-        train: train_det::<M>,
+        train: train_task::<DetTraining<M>>,
         test: test_det::<M>,
         parts: det_parts::<M>,
     }

@@ -5,6 +5,7 @@
 pub mod classes;
 pub mod dataset;
 pub mod decode_head;
+pub mod error;
 pub mod heads;
 pub mod label_map;
 pub mod metrics;

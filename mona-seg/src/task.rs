@@ -3,21 +3,21 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use image::{GrayImage, Rgb, RgbImage};
 use mona_core::config::Config;
 use mona_core::ops::resize::bilinear;
-use mona_core::runner::{BatchSource, LossError, Losses, Metrics, TrainModel, train};
-use mona_core::task::{ModelEntry, ModelPart, TaskError, TaskFns, TestArgs, TrainArgs};
-use mona_core::task_setup::{
-    check_metric_names, evaluation_metrics, load_for_test, prepare_for_training, train_setup,
-    workers,
+use mona_core::runner::{
+    BatchSource, BoxError, LossError, Losses, Metrics, TrainModel, TrainOptions,
 };
+use mona_core::task::{ModelEntry, ModelPart, TaskError, TaskFns, TestArgs, TrainArgs};
+use mona_core::task_setup::{check_metric_names, evaluation_metrics, load_for_test, workers};
+use mona_core::train_task::{TrainTask, train_task};
 use mona_data::datasets::{ClassRule, check_head_classes};
 use mona_data::{DataLoader, Dataset, Results, sample_rng, stack_images};
 
 use crate::dataset::SegDataset;
+use crate::error::SegError;
 use crate::metrics::SegStats;
 use crate::segmentor::{EncoderDecoder, SegBatch};
 
@@ -53,8 +53,8 @@ impl TrainModel for EncoderDecoder {
 }
 
 /// Stacks pipeline results (same size, e.g. after `Pad`) onto `device`.
-pub fn collate(batch: &[Results], device: &Device) -> Result<SegBatch, String> {
-    let (pixels, shape) = stack_images(batch).map_err(|e| e.to_string())?;
+pub fn collate(batch: &[Results], device: &Device) -> Result<SegBatch, SegError> {
+    let (pixels, shape) = stack_images(batch)?;
     let [b, _, h, w] = shape;
     let images = Tensor::<4>::from_data(TensorData::new(pixels, shape), device);
     let labels = if batch.iter().all(|r| r.gt_seg.is_some()) {
@@ -62,12 +62,13 @@ pub fn collate(batch: &[Results], device: &Device) -> Result<SegBatch, String> {
         for r in batch {
             let seg = r.gt_seg.as_ref().expect("checked above");
             if (seg.height() as usize, seg.width() as usize) != (h, w) {
-                return Err(format!(
-                    "{}: label map {}x{} does not match the image {w}x{h}",
-                    r.path.display(),
-                    seg.width(),
-                    seg.height()
-                ));
+                return Err(SegError::LabelSize {
+                    path: r.path.clone(),
+                    label_w: seg.width(),
+                    label_h: seg.height(),
+                    image_w: w,
+                    image_h: h,
+                });
             }
             v.extend(seg.as_raw().iter().map(|&x| x as i64));
         }
@@ -100,11 +101,11 @@ impl BatchSource<SegBatch> for SegSource {
         &self,
         epoch: usize,
         start: usize,
-    ) -> Box<dyn Iterator<Item = Result<SegBatch, String>> + '_> {
+    ) -> Box<dyn Iterator<Item = Result<SegBatch, BoxError>> + '_> {
         Box::new(
             self.loader
                 .iter_epoch(epoch as u64, start)
-                .map(move |batch| collate(&batch.map_err(|e| e.to_string())?, &self.device)),
+                .map(move |batch| Ok(collate(&batch?, &self.device)?)),
         )
     }
 }
@@ -120,9 +121,9 @@ pub fn predict_one(
     dataset: &SegDataset,
     idx: usize,
     device: &Device,
-) -> Result<(GrayImage, Results), String> {
+) -> Result<(GrayImage, Results), SegError> {
     let mut rng = sample_rng(0, 0, idx as u64);
-    let r = dataset.load(idx, &mut rng).map_err(|e| e.to_string())?;
+    let r = dataset.load(idx, &mut rng)?;
     let b = collate(std::slice::from_ref(&r), device)?;
     let logits = model.inference(b.images);
     let [oh, ow, _] = r.ori_shape;
@@ -132,9 +133,15 @@ pub fn predict_one(
         .into_data()
         .convert::<i64>()
         .try_into_vec()
-        .map_err(|e| format!("{e:?}"))?;
+        .map_err(|e| SegError::Readback {
+            path: r.path.clone(),
+            message: format!("{e:?}"),
+        })?;
     let img = GrayImage::from_raw(ow as u32, oh as u32, v.iter().map(|&x| x as u8).collect())
-        .ok_or("prediction size mismatch")?;
+        .ok_or_else(|| SegError::Readback {
+            path: r.path.clone(),
+            message: format!("{} values for a {ow}x{oh} prediction", v.len()),
+        })?;
     Ok((img, r))
 }
 
@@ -145,24 +152,22 @@ pub fn evaluate(
     dataset: &SegDataset,
     device: &Device,
     show_dir: Option<&Path>,
-) -> Result<Metrics, String> {
+) -> Result<Metrics, SegError> {
     let mut stats = SegStats::new(model.num_classes());
     for idx in 0..dataset.len() {
         let (pred, r) = predict_one(model, dataset, idx, device)?;
-        let gt = dataset.gt(idx).map_err(|e| e.to_string())?;
+        let gt = dataset.gt(idx)?;
         if gt.dimensions() != pred.dimensions() {
-            return Err(format!(
-                "{}: label map is {}x{} but the image is {}x{}",
-                dataset.samples()[idx]
+            return Err(SegError::GtSize {
+                path: dataset.samples()[idx]
                     .ann
                     .as_ref()
-                    .map_or(r.path.clone(), Clone::clone)
-                    .display(),
-                gt.width(),
-                gt.height(),
-                pred.width(),
-                pred.height()
-            ));
+                    .map_or(r.path.clone(), Clone::clone),
+                label_w: gt.width(),
+                label_h: gt.height(),
+                image_w: pred.width(),
+                image_h: pred.height(),
+            });
         }
         stats.add(pred.as_raw(), gt.as_raw(), 255);
         if let Some(dir) = show_dir {
@@ -185,8 +190,13 @@ pub fn palette(class: u8) -> [u8; 3] {
 }
 
 /// `0.5 · image + 0.5 · colour(pred)`, written to `dir/<name>.png`.
-pub fn write_overlay(dir: &Path, image: &Path, name: &str, pred: &GrayImage) -> Result<(), String> {
-    let img = mona_data::read_image(image).map_err(|e| e.to_string())?;
+pub fn write_overlay(
+    dir: &Path,
+    image: &Path,
+    name: &str,
+    pred: &GrayImage,
+) -> Result<(), SegError> {
+    let img = mona_data::read_image(image)?;
     let mut out = RgbImage::new(pred.width(), pred.height());
     for (x, y, p) in out.enumerate_pixels_mut() {
         let src = if x < img.width() && y < img.height() {
@@ -201,10 +211,13 @@ pub fn write_overlay(dir: &Path, image: &Path, name: &str, pred: &GrayImage) -> 
     }
     let path: PathBuf = dir.join(format!("{}.png", name.replace('/', "_")));
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(|source| SegError::Write {
+            path: parent.to_path_buf(),
+            source,
+        })?;
     }
     out.save(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|source| SegError::Encode { path, source })
 }
 
 /// The metric names segmentation computes: `mIoU` (all of its keys) or one key.
@@ -226,41 +239,62 @@ fn check_classes(
     .map_err(|e| TaskError::Data(e.to_string()))
 }
 
-fn train_seg(cfg: &Config, args: &TrainArgs) -> Result<Metrics, TaskError> {
-    let metrics = evaluation_metrics(cfg, "mIoU")?;
-    check_metric_names("evaluation.metric", "segmentation", &metrics, SEG_METRICS)?;
-    let device = args.device.clone().autodiff();
-    device.seed(args.seed);
-    let model = EncoderDecoder::from_config(&cfg.node("model")?, &device)?;
-    let (model, rules) = prepare_for_training(cfg, args, model)?;
-    let train_set = seg_dataset(cfg, "data.train")?;
-    let val_set = seg_dataset(cfg, "data.val")?;
-    check_classes(&model, "data.train", &train_set)?;
-    check_classes(&model, "data.val", &val_set)?;
-    let batch_size = mona_core::task_setup::samples_per_gpu(cfg)?;
-    let loader = DataLoader::new(
-        train_set as Arc<dyn Dataset>,
-        batch_size,
-        true,
-        args.seed,
-        workers(cfg)?,
-        true,
-    )
-    .map_err(|e| TaskError::Data(e.to_string()))?;
-    let source = SegSource {
-        loader,
-        device: device.clone(),
-    };
-    let method = model.backbone.method().name().to_string();
-    let (optimizer, schedule, opts) =
-        train_setup(cfg, args, &model, &|k| rules.trainable(k), &method)?;
-    let eval_device = args.device.clone();
-    let mut eval = |m: &EncoderDecoder| evaluate(&m.clone().valid(), &val_set, &eval_device, None);
-    let (model, summary) = train(model, optimizer, &schedule, &source, &mut eval, &opts)?;
-    if summary.metrics.is_empty() && !summary.interrupted {
-        return evaluate(&model.valid(), &val_set, &eval_device, None).map_err(TaskError::Data);
+/// Semantic segmentation in the shared training skeleton.
+struct SegTraining;
+
+impl TrainTask for SegTraining {
+    type Model = EncoderDecoder;
+    type Source = SegSource;
+    type Eval = Arc<SegDataset>;
+
+    fn check_config(cfg: &Config) -> Result<(), TaskError> {
+        let metrics = evaluation_metrics(cfg, "mIoU")?;
+        check_metric_names("evaluation.metric", "segmentation", &metrics, SEG_METRICS)
     }
-    Ok(summary.metrics)
+
+    fn build_model(cfg: &Config, device: &Device) -> Result<EncoderDecoder, TaskError> {
+        Ok(EncoderDecoder::from_config(&cfg.node("model")?, device)?)
+    }
+
+    fn method(model: &EncoderDecoder) -> String {
+        model.backbone.method().name().to_string()
+    }
+
+    fn data(
+        cfg: &Config,
+        args: &TrainArgs,
+        device: &Device,
+        model: &EncoderDecoder,
+    ) -> Result<(SegSource, Arc<SegDataset>), TaskError> {
+        let train_set = seg_dataset(cfg, "data.train")?;
+        let val_set = seg_dataset(cfg, "data.val")?;
+        check_classes(model, "data.train", &train_set)?;
+        check_classes(model, "data.val", &val_set)?;
+        let batch_size = mona_core::task_setup::samples_per_gpu(cfg)?;
+        let loader = DataLoader::new(
+            train_set as Arc<dyn Dataset>,
+            batch_size,
+            true,
+            args.seed,
+            workers(cfg)?,
+            true,
+        )
+        .map_err(|e| TaskError::Data(e.to_string()))?;
+        let source = SegSource {
+            loader,
+            device: device.clone(),
+        };
+        Ok((source, val_set))
+    }
+
+    fn evaluate(
+        model: &EncoderDecoder,
+        val_set: &Arc<SegDataset>,
+        device: &Device,
+        _: &TrainOptions,
+    ) -> Result<Metrics, BoxError> {
+        Ok(evaluate(model, val_set, device, None)?)
+    }
 }
 
 fn test_seg(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
@@ -277,8 +311,8 @@ fn test_seg(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     let model = load_for_test(cfg, model, args, &method)?;
     let test_set = seg_dataset(cfg, "data.test")?;
     check_classes(&model, "data.test", &test_set)?;
-    let all =
-        evaluate(&model, &test_set, &device, args.show_dir.as_deref()).map_err(TaskError::Data)?;
+    let all = evaluate(&model, &test_set, &device, args.show_dir.as_deref())
+        .map_err(|e| TaskError::Task(e.into()))?;
     let metrics: Metrics = all
         .into_iter()
         .filter(|(k, _)| {
@@ -307,5 +341,5 @@ fn seg_parts(cfg: &Config) -> Result<Vec<ModelPart>, TaskError> {
 }
 
 inventory::submit! {
-    ModelEntry::new("EncoderDecoder", TaskFns { train: train_seg, test: test_seg, parts: seg_parts })
+    ModelEntry::new("EncoderDecoder", TaskFns { train: train_task::<SegTraining>, test: test_seg, parts: seg_parts })
 }

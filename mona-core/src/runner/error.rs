@@ -42,9 +42,9 @@ pub enum TrainError {
     #[error("resume from {path}: {message}")]
     Resume { path: PathBuf, message: String },
     #[error("data: {0}")]
-    Data(String),
+    Data(super::BoxError),
     #[error("evaluation: {0}")]
-    Eval(String),
+    Eval(super::BoxError),
     #[error("iteration {iter}: the loss is {loss} (not finite); stopping")]
     NonFinite { iter: usize, loss: f64 },
     #[error("the training set is empty (0 batches per epoch)")]

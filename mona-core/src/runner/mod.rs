@@ -47,6 +47,10 @@ pub use step::{StepValues, forward_backward, may_split};
 pub(crate) use train::iter_seed;
 pub use train::{Resume, TrainOptions, TrainSummary, train};
 
+/// A task's own error (a batch that cannot be collated, an evaluation that fails), typed
+/// where it arises and boxed where it crosses into the runner, which only reports it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Named scalar metrics (`accuracy_top-1`, `mIoU`, `bbox_mAP`, ...).
 pub type Metrics = BTreeMap<String, f64>;
 
@@ -98,5 +102,5 @@ pub trait BatchSource<B> {
         &self,
         epoch: usize,
         start: usize,
-    ) -> Box<dyn Iterator<Item = Result<B, String>> + '_>;
+    ) -> Box<dyn Iterator<Item = Result<B, BoxError>> + '_>;
 }

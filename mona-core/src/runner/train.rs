@@ -22,7 +22,7 @@ use super::replica::Replicas;
 use super::save_best::SaveBest;
 use super::schedule::LrSchedule;
 use super::step::{StepValues, forward_backward, may_split};
-use super::{BatchSource, Metrics, TrainModel};
+use super::{BatchSource, BoxError, Metrics, TrainModel};
 use crate::params::load_params;
 
 /// Where to resume from.
@@ -98,7 +98,7 @@ pub fn train<M, S>(
     mut optimizer: Optimizer,
     schedule: &LrSchedule,
     source: &S,
-    evaluate: &mut dyn FnMut(&M) -> Result<Metrics, String>,
+    evaluate: &mut dyn FnMut(&M) -> Result<Metrics, BoxError>,
     opts: &TrainOptions,
 ) -> Result<(M, TrainSummary), TrainError>
 where

@@ -119,7 +119,7 @@ impl BatchSource<Batch> for Source {
         &self,
         epoch: usize,
         start: usize,
-    ) -> Box<dyn Iterator<Item = Result<Batch, String>> + '_> {
+    ) -> Box<dyn Iterator<Item = Result<Batch, mona_core::runner::BoxError>> + '_> {
         let n = self.batches.len();
         Box::new((start..n).map(move |i| {
             let (img, labels) = &self.batches[(i + epoch) % n];

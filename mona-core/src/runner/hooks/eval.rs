@@ -11,11 +11,11 @@ use crate::runner::error::TrainError;
 use crate::runner::optim::Optimizer;
 use crate::runner::save_best::SaveBest;
 use crate::runner::train::TrainOptions;
-use crate::runner::{Metrics, TrainModel};
+use crate::runner::{BoxError, Metrics, TrainModel};
 
 /// Evaluates the model with the task's closure.
 pub struct EvalHook<'a, M> {
-    evaluate: &'a mut dyn FnMut(&M) -> Result<Metrics, String>,
+    evaluate: &'a mut dyn FnMut(&M) -> Result<Metrics, BoxError>,
     opts: &'a TrainOptions,
     save_best: Option<SaveBest>,
     last_eval_iter: Option<usize>,
@@ -24,7 +24,7 @@ pub struct EvalHook<'a, M> {
 impl<'a, M> EvalHook<'a, M> {
     /// `save_best` carries the best score of a resumed run.
     pub fn new(
-        evaluate: &'a mut dyn FnMut(&M) -> Result<Metrics, String>,
+        evaluate: &'a mut dyn FnMut(&M) -> Result<Metrics, BoxError>,
         opts: &'a TrainOptions,
         save_best: Option<SaveBest>,
     ) -> Self {
@@ -92,7 +92,7 @@ impl<M: TrainModel> Hook<M> for EvalHook<'_, M> {
         let tag = g.position_tag(iter);
         let new_best = tracker
             .after_eval(&run.summary.metrics, &tag)
-            .map_err(TrainError::Eval)?;
+            .map_err(|e| TrainError::Eval(e.into()))?;
         run.best = tracker.best.clone();
         let Some(new_best) = new_best else {
             return Ok(());

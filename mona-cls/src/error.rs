@@ -1,0 +1,16 @@
+//! What can go wrong while batching and evaluating classification data.
+
+use mona_data::DataError;
+
+/// A classification batch or evaluation that failed; data errors name their file.
+#[derive(Debug, thiserror::Error)]
+pub enum ClsError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// Evaluation needs a label for every image.
+    #[error("the evaluation set has unlabelled samples")]
+    Unlabelled,
+    /// Scores could not be read back from the device.
+    #[error("reading the scores back from the device: {0}")]
+    Readback(String),
+}
