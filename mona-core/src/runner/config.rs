@@ -82,7 +82,7 @@ pub struct RunnerCfg {
     /// `evaluation.save_best` (and `evaluation.rule`): keep the best checkpoint.
     pub save_best: Option<SaveBestCfg>,
     /// `custom_hooks`, from the hook registry.
-    pub custom_hooks: Vec<super::hooks::HookSpec>,
+    pub custom_hooks: Vec<super::custom_hooks::HookSpec>,
 }
 
 /// Two slices: both cores of a small machine busy, while each slice keeps enough samples
@@ -235,7 +235,7 @@ impl RunnerCfg {
             batch_shards,
             cumulative_iters,
             save_best,
-            custom_hooks: super::hooks::custom::hook_specs(cfg)?,
+            custom_hooks: super::custom_hooks::hook_specs(cfg)?,
         })
     }
 }

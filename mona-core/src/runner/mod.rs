@@ -11,9 +11,11 @@ mod accumulate;
 mod all_reduce;
 mod checkpoint;
 mod config;
+pub mod custom_hooks;
 mod error;
 pub mod hooks;
 mod logger;
+mod options;
 mod parallel;
 mod paramwise;
 mod replica;
@@ -39,13 +41,14 @@ pub use config::{DEFAULT_BATCH_SHARDS, RunnerCfg, RunnerKind, batch_shards};
 pub use error::{LossError, TrainError};
 pub use logger::{JsonLog, memory_mb};
 pub use optim::{Optimizer, OptimizerCfg, OptimizerEntry, Rule, StepStats};
+pub use options::{Resume, TrainOptions, TrainSummary};
 pub use parallel::{AllReduce, DataParallel, replica_devices};
 pub use paramwise::{KeyMult, ParamMults, ParamwiseCfg};
 pub use save_best::{Best, Rule as BestRule, SaveBest, SaveBestCfg};
 pub use schedule::{LrConfig, LrSchedule, Policy, Progress, ScheduleEntry};
 pub use step::{StepValues, forward_backward, may_split};
 pub(crate) use train::iter_seed;
-pub use train::{Resume, TrainOptions, TrainSummary, train};
+pub use train::train;
 
 /// A task's own error (a batch that cannot be collated, an evaluation that fails), typed
 /// where it arises and boxed where it crosses into the runner, which only reports it.

@@ -29,7 +29,7 @@ use mona_core::registry::find;
 use super::config::{CascadeRoIHeadConfig, RcnnTrainConfig};
 use crate::assigner::MaxIoUAssigner;
 use crate::retina::{Detections, GtInstances, ImageMeta};
-use crate::roi::bbox_head::{argmax, host};
+use crate::roi::bbox_logic::{argmax, host};
 use crate::roi::mask_ops::{get_seg_masks, get_targets};
 use crate::roi::{
     BBoxHeadEntry, BBoxHeadError, BBoxHeadLogic, ConvFcBBoxHead, FcnMaskHead, FcnMaskHeadConfig,

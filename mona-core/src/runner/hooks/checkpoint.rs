@@ -9,8 +9,8 @@ use crate::runner::TrainModel;
 use crate::runner::checkpoint::{CheckpointMeta, write_checkpoint};
 use crate::runner::error::TrainError;
 use crate::runner::optim::Optimizer;
+use crate::runner::options::TrainOptions;
 use crate::runner::save_best::Best;
-use crate::runner::train::TrainOptions;
 
 /// What a checkpoint written after iteration `iter` records besides the tensors.
 pub(crate) fn checkpoint_meta(

@@ -9,8 +9,8 @@ use crate::params::param_data;
 use crate::runner::checkpoint::write_checkpoint_file;
 use crate::runner::error::TrainError;
 use crate::runner::optim::Optimizer;
+use crate::runner::options::TrainOptions;
 use crate::runner::save_best::SaveBest;
-use crate::runner::train::TrainOptions;
 use crate::runner::{BoxError, Metrics, TrainModel};
 
 /// Evaluates the model with the task's closure.

@@ -4,7 +4,7 @@
 //! After an iteration: [`ProgressHook`] (the terminal's bar), [`LoggerHook`] (the loss
 //! window, `log.jsonl` and `train.log`), [`EvalHook`] (evaluation and `save_best`),
 //! [`CheckpointHook`] (interval checkpoints and their pruning), then the config's
-//! `custom_hooks` ([`custom`]). At the end: the bar is cleared, [`ReplicaSummaryHook`] logs
+//! `custom_hooks` ([`super::custom_hooks`]). At the end: the bar is cleared, [`ReplicaSummaryHook`] logs
 //! how far data-parallel replicas drifted, [`AdapterExportHook`] writes the trainable
 //! parameters, and the custom hooks close.
 //!
@@ -12,7 +12,7 @@
 //! resumed runs and the held-out step-by-step checks compare them line by line.
 
 mod checkpoint;
-pub mod custom;
+pub(crate) mod custom;
 mod eval;
 mod export;
 mod log;
@@ -25,12 +25,11 @@ use std::time::Instant;
 use super::error::TrainError;
 use super::logger::JsonLog;
 use super::optim::Optimizer;
+use super::options::TrainSummary;
 use super::save_best::Best;
 use super::schedule::Progress;
-use super::train::TrainSummary;
 
 pub use checkpoint::CheckpointHook;
-pub use custom::{CustomHook, HookEntry, HookSpec, HookView};
 pub use eval::EvalHook;
 pub use export::AdapterExportHook;
 pub use log::LoggerHook;
