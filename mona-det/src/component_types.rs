@@ -8,7 +8,7 @@
 //! naming the file that set the type, its key and the nearest supported name.
 
 use mona_core::config::ConfigNode;
-use mona_core::registry::{BuildError, RegistryError, UnknownType, closest};
+use mona_core::registry::{BuildError, unknown_type};
 
 /// A sub-component's place under the `model` node and the types accepted there.
 struct Slot {
@@ -136,14 +136,11 @@ fn check_one(node: &ConfigNode<'_>, slot: &Slot) -> Result<(), BuildError> {
     if slot.names.contains(&name) {
         return Ok(());
     }
-    Err(BuildError::Registry(RegistryError::Unknown(Box::new(
-        UnknownType {
-            kind: slot.what,
-            name: name.to_string(),
-            file: type_node.file().display().to_string(),
-            key: type_node.key().to_string(),
-            suggestions: closest(name, slot.names),
-            registered: slot.names.to_vec(),
-        },
-    ))))
+    Err(BuildError::Registry(unknown_type(
+        slot.what,
+        name,
+        &type_node.file().display().to_string(),
+        type_node.key(),
+        slot.names.to_vec(),
+    )))
 }

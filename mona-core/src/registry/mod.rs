@@ -103,15 +103,26 @@ pub fn lookup_name<R: Registration + inventory::Collect>(
     if let Some(entry) = find::<R>(name) {
         return Ok(entry);
     }
-    let registered = names::<R>();
-    Err(RegistryError::Unknown(Box::new(UnknownType {
-        kind: R::KIND,
+    Err(unknown_type(R::KIND, name, file, key, names::<R>()))
+}
+
+/// The error of a `type` that is none of `registered` (a registry's names, or the fixed set
+/// of implementations of a component), with the names closest to it.
+pub fn unknown_type(
+    kind: &'static str,
+    name: &str,
+    file: &str,
+    key: &str,
+    registered: Vec<&'static str>,
+) -> RegistryError {
+    RegistryError::Unknown(Box::new(UnknownType {
+        kind,
         name: name.to_string(),
         file: file.to_string(),
         key: key.to_string(),
         suggestions: closest(name, &registered),
         registered,
-    })))
+    }))
 }
 
 fn type_key(node_key: &str) -> String {

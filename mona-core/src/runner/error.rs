@@ -1,6 +1,6 @@
 //! What can stop a training run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::checkpoint::CheckpointError;
 
@@ -26,6 +26,14 @@ impl LossError {
     pub fn of_images(paths: &[PathBuf], message: impl Into<String>) -> Self {
         let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         Self::new(format!("batch of [{}]", names.join(", ")), message)
+    }
+}
+
+/// A failed write to the logs of `work_dir` (or its creation), as a [`TrainError`].
+pub(crate) fn work_dir_err(work_dir: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::WorkDir {
+        path: work_dir.to_path_buf(),
+        source,
     }
 }
 

@@ -3,13 +3,12 @@
 //! ([`super::hooks`]).
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::time::Instant;
 
 use super::accumulate::Accumulator;
 use super::checkpoint::{find_last_checkpoint, read_checkpoint};
 use super::config::RunnerKind;
-use super::error::TrainError;
+use super::error::{TrainError, work_dir_err};
 use super::hooks::custom::Custom;
 use super::hooks::{
     AdapterExportHook, CheckpointHook, EvalHook, Geometry, Hook, IterOutcome, LoggerHook,
@@ -24,13 +23,6 @@ use super::schedule::LrSchedule;
 use super::step::{StepValues, forward_backward, may_split};
 use super::{BatchSource, BoxError, Metrics, TrainModel};
 use crate::params::load_params;
-
-fn work_dir_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
-    move |source| TrainError::WorkDir {
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 /// The `k`-th seed derived from `seed` (splitmix64 of the pair: distinct, well-spread
 /// streams). Per iteration: the device RNG (dropout, DropPath) is reseeded at every

@@ -226,16 +226,23 @@ fn draw<DB: DrawingBackend>(
     root.present()
 }
 
-/// The subplots as an RGB image of `opts.width` x `opts.height`.
-///
-/// [`PlotError::TooSmall`] when a subplot would have no room for its axes.
-pub fn render_png(subplots: &[Subplot], opts: &RenderOptions) -> Result<RgbImage, PlotError> {
+/// The sizes for the image, once it is known that every subplot fits and the font is
+/// registered (both backends lay text out with it).
+fn prepare(subplots: &[Subplot], opts: &RenderOptions) -> Result<Sizes, PlotError> {
     if subplots.is_empty() {
         return Err(PlotError::NoKeys);
     }
     let sizes = Sizes::of(opts.width, opts.height);
     check_room(subplots, opts, sizes)?;
     register_font()?;
+    Ok(sizes)
+}
+
+/// The subplots as an RGB image of `opts.width` x `opts.height`.
+///
+/// [`PlotError::TooSmall`] when a subplot would have no room for its axes.
+pub fn render_png(subplots: &[Subplot], opts: &RenderOptions) -> Result<RgbImage, PlotError> {
+    let sizes = prepare(subplots, opts)?;
     let mut pixels = vec![0u8; opts.width as usize * opts.height as usize * 3];
     {
         let root =
@@ -248,12 +255,7 @@ pub fn render_png(subplots: &[Subplot], opts: &RenderOptions) -> Result<RgbImage
 
 /// The subplots as an SVG document (the text in the viewer's sans-serif font).
 pub fn render_svg(subplots: &[Subplot], opts: &RenderOptions) -> Result<String, PlotError> {
-    if subplots.is_empty() {
-        return Err(PlotError::NoKeys);
-    }
-    let sizes = Sizes::of(opts.width, opts.height);
-    check_room(subplots, opts, sizes)?;
-    register_font()?;
+    let sizes = prepare(subplots, opts)?;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (opts.width, opts.height)).into_drawing_area();

@@ -53,13 +53,9 @@ impl<M: TrainModel> Hook<M> for CheckpointHook<'_> {
     ) -> Result<(), TrainError> {
         let (iter, g) = (run.iter, run.geometry);
         let interval = self.opts.runner.checkpoint_interval.max(1);
-        let due = if g.by_epoch {
-            iter.is_multiple_of(g.epoch_len)
-                && ((iter / g.epoch_len).is_multiple_of(interval) || iter == g.max_iters)
-        } else {
-            iter.is_multiple_of(interval) || iter == g.max_iters
-        };
-        if !due {
+        // The last iteration always saves (mmcv's save_last); it ends an epoch of an
+        // epoch-based run, whose length is whole epochs.
+        if !(g.at_interval(iter, interval) || iter == g.max_iters) {
             return Ok(());
         }
         let name = format!("{}.safetensors", g.position_tag(iter));

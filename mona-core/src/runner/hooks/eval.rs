@@ -39,14 +39,8 @@ impl<'a, M> EvalHook<'a, M> {
     fn due(&self, run: &RunState) -> bool {
         let (iter, g) = (run.iter, run.geometry);
         let interval = self.opts.runner.eval_interval;
-        let at_interval = if g.by_epoch {
-            iter.is_multiple_of(g.epoch_len)
-                && interval > 0
-                && (iter / g.epoch_len).is_multiple_of(interval)
-        } else {
-            interval > 0 && iter.is_multiple_of(interval)
-        };
-        (at_interval || (iter == g.max_iters && interval > 0)) && self.last_eval_iter != Some(iter)
+        (g.at_interval(iter, interval) || (iter == g.max_iters && interval > 0))
+            && self.last_eval_iter != Some(iter)
     }
 }
 

@@ -19,10 +19,10 @@ mod log;
 mod progress;
 mod replicas;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use super::error::TrainError;
+use super::error::{TrainError, work_dir_err};
 use super::logger::JsonLog;
 use super::optim::Optimizer;
 use super::options::TrainSummary;
@@ -54,6 +54,20 @@ impl Geometry {
             format!("epoch_{}", iter / self.epoch_len)
         } else {
             format!("iter_{iter}")
+        }
+    }
+
+    /// Whether iteration `iter` (completed) ends an `interval`: every `interval` epochs for an
+    /// epoch-based runner (at epoch boundaries), every `interval` iterations otherwise;
+    /// never for `interval` 0.
+    pub fn at_interval(&self, iter: usize, interval: usize) -> bool {
+        if interval == 0 {
+            return false;
+        }
+        if self.by_epoch {
+            iter.is_multiple_of(self.epoch_len) && (iter / self.epoch_len).is_multiple_of(interval)
+        } else {
+            iter.is_multiple_of(interval)
         }
     }
 
@@ -94,14 +108,7 @@ pub struct RunState {
 impl RunState {
     /// A log write failure, naming the work dir.
     pub fn log_err(&self) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
-        move |source| TrainError::WorkDir {
-            path: self.work_dir.clone(),
-            source,
-        }
-    }
-
-    pub fn work_dir(&self) -> &Path {
-        &self.work_dir
+        work_dir_err(&self.work_dir)
     }
 }
 
