@@ -1,6 +1,11 @@
 //! mmcls' classification metrics: `accuracy` (the percentage of samples whose label is
 //! among the k highest scores) and `precision` / `recall` / `f1_score` (per class, then
-//! their mean over the classes).
+//! their mean over the classes). Each is an entry of the classification metric registry,
+//! which other crates can add to.
+
+use mona_core::runner::Metrics;
+
+use crate::error::ClsError;
 
 /// Whether `label` is among the `k` highest of `scores` (ties broken by lower index first,
 /// as a stable descending sort does).
@@ -78,6 +83,90 @@ pub fn precision_recall_f1(scores: &[f32], classes: usize, labels: &[usize]) -> 
     (p_sum / n, r_sum / n, f_sum / n)
 }
 
+/// What a classification metric scores: per-class scores of `labels.len()` samples
+/// (`n × classes`, row-major) and their labels.
+pub struct ClsScores<'a> {
+    pub scores: &'a [f32],
+    pub classes: usize,
+    pub labels: &'a [usize],
+}
+
+mona_core::declare_registry! {
+    /// Classification metrics, by the name `evaluation.metric` and `test --metrics` give.
+    /// Open to other crates: a plugin submits a `ClsMetricEntry` and its name becomes valid.
+    pub struct ClsMetricEntry: "metric" => fn(&ClsScores<'_>) -> Metrics;
+}
+
+inventory::submit! { ClsMetricEntry::new("accuracy", |s| accuracy_metrics(s.scores, s.classes, s.labels)) }
+inventory::submit! { ClsMetricEntry::new("accuracy_top-1", |s| accuracy_key(s, "accuracy_top-1")) }
+inventory::submit! { ClsMetricEntry::new("accuracy_top-5", |s| accuracy_key(s, "accuracy_top-5")) }
+inventory::submit! { ClsMetricEntry::new("precision", |s| prf_key(s, "precision")) }
+inventory::submit! { ClsMetricEntry::new("recall", |s| prf_key(s, "recall")) }
+inventory::submit! { ClsMetricEntry::new("f1_score", |s| prf_key(s, "f1_score")) }
+
+/// top-1 / top-5 accuracy (mmcls `accuracy` with topk (1, 5)), in percent; top-5 only with
+/// at least 5 classes.
+pub fn accuracy_metrics(scores: &[f32], classes: usize, labels: &[usize]) -> Metrics {
+    let mut m = Metrics::new();
+    m.insert(
+        "accuracy_top-1".to_string(),
+        accuracy_topk(scores, classes, labels, 1),
+    );
+    if classes >= 5 {
+        m.insert(
+            "accuracy_top-5".to_string(),
+            accuracy_topk(scores, classes, labels, 5),
+        );
+    }
+    m
+}
+
+/// One key of [`accuracy_metrics`] (nothing for top-5 under 5 classes).
+fn accuracy_key(s: &ClsScores<'_>, key: &str) -> Metrics {
+    accuracy_metrics(s.scores, s.classes, s.labels)
+        .into_iter()
+        .filter(|(k, _)| k == key)
+        .collect()
+}
+
+/// One of [`precision_recall_f1`]'s values.
+fn prf_key(s: &ClsScores<'_>, key: &str) -> Metrics {
+    let (p, r, f) = precision_recall_f1(s.scores, s.classes, s.labels);
+    [("precision", p), ("recall", r), ("f1_score", f)]
+        .into_iter()
+        .filter(|(k, _)| *k == key)
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+/// The metrics `asked` (registered names; empty: `accuracy`), as mmcls' `evaluate` reports
+/// them. A name the registry lacks is an error (callers check names up front).
+pub fn cls_metrics(
+    scores: &[f32],
+    classes: usize,
+    labels: &[usize],
+    asked: &[String],
+) -> Result<Metrics, ClsError> {
+    let input = ClsScores {
+        scores,
+        classes,
+        labels,
+    };
+    let default = ["accuracy".to_string()];
+    let asked = if asked.is_empty() {
+        &default[..]
+    } else {
+        asked
+    };
+    let mut metrics = Metrics::new();
+    for name in asked {
+        let entry = mona_core::registry::find::<ClsMetricEntry>(name)
+            .ok_or_else(|| ClsError::UnknownMetric(name.clone()))?;
+        metrics.extend((entry.build)(&input));
+    }
+    Ok(metrics)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +215,32 @@ mod tests {
         assert!((r - want_r).abs() < 1e-9, "{r} vs {want_r}");
         assert!((f - want_f).abs() < 1e-9, "{f} vs {want_f}");
         assert!((p - 50.0).abs() < 1e-9 && (r - 44.444_444_444).abs() < 1e-6);
+    }
+
+    #[test]
+    fn registered_names_select_their_keys() {
+        let scores = [
+            0.1, 0.7, 0.1, 0.1, 0.0, //
+            0.4, 0.3, 0.2, 0.1, 0.0,
+        ];
+        let labels = [1, 2];
+        let asked = |names: &[&str]| -> Vec<String> {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            cls_metrics(&scores, 5, &labels, &names)
+                .unwrap()
+                .into_keys()
+                .collect()
+        };
+        assert_eq!(asked(&[]), ["accuracy_top-1", "accuracy_top-5"]);
+        assert_eq!(asked(&["accuracy_top-5"]), ["accuracy_top-5"]);
+        assert_eq!(
+            asked(&["recall", "accuracy_top-1"]),
+            ["accuracy_top-1", "recall"]
+        );
+        let err = cls_metrics(&scores, 5, &labels, &["top1".to_string()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "metric \"top1\" is not registered for classification"
+        );
     }
 }

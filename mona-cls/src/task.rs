@@ -1,6 +1,5 @@
 //! `train` and `test` for `ImageClassifier` configs.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use burn::tensor::Device;
@@ -18,7 +17,7 @@ use mona_data::{DataLoader, Dataset, build_dataset};
 
 use crate::data::{ClsBatch, ClsSource, collate};
 use crate::error::ClsError;
-use crate::metrics::{accuracy_topk, precision_recall_f1, top1};
+use crate::metrics::{ClsMetricEntry, cls_metrics, top1};
 use crate::model::ImageClassifier;
 
 impl TrainModel for ImageClassifier {
@@ -111,45 +110,6 @@ pub fn predict(
     Ok((scores, labels, paths))
 }
 
-/// top-1 / top-5 accuracy (mmcls `accuracy` with topk (1, 5)), in percent.
-pub fn accuracy_metrics(scores: &[f32], classes: usize, labels: &[usize]) -> Metrics {
-    let mut m = BTreeMap::new();
-    m.insert(
-        "accuracy_top-1".to_string(),
-        accuracy_topk(scores, classes, labels, 1),
-    );
-    if classes >= 5 {
-        m.insert(
-            "accuracy_top-5".to_string(),
-            accuracy_topk(scores, classes, labels, 5),
-        );
-    }
-    m
-}
-
-/// The metrics `asked` (`accuracy` or one of its keys, `precision`, `recall`, `f1_score`;
-/// empty: `accuracy`), as mmcls' `evaluate` reports them.
-pub fn cls_metrics(scores: &[f32], classes: usize, labels: &[usize], asked: &[String]) -> Metrics {
-    let wants = |name: &str| asked.iter().any(|m| m == name);
-    let mut metrics = Metrics::new();
-    if asked.is_empty() || asked.iter().any(|m| m.starts_with("accuracy")) {
-        for (k, v) in accuracy_metrics(scores, classes, labels) {
-            if asked.is_empty() || wants("accuracy") || wants(&k) {
-                metrics.insert(k, v);
-            }
-        }
-    }
-    if wants("precision") || wants("recall") || wants("f1_score") {
-        let (p, r, f) = precision_recall_f1(scores, classes, labels);
-        for (k, v) in [("precision", p), ("recall", r), ("f1_score", f)] {
-            if wants(k) {
-                metrics.insert(k.to_string(), v);
-            }
-        }
-    }
-    metrics
-}
-
 /// The head must have an output for every class of `dataset`.
 fn check_classes(
     model: &ImageClassifier,
@@ -178,19 +138,8 @@ fn evaluate(
     let (scores, labels, _) = predict(model, dataset, batch_size, shards, workers, device)?;
     let labels: Option<Vec<usize>> = labels.into_iter().collect();
     let labels = labels.ok_or(ClsError::Unlabelled)?;
-    Ok(cls_metrics(&scores, model.num_classes(), &labels, metrics))
+    cls_metrics(&scores, model.num_classes(), &labels, metrics)
 }
-
-/// The metric names classification computes: `accuracy` (all of its keys) or one key, and
-/// mmcls' macro-averaged `precision`, `recall` and `f1_score`.
-const CLS_METRICS: &[&str] = &[
-    "accuracy",
-    "accuracy_top-1",
-    "accuracy_top-5",
-    "precision",
-    "recall",
-    "f1_score",
-];
 
 /// What classification's evaluation needs.
 struct ClsEval {
@@ -210,7 +159,7 @@ impl TrainTask for ClsTraining {
 
     fn check_config(cfg: &Config) -> Result<(), TaskError> {
         let metrics = evaluation_metrics(cfg, "accuracy")?;
-        check_metric_names("evaluation.metric", "classification", &metrics, CLS_METRICS)
+        check_metric_names::<ClsMetricEntry>("evaluation.metric", "classification", &metrics)
     }
 
     fn build_model(cfg: &Config, device: &Device) -> Result<ImageClassifier, TaskError> {
@@ -276,7 +225,7 @@ pub fn load_for_test(
 }
 
 fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
-    check_metric_names("--metrics", "classification", &args.metrics, CLS_METRICS)?;
+    check_metric_names::<ClsMetricEntry>("--metrics", "classification", &args.metrics)?;
     mona_core::task_setup::check_eval_options("classification", &args.eval_options, &[])?;
     if let Some(dir) = &args.show_dir {
         return Err(TaskError::Other(format!(
@@ -298,7 +247,8 @@ fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     // `--format-only`: the predictions only (to `--out`), no metrics.
     let labelled = labels.iter().copied().collect::<Option<Vec<usize>>>();
     if let Some(labels) = labelled.filter(|_| !args.format_only) {
-        metrics = cls_metrics(&scores, classes, &labels, &args.metrics);
+        metrics = cls_metrics(&scores, classes, &labels, &args.metrics)
+            .map_err(|e| TaskError::Task(e.into()))?;
     }
     if let Some(out) = &args.out {
         let rows: Vec<serde_json::Value> = (0..paths.len())

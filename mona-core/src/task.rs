@@ -141,30 +141,43 @@ crate::declare_registry! {
     pub struct ModelEntry: "model" => TaskFns;
 }
 
+/// A `--device` (or `--gpus`) that this build cannot run on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    #[error("--device {0}: bad GPU index")]
+    BadIndex(String),
+    #[error("--device {0}: expected cuda:N")]
+    NotCudaN(String),
+    #[error("--device {0}: expected flex, cpu, cuda:N or cubecl-cpu")]
+    Unknown(String),
+    #[error("--device {0}: this build has no CUDA backend (build tools with --features cuda)")]
+    NoCuda(String),
+    #[error(
+        "--device cubecl-cpu: this build has no cubecl CPU backend (build tools with --features cubecl-cpu)"
+    )]
+    NoCubeclCpu,
+    #[error("--all-reduce nccl needs CUDA devices; --device is {0} (use --all-reduce host)")]
+    NcclWithoutCuda(String),
+}
+
 /// Parses `flex`, `cpu`, `cuda:N` / `cuda` (with the `cuda` feature) or `cubecl-cpu` (burn's
 /// cubecl backend on the CPU, with the `cubecl-cpu` feature).
-pub fn parse_device(name: &str) -> Result<Device, String> {
+pub fn parse_device(name: &str) -> Result<Device, DeviceError> {
     match name {
         "flex" | "cpu" => Ok(Device::flex()),
-        "cubecl-cpu" => cubecl_cpu_device().ok_or_else(|| {
-            "--device cubecl-cpu: this build has no cubecl CPU backend (build tools with --features cubecl-cpu)".to_string()
-        }),
+        "cubecl-cpu" => cubecl_cpu_device().ok_or(DeviceError::NoCubeclCpu),
         other => {
             if let Some(rest) = other.strip_prefix("cuda") {
                 let index: usize = match rest.strip_prefix(':') {
                     Some(i) => i
                         .parse()
-                        .map_err(|_| format!("--device {other}: bad GPU index"))?,
+                        .map_err(|_| DeviceError::BadIndex(other.to_string()))?,
                     None if rest.is_empty() => 0,
-                    None => return Err(format!("--device {other}: expected cuda:N")),
+                    None => return Err(DeviceError::NotCudaN(other.to_string())),
                 };
-                cuda_device(index).ok_or_else(|| {
-                    format!("--device {other}: this build has no CUDA backend (build tools with --features cuda)")
-                })
+                cuda_device(index).ok_or_else(|| DeviceError::NoCuda(other.to_string()))
             } else {
-                Err(format!(
-                    "--device {other}: expected flex, cpu, cuda:N or cubecl-cpu"
-                ))
+                Err(DeviceError::Unknown(other.to_string()))
             }
         }
     }
@@ -199,15 +212,15 @@ mod tests {
         assert!(parse_device("flex").is_ok());
         assert!(parse_device("cpu").is_ok());
         assert_eq!(
-            parse_device("cuda:x").unwrap_err(),
+            parse_device("cuda:x").unwrap_err().to_string(),
             "--device cuda:x: bad GPU index"
         );
         assert_eq!(
-            parse_device("cudax").unwrap_err(),
+            parse_device("cudax").unwrap_err().to_string(),
             "--device cudax: expected cuda:N"
         );
         assert_eq!(
-            parse_device("tpu").unwrap_err(),
+            parse_device("tpu").unwrap_err().to_string(),
             "--device tpu: expected flex, cpu, cuda:N or cubecl-cpu"
         );
     }
@@ -216,7 +229,7 @@ mod tests {
     #[test]
     fn a_cpu_build_names_the_missing_cuda_feature() {
         assert_eq!(
-            parse_device("cuda:0").unwrap_err(),
+            parse_device("cuda:0").unwrap_err().to_string(),
             "--device cuda:0: this build has no CUDA backend (build tools with --features cuda)"
         );
     }
@@ -225,7 +238,7 @@ mod tests {
     #[test]
     fn a_default_build_names_the_missing_cubecl_cpu_feature() {
         assert_eq!(
-            parse_device("cubecl-cpu").unwrap_err(),
+            parse_device("cubecl-cpu").unwrap_err().to_string(),
             "--device cubecl-cpu: this build has no cubecl CPU backend (build tools with --features cubecl-cpu)"
         );
     }

@@ -9,6 +9,7 @@ use burn::module::Module;
 use crate::checkpoint::{LoadOptions, StateDict, adapter_file, load_pretrained, load_state_dict};
 use crate::config::Config;
 use crate::params::{param_data, set_trainable};
+use crate::registry::Registration;
 use crate::runner::{LrSchedule, Optimizer, Resume, RunnerCfg, TrainModel, TrainOptions};
 use crate::task::{TaskError, TestArgs, TrainArgs};
 
@@ -162,18 +163,19 @@ pub fn eval_flag(
         .unwrap_or(false))
 }
 
-/// Refuses metric names a task does not compute (`test --metrics`, `evaluation.metric`,
-/// named by `source`), before any work: a misspelt name would otherwise report nothing
-/// and exit 0.
-pub fn check_metric_names(
+/// Refuses metric names that the task's metric registry `R` lacks (`test --metrics`,
+/// `evaluation.metric`, named by `source`), before any work: a misspelt name would otherwise
+/// report nothing and exit 0.
+pub fn check_metric_names<R: Registration + inventory::Collect>(
     source: &str,
     task: &str,
     asked: &[String],
-    supported: &[&str],
 ) -> Result<(), TaskError> {
+    let supported = crate::registry::names::<R>();
     match asked.iter().find(|m| !supported.contains(&m.as_str())) {
         Some(bad) => Err(TaskError::Other(format!(
-            "{source}: metric \"{bad}\" is not supported for {task} (supported: {})",
+            "{source}: metric \"{bad}\" is not supported for {task}{} (supported: {})",
+            crate::registry::suggestion_text(&crate::registry::closest(bad, &supported)),
             supported.join(", ")
         ))),
         None => Ok(()),

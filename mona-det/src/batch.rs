@@ -12,6 +12,7 @@ use image::GrayImage;
 use mona_core::runner::{BatchSource, BoxError};
 use mona_data::{DataLoader, Image, Results};
 
+use crate::error::BatchError;
 use crate::retina::{GtInstances, ImageMeta};
 use crate::sampler::SamplerRng;
 
@@ -35,9 +36,9 @@ pub struct DetBatch {
 }
 
 /// Pads the normalised images of `batch` to a common size and stacks them onto `device`.
-pub fn collate(batch: &[Results], device: &Device) -> Result<DetBatch, String> {
+pub fn collate(batch: &[Results], device: &Device) -> Result<DetBatch, BatchError> {
     if batch.is_empty() {
-        return Err("empty batch".into());
+        return Err(BatchError::Empty);
     }
     let mut dims = Vec::with_capacity(batch.len());
     for r in batch {
@@ -49,12 +50,10 @@ pub fn collate(batch: &[Results], device: &Device) -> Result<DetBatch, String> {
                 width,
             } if data.len() == 3 * height * width => dims.push((*height, *width)),
             other => {
-                return Err(format!(
-                    "{}: expected a normalised 3-channel image, found {}; add Normalize to the \
-                     pipeline",
-                    r.path.display(),
-                    other.describe()
-                ));
+                return Err(BatchError::NotNormalised {
+                    path: r.path.clone(),
+                    found: other.describe(),
+                });
             }
         }
     }
@@ -74,22 +73,20 @@ pub fn collate(batch: &[Results], device: &Device) -> Result<DetBatch, String> {
             }
         }
         if r.gt_bboxes.len() != r.gt_labels.len() {
-            return Err(format!(
-                "{}: {} boxes but {} labels",
-                r.path.display(),
-                r.gt_bboxes.len(),
-                r.gt_labels.len()
-            ));
+            return Err(BatchError::Labels {
+                path: r.path.clone(),
+                boxes: r.gt_bboxes.len(),
+                labels: r.gt_labels.len(),
+            });
         }
         if let Some(masks) = &r.gt_masks
             && masks.len() != r.gt_bboxes.len()
         {
-            return Err(format!(
-                "{}: {} boxes but {} masks",
-                r.path.display(),
-                r.gt_bboxes.len(),
-                masks.len()
-            ));
+            return Err(BatchError::Masks {
+                path: r.path.clone(),
+                boxes: r.gt_bboxes.len(),
+                masks: masks.len(),
+            });
         }
         let pad = r.pad_shape.unwrap_or(r.img_shape);
         metas.push(ImageMeta {

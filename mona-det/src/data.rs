@@ -38,6 +38,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::datasets::{DetAnnotation, VocImage, read_coco_json, read_voc_split, voc_classes};
+use crate::ops::boxes::Box4;
 
 /// mmdet's `min_size` of `_filter_imgs`.
 pub const MIN_SIZE: usize = 32;
@@ -188,7 +189,7 @@ fn rooted(root: Option<&str>, p: &str) -> PathBuf {
 /// keeps them as written (and so do evaluation sets here), but in training the box coder
 /// takes the log of their zero or negative width, and the first batch holding one turns the
 /// loss into NaN far from its cause. The error names the XML file, the class and the box.
-fn check_voc_boxes(img: &VocImage, classes: &[String]) -> Result<(), String> {
+fn check_voc_boxes(img: &VocImage, classes: &[String]) -> Result<(), EmptyVocBox> {
     for (b, &label) in img.ann.bboxes.iter().zip(&img.ann.labels) {
         let axis = if b[2] <= b[0] {
             Some(("xmax", b[2], "xmin", b[0]))
@@ -198,18 +199,29 @@ fn check_voc_boxes(img: &VocImage, classes: &[String]) -> Result<(), String> {
             None
         };
         if let Some((hi, hv, lo, lv)) = axis {
-            return Err(format!(
-                "{}: the `{}` box [{}, {}, {}, {}] has {hi} {hv} <= {lo} {lv}: an empty or inverted box makes the training loss NaN; fix or remove the object (or mark it difficult)",
-                img.xml.display(),
-                classes[label],
-                b[0],
-                b[1],
-                b[2],
-                b[3]
-            ));
+            return Err(EmptyVocBox {
+                xml: img.xml.clone(),
+                class: classes[label].clone(),
+                bbox: *b,
+                axis: (hi, hv, lo, lv),
+            });
         }
     }
     Ok(())
+}
+
+/// A VOC training box with `xmax <= xmin` or `ymax <= ymin`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "{}: the `{class}` box [{}, {}, {}, {}] has {} {} <= {} {}: an empty or inverted box makes the training loss NaN; fix or remove the object (or mark it difficult)",
+    xml.display(), bbox[0], bbox[1], bbox[2], bbox[3], axis.0, axis.1, axis.2, axis.3
+)]
+pub struct EmptyVocBox {
+    pub xml: PathBuf,
+    pub class: String,
+    pub bbox: Box4,
+    /// The upper side's name and value, then the lower side's.
+    pub axis: (&'static str, f32, &'static str, f32),
 }
 
 /// Builds a detection dataset; `force_test_mode` skips the training filter whatever the node
@@ -282,7 +294,7 @@ fn build_voc_or_coco(
                 {
                     if !test_mode {
                         check_voc_boxes(&img, &classes)
-                            .map_err(|message| invalid("ann_file", message))?;
+                            .map_err(|e| invalid("ann_file", e.to_string()))?;
                     }
                     samples.push(DetSample {
                         filename: img.filename,

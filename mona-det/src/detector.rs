@@ -5,7 +5,7 @@
 use burn::tensor::Device;
 use mona_core::config::ConfigNode;
 use mona_core::registry::BuildError;
-use mona_core::runner::TrainModel;
+use mona_core::runner::{BoxError, TrainModel};
 use mona_core::task::ModelPart;
 
 use crate::batch::DetBatch;
@@ -31,10 +31,11 @@ pub trait Detector: TrainModel<Batch = DetBatch> + Clone {
     fn parts(&self) -> Vec<ModelPart>;
 
     /// Whether training can run: `Err` names what the config lacks (e.g. `train_cfg`).
-    fn check_train_cfg(&self) -> Result<(), String>;
+    /// Boxed, as the model's other errors: a detector of another crate has its own.
+    fn check_train_cfg(&self) -> Result<(), BoxError>;
 
     /// Detections per image of `batch` in the network input's coordinates (mmdet
     /// `rescale=False`; the caller divides boxes by `scale_factor`). Instance masks, for
     /// detectors that predict them, are already pasted at the original image size.
-    fn predict(&self, batch: &DetBatch) -> Result<Vec<Detections>, String>;
+    fn predict(&self, batch: &DetBatch) -> Result<Vec<Detections>, BoxError>;
 }

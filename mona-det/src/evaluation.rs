@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use mona_core::config::Config;
-use mona_core::runner::Metrics;
+use mona_core::runner::{BoxError, Metrics};
 use mona_core::task::TaskError;
 use mona_core::task_setup::check_metric_names;
 use mona_data::{Dataset, sample_rng};
@@ -20,6 +20,7 @@ use mona_data::{Dataset, sample_rng};
 use crate::batch::collate;
 use crate::data::{DetDataset, DetFormat};
 use crate::detector::Detector;
+use crate::error::DetError;
 use crate::metrics::coco::{CocoEvalError, CocoIouType, MMDET_MAX_DETS, coco_evaluate_value};
 use crate::metrics::voc::{MapSettings, ScoredBox, VocAnnotation, eval_map};
 use crate::results::{coco_gt_json, results_json, segm_results_json};
@@ -31,13 +32,17 @@ pub fn predict_all<M: Detector>(
     model: &M,
     dataset: &DetDataset,
     device: &Device,
-) -> Result<Vec<Detections>, String> {
+) -> Result<Vec<Detections>, DetError> {
     let mut out = Vec::with_capacity(dataset.len());
     for idx in 0..dataset.len() {
         let mut rng = sample_rng(0, 0, idx as u64);
-        let r = dataset.load(idx, &mut rng).map_err(|e| e.to_string())?;
+        let r = dataset.load(idx, &mut rng)?;
         let b = collate(std::slice::from_ref(&r), device)?;
-        let mut dets = model.predict(&b)?.pop().unwrap_or_default();
+        let mut dets = model
+            .predict(&b)
+            .map_err(DetError::Model)?
+            .pop()
+            .unwrap_or_default();
         // mmdet `rescale=True`: back to the original image by the resize's scale factor.
         let f = b.scale_factors[0];
         for bb in &mut dets.bboxes {
@@ -73,122 +78,148 @@ impl DetEvalOptions {
     }
 }
 
-/// Scores `dets` with the named metrics (`mAP`, `bbox`).
+/// What a detection metric scores: a dataset's annotations and one detection list per image
+/// (in the original image's coordinates), with the evaluation's options.
+pub struct DetScoring<'a> {
+    pub dataset: &'a DetDataset,
+    pub dets: &'a [Detections],
+    pub options: &'a DetEvalOptions,
+}
+
+mona_core::declare_registry! {
+    /// Detection metrics, by the name `evaluation.metric` and `test --metrics` give: each
+    /// entry turns a [`DetScoring`] into named values. Open to other crates: a plugin submits
+    /// a `DetMetricEntry` and its name becomes valid in configs and on the command line.
+    pub struct DetMetricEntry: "metric" => fn(&DetScoring<'_>) -> Result<Metrics, BoxError>;
+}
+
+inventory::submit! { DetMetricEntry::new("mAP", voc_map) }
+inventory::submit! { DetMetricEntry::new("bbox", |s| Ok(coco_metric(s, CocoIouType::Bbox)?)) }
+inventory::submit! { DetMetricEntry::new("segm", |s| Ok(coco_metric(s, CocoIouType::Segm)?)) }
+
+/// Scores `dets` with the named metrics of the detection metric registry.
 pub fn score(
     dataset: &DetDataset,
     dets: &[Detections],
     metrics: &[String],
     options: &DetEvalOptions,
-) -> Result<Metrics, String> {
+) -> Result<Metrics, DetError> {
+    let scoring = DetScoring {
+        dataset,
+        dets,
+        options,
+    };
     let mut out = Metrics::new();
     for m in metrics {
-        match m.as_str() {
-            "mAP" => {
-                let k = dataset.classes().len();
-                let det_results: Vec<Vec<Vec<ScoredBox>>> = dets
-                    .iter()
-                    .map(|d| {
-                        let mut per = vec![Vec::new(); k];
-                        for ((b, &s), &l) in d.bboxes.iter().zip(&d.scores).zip(&d.labels) {
-                            if l < k {
-                                per[l].push([b[0], b[1], b[2], b[3], s]);
-                            }
-                        }
-                        per
-                    })
-                    .collect();
-                let anns: Vec<VocAnnotation> = dataset
-                    .samples()
-                    .iter()
-                    .map(|s| VocAnnotation {
-                        bboxes: s.ann.bboxes.clone(),
-                        labels: s.ann.labels.clone(),
-                        bboxes_ignore: s.ann.bboxes_ignore.clone(),
-                        labels_ignore: s.ann.labels_ignore.clone(),
-                    })
-                    .collect();
-                let year_2007 = matches!(dataset.format(), DetFormat::Voc { year_2007: true });
-                let r = eval_map(&det_results, &anns, k, &MapSettings::voc(year_2007));
-                // mmdet 2.11 VOCDataset.evaluate: `AP50` rounded to 3 decimals, `mAP` the mean
-                // over its IoU thresholds (here the one threshold 0.5).
-                out.insert("AP50".into(), (r.mean_ap * 1000.0).round() / 1000.0);
-                out.insert("mAP".into(), r.mean_ap);
-            }
-            "bbox" | "segm" => {
-                let iou_type = if m == "segm" {
-                    CocoIouType::Segm
-                } else {
-                    CocoIouType::Bbox
-                };
-                // Scored in memory, as mmdet scores its `COCO` objects: the ground truth is the
-                // dataset's COCO file, or for a VOC dataset its boxes in COCO form.
-                let (gt, gt_name) = match dataset.format() {
-                    DetFormat::Coco { ann_file } => {
-                        let gt = hotcoco::COCO::new(ann_file).map_err(|source| {
-                            CocoEvalError::Annotations {
-                                path: ann_file.clone(),
-                                source,
-                            }
-                            .to_string()
-                        })?;
-                        (gt, ann_file.clone())
-                    }
-                    DetFormat::Voc { .. } => {
-                        let voc: hotcoco::Dataset =
-                            serde_json::from_value(coco_gt_json(dataset))
-                                .map_err(|e| format!("the VOC boxes in COCO form: {e}"))?;
-                        (
-                            hotcoco::COCO::from_dataset(voc),
-                            PathBuf::from("<VOC annotations>"),
-                        )
-                    }
-                };
-                let results = match iou_type {
-                    CocoIouType::Segm => {
-                        if !matches!(dataset.format(), DetFormat::Coco { .. }) {
-                            return Err(
-                                "metric \"segm\" needs a COCO dataset with instance masks".into()
-                            );
-                        }
-                        if dets.iter().any(|d| d.masks.len() != d.bboxes.len()) {
-                            return Err("metric \"segm\" needs a model with a mask head".into());
-                        }
-                        segm_results_json(dataset, dets)
-                    }
-                    CocoIouType::Bbox => results_json(dataset, dets),
-                };
-                let stats = if dets.iter().all(|d| d.bboxes.is_empty()) {
-                    // pycocotools cannot load an empty results list: no detection, AP 0.
-                    None
-                } else {
-                    Some(
-                        coco_evaluate_value(gt, &gt_name, results, iou_type, &MMDET_MAX_DETS)
-                            .map_err(|e| e.to_string())?,
-                    )
-                };
-                if options.classwise {
-                    match &stats {
-                        Some(s) => tracing::info!(
-                            "{m} AP per category:\n{}",
-                            crate::metrics::coco::classwise_table(&s.per_category)
-                        ),
-                        None => tracing::info!("{m} AP per category: no detection to score"),
-                    }
-                }
-                for (i, name) in ["mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l"]
-                    .iter()
-                    .enumerate()
-                {
-                    let v = stats.as_ref().map_or(0.0, |s| s.stats[i]);
-                    out.insert(format!("{m}_{name}"), v);
+        let entry = mona_core::registry::find::<DetMetricEntry>(m)
+            .ok_or_else(|| DetError::UnknownMetric(m.clone()))?;
+        out.extend((entry.build)(&scoring).map_err(DetError::Model)?);
+    }
+    Ok(out)
+}
+
+/// mmdet VOC's `mAP` and `AP50` (IoU 0.5; VOC07 11-point AP for a VOC2007 dataset).
+fn voc_map(s: &DetScoring<'_>) -> Result<Metrics, BoxError> {
+    let (dataset, dets) = (s.dataset, s.dets);
+    let k = dataset.classes().len();
+    let det_results: Vec<Vec<Vec<ScoredBox>>> = dets
+        .iter()
+        .map(|d| {
+            let mut per = vec![Vec::new(); k];
+            for ((b, &s), &l) in d.bboxes.iter().zip(&d.scores).zip(&d.labels) {
+                if l < k {
+                    per[l].push([b[0], b[1], b[2], b[3], s]);
                 }
             }
-            other => {
-                return Err(format!(
-                    "metric \"{other}\" is not supported for detection (supported: mAP, bbox, segm)"
-                ));
-            }
+            per
+        })
+        .collect();
+    let anns: Vec<VocAnnotation> = dataset
+        .samples()
+        .iter()
+        .map(|s| VocAnnotation {
+            bboxes: s.ann.bboxes.clone(),
+            labels: s.ann.labels.clone(),
+            bboxes_ignore: s.ann.bboxes_ignore.clone(),
+            labels_ignore: s.ann.labels_ignore.clone(),
+        })
+        .collect();
+    let year_2007 = matches!(dataset.format(), DetFormat::Voc { year_2007: true });
+    let r = eval_map(&det_results, &anns, k, &MapSettings::voc(year_2007));
+    // mmdet 2.11 VOCDataset.evaluate: `AP50` rounded to 3 decimals, `mAP` the mean over its
+    // IoU thresholds (here the one threshold 0.5).
+    let mut out = Metrics::new();
+    out.insert("AP50".into(), (r.mean_ap * 1000.0).round() / 1000.0);
+    out.insert("mAP".into(), r.mean_ap);
+    Ok(out)
+}
+
+/// COCO box (`bbox_*`) or mask (`segm_*`) AP, scored in memory as mmdet scores its `COCO`
+/// objects: the ground truth is the dataset's COCO file, or for a VOC dataset its boxes in
+/// COCO form.
+fn coco_metric(s: &DetScoring<'_>, iou_type: CocoIouType) -> Result<Metrics, DetError> {
+    let (dataset, dets) = (s.dataset, s.dets);
+    let m = match iou_type {
+        CocoIouType::Segm => "segm",
+        CocoIouType::Bbox => "bbox",
+    };
+    let (gt, gt_name) = match dataset.format() {
+        DetFormat::Coco { ann_file } => {
+            let gt = hotcoco::COCO::new(ann_file).map_err(|source| CocoEvalError::Annotations {
+                path: ann_file.clone(),
+                source,
+            })?;
+            (gt, ann_file.clone())
         }
+        DetFormat::Voc { .. } => {
+            let voc: hotcoco::Dataset =
+                serde_json::from_value(coco_gt_json(dataset)).map_err(DetError::VocAsCoco)?;
+            (
+                hotcoco::COCO::from_dataset(voc),
+                PathBuf::from("<VOC annotations>"),
+            )
+        }
+    };
+    let results = match iou_type {
+        CocoIouType::Segm => {
+            if !matches!(dataset.format(), DetFormat::Coco { .. }) {
+                return Err(DetError::SegmNeedsCoco);
+            }
+            if dets.iter().any(|d| d.masks.len() != d.bboxes.len()) {
+                return Err(DetError::SegmNeedsMasks);
+            }
+            segm_results_json(dataset, dets)
+        }
+        CocoIouType::Bbox => results_json(dataset, dets),
+    };
+    let stats = if dets.iter().all(|d| d.bboxes.is_empty()) {
+        // pycocotools cannot load an empty results list: no detection, AP 0.
+        None
+    } else {
+        Some(coco_evaluate_value(
+            gt,
+            &gt_name,
+            results,
+            iou_type,
+            &MMDET_MAX_DETS,
+        )?)
+    };
+    if s.options.classwise {
+        match &stats {
+            Some(s) => tracing::info!(
+                "{m} AP per category:\n{}",
+                crate::metrics::coco::classwise_table(&s.per_category)
+            ),
+            None => tracing::info!("{m} AP per category: no detection to score"),
+        }
+    }
+    let mut out = Metrics::new();
+    for (i, name) in ["mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l"]
+        .iter()
+        .enumerate()
+    {
+        let v = stats.as_ref().map_or(0.0, |s| s.stats[i]);
+        out.insert(format!("{m}_{name}"), v);
     }
     Ok(out)
 }
@@ -201,7 +232,7 @@ pub fn evaluate<M: Detector>(
     metrics: &[String],
     options: &DetEvalOptions,
     show_dir: Option<&Path>,
-) -> Result<Metrics, String> {
+) -> Result<Metrics, DetError> {
     let dets = predict_all(model, dataset, device)?;
     if let Some(dir) = show_dir {
         for (s, d) in dataset.samples().iter().zip(&dets) {
@@ -218,12 +249,9 @@ pub fn evaluate<M: Detector>(
     score(dataset, &dets, metrics, options)
 }
 
-/// `evaluation.metric` (a name or a list; default `mAP`).
+/// `evaluation.metric` (a name or a list; default `mAP`), each a registered detection metric.
 pub fn config_metrics(cfg: &Config) -> Result<Vec<String>, TaskError> {
     let metrics = mona_core::task_setup::evaluation_metrics(cfg, "mAP")?;
-    check_metric_names("evaluation.metric", "detection", &metrics, DET_METRICS)?;
+    check_metric_names::<DetMetricEntry>("evaluation.metric", "detection", &metrics)?;
     Ok(metrics)
 }
-
-/// The metrics detection computes.
-pub const DET_METRICS: &[&str] = &["mAP", "bbox", "segm"];

@@ -10,6 +10,7 @@ pub mod component_types;
 pub mod data;
 pub mod datasets;
 pub mod detector;
+pub mod error;
 pub mod evaluation;
 pub mod fpn;
 pub mod heads;

@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor};
 use mona_core::backbone::{Backbone, build_backbone};
 use mona_core::config::ConfigNode;
 use mona_core::registry::BuildError;
-use mona_core::runner::{LossError, Losses, TrainModel};
+use mona_core::runner::{BoxError, LossError, Losses, TrainModel};
 
 use crate::batch::DetBatch;
 use crate::component_types;
@@ -15,6 +15,11 @@ use crate::detector::Detector;
 use crate::heads::{DenseHead, DenseHeadArgs, build_dense_head};
 use crate::neck::{Neck, NeckOutputs, build_neck};
 use crate::retina::{Detections, GtInstances, ImageMeta, RetinaError, RetinaHead, RetinaLogic};
+
+/// RetinaNet trains only with a `train_cfg`: the head's loss assigns anchors with it.
+#[derive(Debug, thiserror::Error)]
+#[error("model.train_cfg is missing (the RetinaHead loss needs its assigner)")]
+pub struct NoTrainCfg;
 
 /// The `backbone` and the `neck` of a detector's `model` node, with what the neck outputs;
 /// the neck must take the backbone's output channels.
@@ -173,17 +178,19 @@ impl Detector for RetinaNet {
         ]
     }
 
-    fn check_train_cfg(&self) -> Result<(), String> {
+    fn check_train_cfg(&self) -> Result<(), BoxError> {
         match self.logic().cfg.train_cfg {
             Some(_) => Ok(()),
-            None => {
-                Err("model.train_cfg is missing (the RetinaHead loss needs its assigner)".into())
-            }
+            None => Err(NoTrainCfg.into()),
         }
     }
 
-    fn predict(&self, batch: &DetBatch) -> Result<Vec<Detections>, String> {
-        RetinaNet::predict(self, batch.images.clone(), &batch.metas).map_err(|e| e.to_string())
+    fn predict(&self, batch: &DetBatch) -> Result<Vec<Detections>, BoxError> {
+        Ok(RetinaNet::predict(
+            self,
+            batch.images.clone(),
+            &batch.metas,
+        )?)
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 use mona_data::Dataset;
 
 use crate::data::DetDataset;
+use crate::error::DetError;
 use crate::retina::Detections;
 use crate::roi::encode_rle;
 
@@ -83,8 +84,12 @@ pub fn coco_gt_json(dataset: &DetDataset) -> serde_json::Value {
     })
 }
 
-pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), String> {
-    let text = serde_json::to_string(value).map_err(|e| e.to_string())?;
-    mona_core::checkpoint::write_atomic_text(path, &text)
-        .map_err(|e| format!("{}: cannot write: {e}", path.display()))
+/// Writes `value` to `path` atomically (a failed write leaves no partial file).
+pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), DetError> {
+    let write_err = |source| DetError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = serde_json::to_string(value).map_err(|e| write_err(e.into()))?;
+    mona_core::checkpoint::write_atomic_text(path, &text).map_err(write_err)
 }

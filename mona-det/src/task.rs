@@ -17,8 +17,9 @@ pub use crate::batch::{DetBatch, DetSource, collate};
 use crate::cascade::CascadeRcnn;
 use crate::data::{DetDataset, build_det_dataset};
 use crate::detector::Detector;
+use crate::error::DetError;
 use crate::evaluation::{
-    DET_METRICS, DetEvalOptions, config_metrics, evaluate, predict_all, score,
+    DetEvalOptions, DetMetricEntry, config_metrics, evaluate, predict_all, score,
 };
 use crate::model::RetinaNet;
 use crate::results::{results_json, segm_results_json, write_json};
@@ -127,7 +128,7 @@ impl<M: Detector> TrainTask for DetTraining<M> {
 }
 
 fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
-    check_metric_names("--metrics", "detection", &args.metrics, DET_METRICS)?;
+    check_metric_names::<DetMetricEntry>("--metrics", "detection", &args.metrics)?;
     let eval_options = DetEvalOptions::new(cfg, &args.eval_options)?;
     let device = args.device.clone();
     let model: M = build_model(cfg, &device)?;
@@ -135,7 +136,7 @@ fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskE
     let model = load_for_test(cfg, model, args, &method)?;
     let test_set = eval_dataset(cfg, "data.test")?;
     check_classes(&model, "data.test", test_set.as_ref())?;
-    let dets = predict_all(&model, &test_set, &device).map_err(TaskError::Data)?;
+    let dets = predict_all(&model, &test_set, &device).map_err(task_err)?;
     if let Some(dir) = &args.show_dir {
         for (s, d) in test_set.samples().iter().zip(&dets) {
             draw_detections(
@@ -146,16 +147,16 @@ fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskE
                 test_set.classes(),
                 args.show_score_thr,
             )
-            .map_err(TaskError::Data)?;
+            .map_err(task_err)?;
         }
     }
     if let Some(out) = &args.out {
-        write_json(out, &results_json(&test_set, &dets)).map_err(TaskError::Data)?;
+        write_json(out, &results_json(&test_set, &dets)).map_err(task_err)?;
         if dets.iter().any(|d| !d.masks.is_empty()) {
             // mmdet's `format_results` writes `<prefix>.bbox.json` and `<prefix>.segm.json`;
             // the boxes keep the name given, the masks go next to them.
             let segm = out.with_extension("segm.json");
-            write_json(&segm, &segm_results_json(&test_set, &dets)).map_err(TaskError::Data)?;
+            write_json(&segm, &segm_results_json(&test_set, &dets)).map_err(task_err)?;
             tracing::info!("mask results written to {}", segm.display());
         }
     }
@@ -167,7 +168,11 @@ fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskE
     } else {
         args.metrics.clone()
     };
-    score(&test_set, &dets, &metrics, &eval_options).map_err(TaskError::Data)
+    score(&test_set, &dets, &metrics, &eval_options).map_err(task_err)
+}
+
+fn task_err(e: DetError) -> TaskError {
+    TaskError::Task(e.into())
 }
 
 /// The task functions of a detector type: what a crate registering another detector

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use image::{GrayImage, Rgb};
 
+use crate::error::DetError;
 use crate::retina::Detections;
 
 /// mmdet's `score_thr` of `show_result` (boxes below it are not drawn).
@@ -31,8 +32,8 @@ pub fn draw_detections(
     dets: &Detections,
     classes: &[String],
     score_thr: f32,
-) -> Result<PathBuf, String> {
-    let mut img = mona_data::read_image(image).map_err(|e| e.to_string())?;
+) -> Result<PathBuf, DetError> {
+    let mut img = mona_data::read_image(image)?;
     for (i, ((b, &s), &l)) in dets
         .bboxes
         .iter()
@@ -69,9 +70,14 @@ pub fn draw_detections(
         .to_string_lossy()
         .replace('/', "_");
     let path = dir.join(format!("{stem}.png"));
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    img.save(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| DetError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    img.save(&path).map_err(|source| DetError::Encode {
+        path: path.clone(),
+        source,
+    })?;
     Ok(path)
 }
 

@@ -372,7 +372,7 @@ fn coco_rle_must_match_the_image() {
     );
     assert_eq!(
         coco_err(&tmp, &ann(r#"{"size": [3, 4], "counts": "1 2"}"#)),
-        "annotation 7: invalid compressed RLE counts at character 1"
+        "annotation 7: compressed RLE counts: invalid RLE: byte value 32 at position 1 is below ASCII '0' (48)"
     );
     assert_eq!(
         coco_err(&tmp, &ann(r#"{"counts": [12]}"#)),

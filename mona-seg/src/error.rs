@@ -41,4 +41,6 @@ pub enum SegError {
         path: PathBuf,
         source: image::ImageError,
     },
+    #[error("metric \"{0}\" is not registered for segmentation")]
+    UnknownMetric(String),
 }

@@ -18,7 +18,7 @@ use mona_data::{DataLoader, Dataset, Results, sample_rng, stack_images};
 
 use crate::dataset::SegDataset;
 use crate::error::SegError;
-use crate::metrics::SegStats;
+use crate::metrics::{SegMetricEntry, SegStats, seg_metrics};
 use crate::segmentor::{EncoderDecoder, SegBatch};
 
 impl TrainModel for EncoderDecoder {
@@ -151,6 +151,7 @@ pub fn evaluate(
     model: &EncoderDecoder,
     dataset: &SegDataset,
     device: &Device,
+    metrics: &[String],
     show_dir: Option<&Path>,
 ) -> Result<Metrics, SegError> {
     let mut stats = SegStats::new(model.num_classes());
@@ -174,7 +175,7 @@ pub fn evaluate(
             write_overlay(dir, &r.path, &dataset.samples()[idx].name, &pred)?;
         }
     }
-    Ok(stats.metrics(dataset.classes()))
+    seg_metrics(&stats, dataset.classes(), metrics)
 }
 
 /// A fixed colour per class (mmseg draws a random palette; this one is deterministic).
@@ -220,9 +221,6 @@ pub fn write_overlay(
         .map_err(|source| SegError::Encode { path, source })
 }
 
-/// The metric names segmentation computes: `mIoU` (all of its keys) or one key.
-const SEG_METRICS: &[&str] = &["mIoU", "mAcc", "aAcc"];
-
 /// The decode head must have an output for every class of `dataset`.
 fn check_classes(
     model: &EncoderDecoder,
@@ -239,17 +237,30 @@ fn check_classes(
     .map_err(|e| TaskError::Data(e.to_string()))
 }
 
+/// `evaluation.metric` (a name or a list; default `mIoU`), each a registered segmentation
+/// metric.
+fn config_metrics(cfg: &Config) -> Result<Vec<String>, TaskError> {
+    let metrics = evaluation_metrics(cfg, "mIoU")?;
+    check_metric_names::<SegMetricEntry>("evaluation.metric", "segmentation", &metrics)?;
+    Ok(metrics)
+}
+
+/// What segmentation's evaluation needs.
+struct SegEval {
+    val_set: Arc<SegDataset>,
+    metrics: Vec<String>,
+}
+
 /// Semantic segmentation in the shared training skeleton.
 struct SegTraining;
 
 impl TrainTask for SegTraining {
     type Model = EncoderDecoder;
     type Source = SegSource;
-    type Eval = Arc<SegDataset>;
+    type Eval = SegEval;
 
     fn check_config(cfg: &Config) -> Result<(), TaskError> {
-        let metrics = evaluation_metrics(cfg, "mIoU")?;
-        check_metric_names("evaluation.metric", "segmentation", &metrics, SEG_METRICS)
+        config_metrics(cfg).map(drop)
     }
 
     fn build_model(cfg: &Config, device: &Device) -> Result<EncoderDecoder, TaskError> {
@@ -265,7 +276,7 @@ impl TrainTask for SegTraining {
         args: &TrainArgs,
         device: &Device,
         model: &EncoderDecoder,
-    ) -> Result<(SegSource, Arc<SegDataset>), TaskError> {
+    ) -> Result<(SegSource, SegEval), TaskError> {
         let train_set = seg_dataset(cfg, "data.train")?;
         let val_set = seg_dataset(cfg, "data.val")?;
         check_classes(model, "data.train", &train_set)?;
@@ -284,21 +295,25 @@ impl TrainTask for SegTraining {
             loader,
             device: device.clone(),
         };
-        Ok((source, val_set))
+        let eval = SegEval {
+            val_set,
+            metrics: config_metrics(cfg)?,
+        };
+        Ok((source, eval))
     }
 
     fn evaluate(
         model: &EncoderDecoder,
-        val_set: &Arc<SegDataset>,
+        eval: &SegEval,
         device: &Device,
         _: &TrainOptions,
     ) -> Result<Metrics, BoxError> {
-        Ok(evaluate(model, val_set, device, None)?)
+        Ok(evaluate(model, &eval.val_set, device, &eval.metrics, None)?)
     }
 }
 
 fn test_seg(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
-    check_metric_names("--metrics", "segmentation", &args.metrics, SEG_METRICS)?;
+    check_metric_names::<SegMetricEntry>("--metrics", "segmentation", &args.metrics)?;
     mona_core::task_setup::check_eval_options("segmentation", &args.eval_options, &[])?;
     if args.format_only {
         return Err(TaskError::Other(
@@ -311,14 +326,13 @@ fn test_seg(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     let model = load_for_test(cfg, model, args, &method)?;
     let test_set = seg_dataset(cfg, "data.test")?;
     check_classes(&model, "data.test", &test_set)?;
-    let all = evaluate(&model, &test_set, &device, args.show_dir.as_deref())
+    let asked = if args.metrics.is_empty() {
+        config_metrics(cfg)?
+    } else {
+        args.metrics.clone()
+    };
+    let metrics = evaluate(&model, &test_set, &device, &asked, args.show_dir.as_deref())
         .map_err(|e| TaskError::Task(e.into()))?;
-    let metrics: Metrics = all
-        .into_iter()
-        .filter(|(k, _)| {
-            args.metrics.is_empty() || args.metrics.iter().any(|m| m == "mIoU" || k == m)
-        })
-        .collect();
     if let Some(out) = &args.out {
         let text = serde_json::to_string_pretty(&serde_json::json!({ "metrics": metrics }))
             .map_err(|e| TaskError::Other(e.to_string()))?;

@@ -1,6 +1,7 @@
-//! mIoU / mAcc / aAcc on hand-computed confusion cases.
+//! mIoU / mAcc / aAcc, mDice and mFscore on hand-computed confusion cases, through the
+//! metric registry as training and `test` reach them.
 
-use mona_seg::metrics::{SegStats, nanmean, reduce_zero_label};
+use mona_seg::metrics::{SegStats, nanmean, reduce_zero_label, seg_metrics};
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
@@ -64,4 +65,58 @@ fn reduce_zero_label_shifts_and_ignores_zero() {
     s.add(&[1, 0, 0], &label[..3], 255);
     assert_eq!(s.intersect, vec![1, 0]);
     assert_eq!(s.union, vec![2, 1]);
+}
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn dice_and_fscore_as_mmseg_computes_them() {
+    // The two images of `two_images_summed_over_the_dataset`: I = [1, 3, 2],
+    // P = [2, 4, 2], L = [2, 3, 3].
+    let mut s = SegStats::new(3);
+    s.add(&[0, 1, 1, 1], &[0, 0, 1, 1], 255);
+    s.add(&[1, 2, 2, 0], &[1, 2, 2, 2], 255);
+    let classes = names(&["a", "b", "c"]);
+    let m = seg_metrics(&s, &classes, &names(&["mDice"])).unwrap();
+    // Dice = 2I / (P + L): 2/4, 6/7, 4/5.
+    let dice = [0.5, 6.0 / 7.0, 0.8];
+    assert!(close(m["mDice"], dice.iter().sum::<f64>() / 3.0 * 100.0));
+    assert!(close(m["Dice.b"], 600.0 / 7.0));
+    assert!(close(m["mAcc"], (0.5 + 1.0 + 2.0 / 3.0) / 3.0 * 100.0));
+    assert!(close(m["aAcc"], 75.0));
+    assert_eq!(m.len(), 6, "{m:?}");
+
+    let m = seg_metrics(&s, &classes, &names(&["mFscore"])).unwrap();
+    // precision I/P = 1/2, 3/4, 1; recall I/L = 1/2, 1, 2/3; F = 2PR / (P + R).
+    let (p, r) = ([0.5, 0.75, 1.0], [0.5, 1.0, 2.0 / 3.0]);
+    let f: Vec<f64> = p
+        .iter()
+        .zip(&r)
+        .map(|(p, r)| 2.0 * p * r / (p + r))
+        .collect();
+    assert!(close(m["mFscore"], f.iter().sum::<f64>() / 3.0 * 100.0));
+    assert!(close(m["mPrecision"], 75.0));
+    assert!(close(m["mRecall"], (0.5 + 1.0 + 2.0 / 3.0) / 3.0 * 100.0));
+    assert!(close(m["Fscore.c"], 80.0));
+    // With β = 1 the F-score of a class equals its Dice.
+    for (fv, dv) in f.iter().zip(dice) {
+        assert!(close(*fv, dv));
+    }
+}
+
+#[test]
+fn single_keys_and_unknown_names_through_the_registry() {
+    let mut s = SegStats::new(2);
+    s.add(&[0, 1, 1, 0], &[0, 1, 1, 1], 255);
+    let m = seg_metrics(&s, &[], &names(&["aAcc", "mAcc"])).unwrap();
+    assert_eq!(m.keys().collect::<Vec<_>>(), ["aAcc", "mAcc"]);
+    assert!(close(m["aAcc"], 75.0));
+    assert!(close(m["mAcc"], (1.0 + 2.0 / 3.0) / 2.0 * 100.0));
+    let err = seg_metrics(&s, &[], &names(&["mIoU", "mBoundary"])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "metric \"mBoundary\" is not registered for segmentation"
+    );
 }

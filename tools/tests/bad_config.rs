@@ -113,10 +113,10 @@ fn unknown_metrics_are_refused_by_every_task() {
         (
             CLS_DEMO,
             "classification",
-            "accuracy, accuracy_top-1, accuracy_top-5, precision, recall, f1_score",
+            "accuracy, accuracy_top-1, accuracy_top-5, f1_score, precision, recall",
         ),
-        (SEG_DEMO, "segmentation", "mIoU, mAcc, aAcc"),
-        (DET_DEMO, "detection", "mAP, bbox, segm"),
+        (SEG_DEMO, "segmentation", "aAcc, mAcc, mDice, mFscore, mIoU"),
+        (DET_DEMO, "detection", "bbox, mAP, segm"),
     ];
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("never_read.safetensors");
@@ -141,6 +141,19 @@ fn unknown_metrics_are_refused_by_every_task() {
             )
         );
     }
+}
+
+/// A near miss of a registered metric is named, as a misspelt component type is.
+#[test]
+fn a_misspelt_metric_gets_the_nearest_names() {
+    assert_eq!(
+        train_error(SEG_DEMO, &["evaluation.metric=miou"]),
+        "error: evaluation.metric: metric \"miou\" is not supported for segmentation (did you mean mIoU?) (supported: aAcc, mAcc, mDice, mFscore, mIoU)"
+    );
+    assert_eq!(
+        train_error(DET_DEMO, &["evaluation.metric=[\"mAP\", \"bboxes\"]"]),
+        "error: evaluation.metric: metric \"bboxes\" is not supported for detection (did you mean bbox?) (supported: bbox, mAP, segm)"
+    );
 }
 
 #[test]

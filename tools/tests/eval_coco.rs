@@ -196,8 +196,13 @@ fn garbage_or_wrong_size_rles_name_the_result() {
             "result 0: `segmentation`: RLE counts cover 30 pixels, the image has 100 x 100 = 10000",
         ),
         (
+            // pycocotools' decoder reads each DEL as a run of 15 (it masks the byte's bits).
             seg(r#"{"size": [100, 100], "counts": "\u007f\u007f"}"#),
-            "result 0: `segmentation`: invalid compressed RLE counts at character 0",
+            "result 0: `segmentation`: RLE counts cover 30 pixels, the image has 100 x 100 = 10000",
+        ),
+        (
+            seg(r#"{"size": [100, 100], "counts": " 1"}"#),
+            "result 0: `segmentation`: compressed RLE counts: invalid RLE: byte value 32 at position 0 is below ASCII '0' (48)",
         ),
         (
             seg(r#"{"size": [100, 100]}"#),

@@ -175,6 +175,35 @@ fn lists_detection_names() {
     }
 }
 
+/// Each task's metrics are a registry of their own, under the one kind `metric`.
+#[test]
+fn lists_every_tasks_metrics() {
+    let out = run(BIN, &[]).ok();
+    let all = parse(&out.stdout);
+    let metrics = &all["metric"];
+    let expected = [
+        (
+            "ClsMetricEntry",
+            &[
+                "accuracy",
+                "accuracy_top-1",
+                "accuracy_top-5",
+                "f1_score",
+                "precision",
+                "recall",
+            ][..],
+        ),
+        (
+            "SegMetricEntry",
+            &["aAcc", "mAcc", "mDice", "mFscore", "mIoU"],
+        ),
+        ("DetMetricEntry", &["bbox", "mAP", "segm"]),
+    ];
+    for (record, names) in expected {
+        assert_eq!(metrics[record], names, "{}", out.stdout);
+    }
+}
+
 /// The binary sees exactly what a program that calls `link_all` sees (this test does).
 #[test]
 fn binary_matches_link_all() {

@@ -58,7 +58,8 @@ pub enum RegistryError {
     Config(#[from] crate::config::ConfigError),
 }
 
-fn suggestion_text(suggestions: &[&'static str]) -> String {
+/// ` (did you mean A or B?)`, or nothing without suggestions.
+pub(crate) fn suggestion_text(suggestions: &[&'static str]) -> String {
     if suggestions.is_empty() {
         String::new()
     } else {

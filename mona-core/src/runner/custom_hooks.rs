@@ -16,8 +16,8 @@ use serde_json::{Map, json};
 
 use crate::config::Config;
 use crate::registry::{BuildError, lookup};
-use crate::runner::Metrics;
 use crate::runner::logger::{JsonLog, memory_mb};
+use crate::runner::{BoxError, Metrics};
 
 /// What a custom hook sees.
 #[derive(Debug)]
@@ -38,20 +38,20 @@ pub struct HookView<'a> {
 /// A hook a plugin (or this crate) registers under a name for `custom_hooks`.
 pub trait CustomHook: Send {
     /// After every iteration; `log` appends to `log.jsonl` / `train.log`.
-    fn after_iter(&mut self, view: &HookView<'_>, log: &mut JsonLog) -> Result<(), String> {
+    fn after_iter(&mut self, view: &HookView<'_>, log: &mut JsonLog) -> Result<(), BoxError> {
         let _ = (view, log);
         Ok(())
     }
 
     /// Once at the end of the run.
-    fn after_run(&mut self, view: &HookView<'_>, log: &mut JsonLog) -> Result<(), String> {
+    fn after_run(&mut self, view: &HookView<'_>, log: &mut JsonLog) -> Result<(), BoxError> {
         let _ = (view, log);
         Ok(())
     }
 }
 
 /// Builds a hook from its config table (`type` included).
-pub type HookBuilder = fn(&toml::Value) -> Result<Box<dyn CustomHook>, String>;
+pub type HookBuilder = fn(&toml::Value) -> Result<Box<dyn CustomHook>, BoxError>;
 
 crate::declare_registry! {
     /// Hooks a config names in `custom_hooks`.
@@ -73,7 +73,7 @@ impl PartialEq for HookSpec {
 }
 
 impl HookSpec {
-    pub fn build(&self) -> Result<Box<dyn CustomHook>, String> {
+    pub fn build(&self) -> Result<Box<dyn CustomHook>, BoxError> {
         (self.build)(&self.args)
     }
 }
@@ -112,14 +112,14 @@ pub fn hook_specs(cfg: &Config) -> Result<Vec<HookSpec>, BuildError> {
                 args,
             };
             spec.build()
-                .map_err(|message| BuildError::invalid(item, None, message))?;
+                .map_err(|e| BuildError::invalid(item, None, e.to_string()))?;
             Ok(spec)
         })
         .collect()
 }
 
-fn parse<T: serde::de::DeserializeOwned>(args: &toml::Value) -> Result<T, String> {
-    args.clone().try_into().map_err(|e| e.to_string())
+fn parse<T: serde::de::DeserializeOwned>(args: &toml::Value) -> Result<T, toml::de::Error> {
+    args.clone().try_into()
 }
 
 fn default_interval() -> usize {
@@ -135,10 +135,15 @@ struct IntervalArgs {
     interval: usize,
 }
 
-fn interval(args: &toml::Value) -> Result<usize, String> {
+/// A hook's `interval` of 0, which would never fire (and divide by zero).
+#[derive(Debug, thiserror::Error)]
+#[error("interval must be at least 1")]
+struct ZeroInterval;
+
+fn interval(args: &toml::Value) -> Result<usize, BoxError> {
     let a: IntervalArgs = parse(args)?;
     if a.interval == 0 {
-        return Err("interval must be at least 1".into());
+        return Err(ZeroInterval.into());
     }
     Ok(a.interval)
 }
@@ -157,7 +162,7 @@ struct TypeOnly {
     _type: String,
 }
 
-fn build_num_class_check(args: &toml::Value) -> Result<Box<dyn CustomHook>, String> {
+fn build_num_class_check(args: &toml::Value) -> Result<Box<dyn CustomHook>, BoxError> {
     let _: TypeOnly = parse(args)?;
     Ok(Box::new(NumClassCheck))
 }
@@ -169,21 +174,32 @@ struct CheckInvalidLoss {
 }
 
 impl CustomHook for CheckInvalidLoss {
-    fn after_iter(&mut self, view: &HookView<'_>, _: &mut JsonLog) -> Result<(), String> {
+    fn after_iter(&mut self, view: &HookView<'_>, _: &mut JsonLog) -> Result<(), BoxError> {
         if !view.iter.is_multiple_of(self.interval) {
             return Ok(());
         }
         match view.parts.iter().find(|(_, v)| !v.is_finite()) {
-            Some((name, v)) => Err(format!(
-                "iteration {}: {name} is {v} (not finite); stopping",
-                view.iter
-            )),
+            Some((name, v)) => Err(InvalidLoss {
+                iter: view.iter,
+                name: name.clone(),
+                value: *v,
+            }
+            .into()),
             None => Ok(()),
         }
     }
 }
 
-fn build_check_invalid_loss(args: &toml::Value) -> Result<Box<dyn CustomHook>, String> {
+/// The loss part `CheckInvalidLossHook` found not finite.
+#[derive(Debug, thiserror::Error)]
+#[error("iteration {iter}: {name} is {value} (not finite); stopping")]
+struct InvalidLoss {
+    iter: usize,
+    name: String,
+    value: f64,
+}
+
+fn build_check_invalid_loss(args: &toml::Value) -> Result<Box<dyn CustomHook>, BoxError> {
     Ok(Box::new(CheckInvalidLoss {
         interval: interval(args)?,
     }))
@@ -207,7 +223,7 @@ fn machine_memory_mb() -> Option<(f64, f64)> {
 }
 
 impl CustomHook for MemoryProfiler {
-    fn after_iter(&mut self, view: &HookView<'_>, log: &mut JsonLog) -> Result<(), String> {
+    fn after_iter(&mut self, view: &HookView<'_>, log: &mut JsonLog) -> Result<(), BoxError> {
         if !view.iter.is_multiple_of(self.interval) {
             return Ok(());
         }
@@ -227,11 +243,11 @@ impl CustomHook for MemoryProfiler {
                 100.0 * used / total
             ));
         }
-        log.record(rec, &human).map_err(|e| e.to_string())
+        Ok(log.record(rec, &human)?)
     }
 }
 
-fn build_memory_profiler(args: &toml::Value) -> Result<Box<dyn CustomHook>, String> {
+fn build_memory_profiler(args: &toml::Value) -> Result<Box<dyn CustomHook>, BoxError> {
     Ok(Box::new(MemoryProfiler {
         interval: interval(args)?,
     }))

@@ -75,6 +75,9 @@ pub enum TrainError {
     #[error("data-parallel replica {rank} failed: {message}")]
     Replica { rank: usize, message: String },
     /// A `custom_hooks` hook stopped the run.
-    #[error("custom hook {hook}: {message}")]
-    Hook { hook: &'static str, message: String },
+    #[error("custom hook {hook}: {source}")]
+    Hook {
+        hook: &'static str,
+        source: super::BoxError,
+    },
 }

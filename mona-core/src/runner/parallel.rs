@@ -24,6 +24,8 @@ use std::str::FromStr;
 
 use burn::tensor::Device;
 
+use crate::task::DeviceError;
+
 /// How the replicas average their gradients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AllReduce {
@@ -74,11 +76,9 @@ impl DataParallel {
     }
 
     /// Checks that `all_reduce` can run on `devices` (the main one first).
-    pub fn check(&self, main_name: &str) -> Result<(), String> {
+    pub fn check(&self, main_name: &str) -> Result<(), DeviceError> {
         if self.all_reduce == AllReduce::Nccl && !main_name.starts_with("cuda") {
-            return Err(format!(
-                "--all-reduce nccl needs CUDA devices; --device is {main_name} (use --all-reduce host)"
-            ));
+            return Err(DeviceError::NcclWithoutCuda(main_name.to_string()));
         }
         Ok(())
     }
@@ -86,7 +86,11 @@ impl DataParallel {
 
 /// Parses `--gpus N` for a device: `cuda:K` gives `cuda:K .. cuda:K+N-1`; a CPU device gives
 /// N replicas on the CPU (useful to test a multi-GPU config on a laptop).
-pub fn replica_devices(main: &Device, main_name: &str, gpus: usize) -> Result<Vec<Device>, String> {
+pub fn replica_devices(
+    main: &Device,
+    main_name: &str,
+    gpus: usize,
+) -> Result<Vec<Device>, DeviceError> {
     if gpus <= 1 {
         return Ok(Vec::new());
     }
@@ -118,7 +122,7 @@ mod tests {
             all_reduce: AllReduce::Nccl,
         };
         assert_eq!(
-            nccl_on_cpu.check("cpu").unwrap_err(),
+            nccl_on_cpu.check("cpu").unwrap_err().to_string(),
             "--all-reduce nccl needs CUDA devices; --device is cpu (use --all-reduce host)"
         );
         assert_eq!(nccl_on_cpu.world_size(), 2);

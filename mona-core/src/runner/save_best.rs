@@ -94,6 +94,19 @@ pub struct SaveBest {
     pub best: Option<Best>,
 }
 
+/// Why an evaluation cannot be ranked for `evaluation.save_best`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SaveBestError {
+    #[error("evaluation.save_best = \"auto\": the evaluation reported no metric")]
+    NoMetric,
+    #[error("evaluation.save_best = \"{metric}\": the evaluation reports {reported}")]
+    NotReported { metric: String, reported: String },
+    #[error(
+        "evaluation.save_best = \"{0}\": cannot infer whether greater or less is better; set evaluation.rule"
+    )]
+    NoRule(String),
+}
+
 /// A best checkpoint to write, and the previous one to remove.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewBest {
@@ -109,27 +122,31 @@ impl SaveBest {
     /// After an evaluation tagged `tag` (`epoch_4`, `iter_2000`): the new best, if this
     /// evaluation's score beats the best so far; an error names the metric when the
     /// evaluation does not report it or its rule cannot be inferred.
-    pub fn after_eval(&mut self, metrics: &Metrics, tag: &str) -> Result<Option<NewBest>, String> {
+    pub fn after_eval(
+        &mut self,
+        metrics: &Metrics,
+        tag: &str,
+    ) -> Result<Option<NewBest>, SaveBestError> {
         let metric = if self.cfg.metric == "auto" {
             metrics
                 .keys()
                 .next()
                 .cloned()
-                .ok_or("evaluation.save_best = \"auto\": the evaluation reported no metric")?
+                .ok_or(SaveBestError::NoMetric)?
         } else {
             self.cfg.metric.clone()
         };
         let Some(&score) = metrics.get(&metric) else {
-            return Err(format!(
-                "evaluation.save_best = \"{metric}\": the evaluation reports {}",
-                metrics.keys().cloned().collect::<Vec<_>>().join(", ")
-            ));
+            return Err(SaveBestError::NotReported {
+                reported: metrics.keys().cloned().collect::<Vec<_>>().join(", "),
+                metric,
+            });
         };
-        let rule = self.cfg.rule.or_else(|| Rule::infer(&metric)).ok_or_else(|| {
-            format!(
-                "evaluation.save_best = \"{metric}\": cannot infer whether greater or less is better; set evaluation.rule"
-            )
-        })?;
+        let rule = self
+            .cfg
+            .rule
+            .or_else(|| Rule::infer(&metric))
+            .ok_or_else(|| SaveBestError::NoRule(metric.clone()))?;
         let improved = match &self.best {
             Some(best) => rule.better(score, best.score),
             None => !score.is_nan(),
@@ -209,7 +226,8 @@ mod tests {
         );
         let err = tracker
             .after_eval(&metrics(&[("accuracy_top-1", 1.0)]), "epoch_1")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("save_best = \"mIoU\": the evaluation reports accuracy_top-1"),
             "{err}"
@@ -223,7 +241,8 @@ mod tests {
         );
         let err = tracker
             .after_eval(&metrics(&[("f1_score", 1.0)]), "epoch_1")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("set evaluation.rule"), "{err}");
         let mut tracker = SaveBest::new(
             SaveBestCfg {

@@ -231,9 +231,9 @@ where
         }));
     }
     for spec in &opts.runner.custom_hooks {
-        let hook = spec.build().map_err(|message| TrainError::Hook {
+        let hook = spec.build().map_err(|source| TrainError::Hook {
             hook: spec.name,
-            message,
+            source,
         })?;
         hooks.push(Box::new(Custom {
             name: spec.name,

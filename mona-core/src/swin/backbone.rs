@@ -14,6 +14,8 @@ use crate::nn::{Dropout, LayerNorm};
 pub enum SwinBuildError {
     #[error("invalid Swin configuration: {0}")]
     Config(String),
+    #[error("invalid Swin configuration: {0}")]
+    Arch(#[from] super::config::SwinConfigError),
     /// A tuning method's adapter could not be placed in a block.
     #[error(transparent)]
     Adapter(#[from] crate::dyn_module::UnsupportedRank),
@@ -47,7 +49,7 @@ impl SwinTransformer {
         method: Arc<dyn TuningMethod>,
         device: &Device,
     ) -> Result<Self, SwinBuildError> {
-        let config = config.clone().resolved().map_err(SwinBuildError::Config)?;
+        let config = config.clone().resolved()?;
         let depths = config.depths();
         let heads = config.num_heads();
         if depths.len() > 4 {

@@ -149,14 +149,10 @@ impl SwinConfig {
     }
 
     /// Fills `embed_dim`, `depths` and `num_heads` from `arch` (or Swin-T) where unset, and
-    /// checks the architecture. Errors are messages naming the offending field.
-    pub fn resolved(mut self) -> Result<Self, String> {
+    /// checks the architecture. Errors name the offending field.
+    pub fn resolved(mut self) -> Result<Self, SwinConfigError> {
         let base = match &self.arch {
-            Some(a) => Self::preset(a).ok_or_else(|| {
-                format!(
-                    "arch: unknown Swin preset \"{a}\" (expected swin_t, swin_s, swin_b or swin_l)"
-                )
-            })?,
+            Some(a) => Self::preset(a).ok_or_else(|| SwinConfigError::Arch(a.clone()))?,
             None => Self::swin_t(),
         };
         self.embed_dim = self.embed_dim.or(base.embed_dim);
@@ -164,31 +160,32 @@ impl SwinConfig {
         self.num_heads = self.num_heads.or(base.num_heads);
         let (depths, heads) = (self.depths(), self.num_heads());
         if depths.len() != heads.len() || depths.is_empty() {
-            return Err(format!(
-                "depths ({}) and num_heads ({}) must have the same non-zero length",
-                depths.len(),
-                heads.len()
-            ));
+            return Err(SwinConfigError::Stages {
+                depths: depths.len(),
+                heads: heads.len(),
+            });
         }
         for (i, h) in heads.iter().enumerate() {
             let c = self.stage_channels(i);
             if *h == 0 || !c.is_multiple_of(*h) {
-                return Err(format!(
-                    "num_heads.{i}: {h} heads do not divide {c} channels"
-                ));
+                return Err(SwinConfigError::Heads {
+                    stage: i,
+                    heads: *h,
+                    channels: c,
+                });
             }
         }
         if let Some(i) = self.out_indices.iter().find(|i| **i >= depths.len()) {
-            return Err(format!(
-                "out_indices: stage {i} does not exist ({} stages)",
-                depths.len()
-            ));
+            return Err(SwinConfigError::OutIndex {
+                stage: *i,
+                stages: depths.len(),
+            });
         }
         if self.ape {
-            return Err("ape: absolute position embeddings are not supported (no official Mona config uses them)".into());
+            return Err(SwinConfigError::Ape);
         }
         if self.window_size == 0 || self.patch_size == 0 {
-            return Err("window_size and patch_size must be positive".into());
+            return Err(SwinConfigError::ZeroSize);
         }
         Ok(self)
     }
@@ -209,4 +206,27 @@ impl SwinConfig {
     pub fn num_stages(&self) -> usize {
         self.depths().len()
     }
+}
+
+/// A Swin architecture that cannot be built; each names the config field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SwinConfigError {
+    #[error("arch: unknown Swin preset \"{0}\" (expected swin_t, swin_s, swin_b or swin_l)")]
+    Arch(String),
+    #[error("depths ({depths}) and num_heads ({heads}) must have the same non-zero length")]
+    Stages { depths: usize, heads: usize },
+    #[error("num_heads.{stage}: {heads} heads do not divide {channels} channels")]
+    Heads {
+        stage: usize,
+        heads: usize,
+        channels: usize,
+    },
+    #[error("out_indices: stage {stage} does not exist ({stages} stages)")]
+    OutIndex { stage: usize, stages: usize },
+    #[error(
+        "ape: absolute position embeddings are not supported (no official Mona config uses them)"
+    )]
+    Ape,
+    #[error("window_size and patch_size must be positive")]
+    ZeroSize,
 }

@@ -14,7 +14,7 @@ mod windows;
 pub use attention::{WindowAttention, relative_position_index};
 pub use backbone::{SwinBuildError, SwinTransformer};
 pub use block::{Mlp, SwinBlock};
-pub use config::SwinConfig;
+pub use config::{SwinConfig, SwinConfigError};
 pub use layer::BasicLayer;
 pub use patch::{PatchEmbed, PatchMerging};
 pub use windows::{shifted_window_mask, window_partition, window_reverse};

@@ -12,7 +12,7 @@ pub use roi_head::{CascadeError, CascadeRoIHead};
 use burn::tensor::Device;
 use mona_core::config::ConfigNode;
 use mona_core::registry::BuildError;
-use mona_core::runner::{LossError, Losses, TrainModel};
+use mona_core::runner::{BoxError, LossError, Losses, TrainModel};
 
 use crate::batch::DetBatch;
 use crate::detector::Detector;
@@ -70,21 +70,20 @@ impl Detector for CascadeRcnn {
         )
     }
 
-    fn check_train_cfg(&self) -> Result<(), String> {
+    fn check_train_cfg(&self) -> Result<(), BoxError> {
         match self.logic().train_cfg {
             Some(_) => Ok(()),
-            None => Err(TwoStageError::NoTrainCfg.to_string()),
+            None => Err(TwoStageError::NoTrainCfg.into()),
         }
     }
 
-    fn predict(&self, batch: &DetBatch) -> Result<Vec<Detections>, String> {
-        CascadeRcnn::predict(
+    fn predict(&self, batch: &DetBatch) -> Result<Vec<Detections>, BoxError> {
+        Ok(CascadeRcnn::predict(
             self,
             batch.images.clone(),
             &batch.metas,
             &batch.scale_factors,
             &batch.ori_shapes,
-        )
-        .map_err(|e| e.to_string())
+        )?)
     }
 }

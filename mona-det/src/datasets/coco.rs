@@ -59,13 +59,46 @@ struct CocoFile {
 /// pixel (compressed strings are decoded).
 pub use mona_data::masks::MaskAnnotation;
 
+/// Why a `segmentation` cannot be read against its image.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MaskAnnError {
+    #[error("RLE `size` must be [height, width]")]
+    Size,
+    #[error("RLE size [{h}, {w}] does not match the image ([height, width] = [{height}, {width}])")]
+    SizeMismatch {
+        h: usize,
+        w: usize,
+        height: usize,
+        width: usize,
+    },
+    #[error("RLE `counts` must be non-negative integers")]
+    Counts,
+    #[error("RLE `counts` must be a string or a list")]
+    CountsKind,
+    /// A compressed `counts` string that pycocotools' decoder (hotcoco's) refuses.
+    #[error("compressed RLE counts: {0}")]
+    Compressed(String),
+    #[error("RLE counts cover {total} pixels, the image has {h} x {w} = {pixels}")]
+    Coverage {
+        total: u128,
+        h: usize,
+        w: usize,
+        pixels: u128,
+    },
+    #[error("segmentation[{0}] is not a list of numbers")]
+    Polygon(usize),
+    #[error("`segmentation` must be a list of polygons or an RLE object")]
+    Kind,
+}
+
 /// A COCO RLE object (`{"size": [h, w], "counts": ...}`, compressed or not) of an image of
 /// `height x width`: its size must be the image's and its runs must cover every pixel.
+/// Compressed counts are decoded by hotcoco's port of pycocotools' `rleFrString`.
 pub(crate) fn parse_rle(
     rle: &serde_json::Map<String, serde_json::Value>,
     height: usize,
     width: usize,
-) -> Result<MaskAnnotation, String> {
+) -> Result<MaskAnnotation, MaskAnnError> {
     use serde_json::Value;
     let size: Option<Vec<usize>> = rle.get("size").and_then(Value::as_array).and_then(|a| {
         a.iter()
@@ -73,28 +106,41 @@ pub(crate) fn parse_rle(
             .collect()
     });
     let Some([h, w]) = size.and_then(|s| <[usize; 2]>::try_from(s).ok()) else {
-        return Err("RLE `size` must be [height, width]".into());
+        return Err(MaskAnnError::Size);
     };
     if (h, w) != (height, width) {
-        return Err(format!(
-            "RLE size [{h}, {w}] does not match the image ([height, width] = [{height}, {width}])"
-        ));
+        return Err(MaskAnnError::SizeMismatch {
+            h,
+            w,
+            height,
+            width,
+        });
     }
     let counts = match rle.get("counts") {
-        Some(Value::String(s)) => rle_from_string(s)?,
+        Some(Value::String(s)) => {
+            let (Ok(h32), Ok(w32)) = (u32::try_from(h), u32::try_from(w)) else {
+                return Err(MaskAnnError::Size);
+            };
+            hotcoco::mask::rle_from_string(s, h32, w32)
+                .map_err(|e| MaskAnnError::Compressed(e.to_string()))?
+                .counts
+        }
         Some(Value::Array(a)) => a
             .iter()
             .map(|c| c.as_u64().and_then(|c| u32::try_from(c).ok()))
             .collect::<Option<Vec<u32>>>()
-            .ok_or("RLE `counts` must be non-negative integers")?,
-        _ => return Err("RLE `counts` must be a string or a list".into()),
+            .ok_or(MaskAnnError::Counts)?,
+        _ => return Err(MaskAnnError::CountsKind),
     };
     let total: u128 = counts.iter().map(|&c| u128::from(c)).sum();
     let pixels = h as u128 * w as u128;
     if total != pixels {
-        return Err(format!(
-            "RLE counts cover {total} pixels, the image has {h} x {w} = {pixels}"
-        ));
+        return Err(MaskAnnError::Coverage {
+            total,
+            h,
+            w,
+            pixels,
+        });
     }
     Ok(MaskAnnotation::Rle {
         height: h,
@@ -116,45 +162,12 @@ pub struct CocoAnnotations {
     pub masks: Vec<Vec<Option<MaskAnnotation>>>,
 }
 
-/// pycocotools' `rleFrString`: the LEB128-like compressed counts of a COCO RLE.
-fn rle_from_string(s: &str) -> Result<Vec<u32>, String> {
-    let bytes = s.as_bytes();
-    let mut counts: Vec<u32> = Vec::new();
-    let mut p = 0;
-    while p < bytes.len() {
-        let (mut x, mut k, mut more) = (0i64, 0u32, true);
-        while more {
-            let Some(&b) = bytes.get(p) else {
-                return Err("compressed RLE counts end inside a number".into());
-            };
-            if !(48..48 + 64).contains(&b) || k > 11 {
-                return Err(format!("invalid compressed RLE counts at character {p}"));
-            }
-            let c = i64::from(b - 48);
-            x |= (c & 0x1f) << (5 * k);
-            more = c & 0x20 != 0;
-            p += 1;
-            k += 1;
-            if !more && c & 0x10 != 0 {
-                x |= -1i64 << (5 * k);
-            }
-        }
-        if counts.len() > 2 {
-            x += i64::from(counts[counts.len() - 2]);
-        }
-        let v = u32::try_from(x)
-            .map_err(|_| format!("compressed RLE counts give run {x} at character {p}"))?;
-        counts.push(v);
-    }
-    Ok(counts)
-}
-
 /// Validates one `segmentation` against its image (`height`, `width`).
 fn parse_segmentation(
     v: &serde_json::Value,
     height: usize,
     width: usize,
-) -> Result<Option<MaskAnnotation>, String> {
+) -> Result<Option<MaskAnnotation>, MaskAnnError> {
     use serde_json::Value;
     match v {
         Value::Null => Ok(None),
@@ -166,8 +179,7 @@ fn parse_segmentation(
                         .map(|c| c.as_f64().filter(|c| c.is_finite()))
                         .collect()
                 });
-                let coords =
-                    coords.ok_or_else(|| format!("segmentation[{j}] is not a list of numbers"))?;
+                let coords = coords.ok_or(MaskAnnError::Polygon(j))?;
                 if coords.len() % 2 == 0 && coords.len() >= 6 {
                     kept.push(coords);
                 }
@@ -175,7 +187,7 @@ fn parse_segmentation(
             Ok(Some(MaskAnnotation::Polygons(kept)))
         }
         Value::Object(rle) => parse_rle(rle, height, width).map(Some),
-        _ => Err("`segmentation` must be a list of polygons or an RLE object".into()),
+        _ => Err(MaskAnnError::Kind),
     }
 }
 
@@ -276,11 +288,11 @@ pub fn read_coco_json(path: &Path) -> Result<CocoAnnotations, DatasetError> {
             })?;
         let im = &images[i];
         let segmentation = match &a.segmentation {
-            Some(seg) => parse_segmentation(seg, im.height, im.width).map_err(|message| {
+            Some(seg) => parse_segmentation(seg, im.height, im.width).map_err(|source| {
                 DatasetError::Segmentation {
                     path: path.to_path_buf(),
                     id: a.id,
-                    message,
+                    source,
                 }
             })?,
             None => None,

@@ -24,7 +24,9 @@ use std::path::PathBuf;
 use crate::ops::boxes::Box4;
 
 pub(crate) use coco::parse_rle;
-pub use coco::{CocoAnnotations, CocoCategory, CocoImage, MaskAnnotation, read_coco_json};
+pub use coco::{
+    CocoAnnotations, CocoCategory, CocoImage, MaskAnnError, MaskAnnotation, read_coco_json,
+};
 pub use voc::{VocImage, apply_min_size, parse_voc_xml, read_voc_split, read_voc_xml, voc_classes};
 
 /// The annotation of one image.
@@ -82,11 +84,11 @@ pub enum DatasetError {
     },
     #[error("{}: image id {id} appears twice in `images`", path.display())]
     DuplicateImage { path: PathBuf, id: u64 },
-    #[error("{}: annotation {id}: {message}", path.display())]
+    #[error("{}: annotation {id}: {source}", path.display())]
     Segmentation {
         path: PathBuf,
         id: u64,
-        message: String,
+        source: coco::MaskAnnError,
     },
 }
 

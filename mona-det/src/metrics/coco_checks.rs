@@ -86,7 +86,7 @@ pub(super) fn check_results_value(
             let image = fields.get("image_id").and_then(serde_json::Value::as_u64);
             if let Some(&(height, width)) = image.and_then(|id| image_sizes.get(&id)) {
                 crate::datasets::parse_rle(rle, height, width)
-                    .map_err(|message| invalid(format!("result {i}: `segmentation`: {message}")))?;
+                    .map_err(|e| invalid(format!("result {i}: `segmentation`: {e}")))?;
             }
         }
     }

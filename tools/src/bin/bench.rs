@@ -64,7 +64,7 @@ fn main() -> ExitCode {
             }
             return Ok(());
         }
-        let device = parse_device(&args.device).map_err(anyhow::Error::msg)?;
+        let device = parse_device(&args.device)?;
         if let Some(dir) = &args.fixtures {
             let failed = run_fixtures(dir, &device)?;
             println!(

@@ -78,7 +78,7 @@ pub fn main() -> ExitCode {
         let config = crate::config_args::load_config(&args.config, &args.cfg_options)?;
         crate::config_args::check_keys(&config, args.strict)?;
         let entry = lookup::<ModelEntry>(&config.node("model")?)?;
-        let device = parse_device(&args.device).map_err(anyhow::Error::msg)?;
+        let device = parse_device(&args.device)?;
         let test_args = TestArgs {
             checkpoint: args.checkpoint.clone(),
             load_from: args.load_from.clone(),

@@ -99,7 +99,7 @@ pub fn main() -> ExitCode {
             || format!("work dir {}: cannot write config.toml", work_dir.display()),
         )?;
         let entry = lookup::<ModelEntry>(&config.node("model")?)?;
-        let device = parse_device(&args.device).map_err(anyhow::Error::msg)?;
+        let device = parse_device(&args.device)?;
         let resume = match &args.resume {
             None => Resume::No,
             Some(p) if p.is_empty() => Resume::Auto,
@@ -114,8 +114,7 @@ pub fn main() -> ExitCode {
         let precision = mona_core::task_setup::training_precision(&config, args.amp)?;
         mona_core::nn::amp::set_precision(precision);
         tracing::info!("precision: {precision:?}");
-        let replicas =
-            replica_devices(&device, &args.device, args.gpus).map_err(anyhow::Error::msg)?;
+        let replicas = replica_devices(&device, &args.device, args.gpus)?;
         let parallel = DataParallel {
             replicas,
             all_reduce: args
@@ -123,7 +122,7 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|| AllReduce::default_for(&args.device)),
         };
         if args.gpus > 1 {
-            parallel.check(&args.device).map_err(anyhow::Error::msg)?;
+            parallel.check(&args.device)?;
             tracing::info!(
                 "data-parallel training on {} devices ({:?} all-reduce)",
                 args.gpus,

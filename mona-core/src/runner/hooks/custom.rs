@@ -1,6 +1,7 @@
 //! A `custom_hooks` hook inside the runner's hook list.
 
 use super::{Hook, IterOutcome, RunState};
+use crate::runner::BoxError;
 use crate::runner::custom_hooks::{CustomHook, HookView};
 use crate::runner::error::TrainError;
 use crate::runner::logger::JsonLog;
@@ -13,10 +14,10 @@ pub(crate) struct Custom {
 }
 
 impl Custom {
-    fn err(&self, message: String) -> TrainError {
+    fn err(&self, source: BoxError) -> TrainError {
         TrainError::Hook {
             hook: self.name,
-            message,
+            source,
         }
     }
 }
