@@ -265,7 +265,7 @@ fn adamw_with_global_clipping_matches_pytorch_formulas() {
     let mut model = model;
     for t in 1..=2 {
         let gp = grads_of(&model);
-        let (next, stats) = opt.step(model, gp, &|base| base, Some(max_norm));
+        let (next, stats) = opt.step(model, gp, Some(max_norm));
         model = next;
         assert!(
             (stats.grad_norm - norm).abs() < 1e-5,
@@ -340,7 +340,7 @@ fn fused_adam_updates_are_bit_identical_to_the_composed_ops() {
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 // Clipping on the second step scales the gradients.
                 let clip = (step == 1).then_some(1.0);
-                let go = || opt.step(model.clone(), grads, &|b| b, clip).0;
+                let go = || opt.step(model.clone(), grads, clip).0;
                 model = if composed { fused::composed(go) } else { go() };
             }
             let (state, _) = opt.state_dict();
@@ -389,7 +389,7 @@ fn sgd_momentum_matches_pytorch_formula() {
     let mut buf = [0.0f64; 3];
     for t in 0..2 {
         let gp = grads_of(&model);
-        model = opt.step(model, gp, &|base| base, None).0;
+        model = opt.step(model, gp, None).0;
         for i in 0..3 {
             let gi = g[i] + 1e-4 * p[i];
             buf[i] = if t == 0 { gi } else { 0.9 * buf[i] + gi };
@@ -399,6 +399,39 @@ fn sgd_momentum_matches_pytorch_formula() {
     let got = values(&model);
     for (a, b) in got["b"].iter().zip(p) {
         assert!((*a as f64 - b).abs() < 1e-6);
+    }
+}
+
+/// The lr a step uses is the one `set_lr` (the LR schedule's hook) set last, per parameter
+/// from its own base lr (`lr_mult`), and `current_lr` reports the optimizer's.
+#[test]
+fn steps_use_the_lr_the_schedule_hook_set() {
+    let dev = Device::flex().autodiff();
+    let model = tiny(&dev);
+    let infos = param_infos(&model);
+    let mut opt = Optimizer::new(
+        Rule::Sgd {
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+        },
+        0.1,
+        0.0,
+        &ParamwiseCfg::default(),
+        &infos,
+        &|k| k == "b",
+    );
+    assert_eq!(opt.current_lr(), 0.1);
+    opt.set_lr(&|base| base * 0.25);
+    assert_eq!(opt.current_lr(), 0.025);
+    assert_eq!(opt.settings()["b"].lr, 0.025);
+    assert_eq!(opt.settings()["b"].base_lr, 0.1);
+    let before = values(&model)["b"].clone();
+    let model = opt.step(model.clone(), grads_of(&model), None).0;
+    // SGD: p - lr * g with g = [2, 0, -1].
+    let want = [2.0f32, 0.0, -1.0].map(|g| g * 0.025);
+    for ((a, b), w) in values(&model)["b"].iter().zip(before).zip(want) {
+        assert!((b - a - w).abs() < 1e-7, "{b} - {a} != {w}");
     }
 }
 

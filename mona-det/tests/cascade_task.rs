@@ -270,7 +270,7 @@ fn train_steps(cfg: &Config, steps: usize) -> Vec<f32> {
         assert!(total.is_finite() && total > 0.0, "{total}");
         losses.push(total);
         let grads = burn::optim::GradientsParams::from_grads(l.total.backward(), &model);
-        model = optimizer.step(model, grads, &|lr| lr, None).0;
+        model = optimizer.step(model, grads, None).0;
     }
     let dets = Detector::predict(&model.valid(), &official_batch(cfg, &Device::flex(), 9)).unwrap();
     assert_eq!(dets.len(), 1);

@@ -174,7 +174,7 @@ fn train_steps(cfg: &Config, steps: usize) -> Vec<f32> {
         assert!(total.is_finite());
         losses.push(total);
         let grads = burn::optim::GradientsParams::from_grads(l.total.backward(), &model);
-        model = optimizer.step(model, grads, &|lr| lr, None).0;
+        model = optimizer.step(model, grads, None).0;
     }
     let _ = model.valid();
     losses

@@ -83,7 +83,7 @@ fn ade20k_mona_config_trains_two_iterations_at_512() {
         assert!(total.is_finite());
         losses.push(total);
         let grads = burn::optim::GradientsParams::from_grads(l.total.backward(), &model);
-        model = optimizer.step(model, grads, &|lr| lr, None).0;
+        model = optimizer.step(model, grads, None).0;
     }
     let _ = model.valid();
     eprintln!("losses {losses:?}");

@@ -109,6 +109,9 @@ struct State {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamSetting {
     pub base_lr: f64,
+    /// The lr of the next step: `base_lr` until the LR schedule's hook sets it (torch's
+    /// `param_group['lr']`, which mmcv's `LrUpdaterHook` writes before every iteration).
+    pub lr: f64,
     pub weight_decay: f64,
     pub mults: ParamMults,
 }
@@ -118,6 +121,8 @@ pub struct ParamSetting {
 pub struct Optimizer {
     pub rule: Rule,
     pub base_lr: f64,
+    /// The schedule's lr for `base_lr` at the current iteration (what the logs report).
+    current_lr: f64,
     settings: BTreeMap<String, ParamSetting>,
     state: HashMap<String, State>,
 }
@@ -226,6 +231,7 @@ impl Optimizer {
                     p.key.clone(),
                     ParamSetting {
                         base_lr: base_lr * mults.lr_mult,
+                        lr: base_lr * mults.lr_mult,
                         weight_decay: base_wd * mults.decay_mult,
                         mults,
                     },
@@ -235,6 +241,7 @@ impl Optimizer {
         Self {
             rule,
             base_lr,
+            current_lr: base_lr,
             settings,
             state: HashMap::new(),
         }
@@ -244,9 +251,26 @@ impl Optimizer {
     /// config written for one total batch size, used with another).
     pub fn scale_lr(&mut self, factor: f64) {
         self.base_lr *= factor;
+        self.current_lr *= factor;
         for setting in self.settings.values_mut() {
             setting.base_lr *= factor;
+            setting.lr *= factor;
         }
+    }
+
+    /// Sets the lr of the next steps: `lr_at(base)` maps each parameter's base lr (the
+    /// optimizer lr times its `lr_mult`) to its current one. The LR schedule's hook calls it
+    /// before every iteration, as mmcv's `LrUpdaterHook` sets each group's lr.
+    pub fn set_lr(&mut self, lr_at: &dyn Fn(f64) -> f64) {
+        self.current_lr = lr_at(self.base_lr);
+        for setting in self.settings.values_mut() {
+            setting.lr = lr_at(setting.base_lr);
+        }
+    }
+
+    /// The current lr of the optimizer's own base lr (mmcv's `runner.current_lr()`).
+    pub fn current_lr(&self) -> f64 {
+        self.current_lr
     }
 
     /// The settings of every optimised parameter, by key.
@@ -254,14 +278,13 @@ impl Optimizer {
         &self.settings
     }
 
-    /// Applies one update. `lr_at(base)` maps a parameter's base lr (the optimizer lr times
-    /// its `lr_mult`) to the current lr (the LR schedule). With `max_norm`, gradients are first
-    /// scaled as `torch.nn.utils.clip_grad_norm_` does (global L2 norm over all of them).
+    /// Applies one update at each parameter's current lr ([`Self::set_lr`]). With
+    /// `max_norm`, gradients are first scaled as `torch.nn.utils.clip_grad_norm_` does
+    /// (global L2 norm over all of them).
     pub fn step<M: Module>(
         &mut self,
         model: M,
         mut grads: GradientsParams,
-        lr_at: &dyn Fn(f64) -> f64,
         max_norm: Option<f64>,
     ) -> (M, StepStats) {
         let mut grad_norm = 0.0;
@@ -277,7 +300,6 @@ impl Optimizer {
             path: Vec::new(),
             grads: &mut grads,
             optim: self,
-            lr_at,
             scale,
             updated: 0,
         };
@@ -394,7 +416,6 @@ struct StepMapper<'a> {
     path: Vec<Option<String>>,
     grads: &'a mut GradientsParams,
     optim: &'a mut Optimizer,
-    lr_at: &'a dyn Fn(f64) -> f64,
     scale: f64,
     updated: usize,
 }
@@ -425,7 +446,7 @@ impl ModuleMapper for StepMapper<'_> {
         if self.scale != 1.0 {
             g = g * self.scale;
         }
-        let lr = (self.lr_at)(setting.base_lr);
+        let lr = setting.lr;
         let wd = setting.weight_decay;
         let rule = self.optim.rule.clone();
         let state = self.optim.state.entry(key).or_insert(State {

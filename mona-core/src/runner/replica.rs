@@ -357,8 +357,9 @@ impl WorkerCtx {
                     grads
                 }
             };
-            let lr_at = |base: f64| self.schedule.lr(base, &progress);
-            model = optimizer.step(model, grads, &lr_at, self.grad_clip).0;
+            // The replica's own LR schedule hook: the lr the main process's sets.
+            optimizer.set_lr(&|base: f64| self.schedule.lr(base, &progress));
+            model = optimizer.step(model, grads, self.grad_clip).0;
         }
     }
 }

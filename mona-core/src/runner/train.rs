@@ -12,7 +12,7 @@ use super::error::{TrainError, work_dir_err};
 use super::hooks::custom::Custom;
 use super::hooks::{
     AdapterExportHook, CheckpointHook, EvalHook, Geometry, Hook, IterOutcome, LoggerHook,
-    ProgressHook, ReplicaSummaryHook, RunState,
+    LrUpdaterHook, ProgressHook, ReplicaSummaryHook, RunState,
 };
 use super::logger::JsonLog;
 use super::optim::Optimizer;
@@ -214,12 +214,9 @@ where
         replica_diff: None,
     };
     let mut hooks: Vec<Box<dyn Hook<M> + '_>> = vec![
+        Box::new(LrUpdaterHook { schedule }),
         Box::new(ProgressHook),
-        Box::new(LoggerHook::new(
-            opts.runner.log_interval,
-            schedule,
-            interactive,
-        )),
+        Box::new(LoggerHook::new(opts.runner.log_interval, interactive)),
         Box::new(EvalHook::new(evaluate, opts, save_best)),
         Box::new(CheckpointHook::new(opts)),
         Box::new(ReplicaSummaryHook { devices: n_devices }),
@@ -263,6 +260,9 @@ where
             let data_time = t_data.elapsed().as_secs_f64();
             let t_iter = Instant::now();
 
+            for hook in &mut hooks {
+                hook.before_iter(&mut run, &mut optimizer)?;
+            }
             let progress = geometry.progress(iter);
             let mut batch_group = batch_group.into_iter();
             let first = batch_group.next().expect("one batch per device");
@@ -304,9 +304,8 @@ where
                     loss: loss_value,
                 });
             }
-            let lr_at = |base: f64| schedule.lr(base, &progress);
             if let Some(grads) = accumulator.add(&model, iter, max_iters, grads) {
-                let (stepped, stats) = optimizer.step(model, grads, &lr_at, opts.runner.grad_clip);
+                let (stepped, stats) = optimizer.step(model, grads, opts.runner.grad_clip);
                 model = stepped;
                 grad_norm = stats.grad_norm;
             }

@@ -224,7 +224,7 @@ pub fn run_case(
             seed += 1;
             let (_, grads) = forward_backward(&model, &batch, seed, shards, &work_device)
                 .expect("the bench batch is labelled");
-            state = Some(optim.step(model, grads, &|lr| lr, None).0);
+            state = Some(optim.step(model, grads, None).0);
         };
         for _ in 0..warmup {
             warmup_ms.push(time_ms(&work_device, "warmup", &mut step)?);

@@ -7,7 +7,6 @@ use super::{Hook, IterOutcome, RunState};
 use crate::runner::error::TrainError;
 use crate::runner::logger::memory_mb;
 use crate::runner::optim::Optimizer;
-use crate::runner::schedule::LrSchedule;
 
 fn format_eta(seconds: f64) -> String {
     let s = seconds.max(0.0) as u64;
@@ -15,9 +14,8 @@ fn format_eta(seconds: f64) -> String {
 }
 
 /// Logs every `interval` iterations and at the last one.
-pub struct LoggerHook<'a> {
+pub struct LoggerHook {
     interval: usize,
-    schedule: &'a LrSchedule,
     /// On a terminal the bar shows progress; elsewhere the line also goes to the console.
     interactive: bool,
     /// The loss and its parts summed since the last record, in first-seen order.
@@ -26,11 +24,10 @@ pub struct LoggerHook<'a> {
     data_time: f64,
 }
 
-impl<'a> LoggerHook<'a> {
-    pub fn new(interval: usize, schedule: &'a LrSchedule, interactive: bool) -> Self {
+impl LoggerHook {
+    pub fn new(interval: usize, interactive: bool) -> Self {
         Self {
             interval,
-            schedule,
             interactive,
             window: Vec::new(),
             window_n: 0,
@@ -39,7 +36,7 @@ impl<'a> LoggerHook<'a> {
     }
 }
 
-impl<M> Hook<M> for LoggerHook<'_> {
+impl<M> Hook<M> for LoggerHook {
     fn after_iter(
         &mut self,
         run: &mut RunState,
@@ -66,9 +63,8 @@ impl<M> Hook<M> for LoggerHook<'_> {
         if !(iter.is_multiple_of(self.interval) || iter == g.max_iters) {
             return Ok(());
         }
-        // The schedule's position during the step that just ran.
-        let progress = g.progress(iter - 1);
-        let lr = self.schedule.lr(optimizer.base_lr, &progress);
+        // The lr of the step that just ran, as the LR schedule's hook set it.
+        let lr = optimizer.current_lr();
         let elapsed = run.started.elapsed().as_secs_f64();
         let per_iter = elapsed / (iter - run.start_iter).max(1) as f64;
         let data_time = self.data_time / self.window_n as f64;

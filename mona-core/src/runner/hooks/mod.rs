@@ -1,6 +1,7 @@
 //! The runner's hooks, as mmcv's: the loop trains, and everything around a step is a hook
 //! with one job, called in a fixed order after every iteration and once at the end.
 //!
+//! Before an iteration: [`LrUpdaterHook`] sets each parameter's lr from the schedule.
 //! After an iteration: [`ProgressHook`] (the terminal's bar), [`LoggerHook`] (the loss
 //! window, `log.jsonl` and `train.log`), [`EvalHook`] (evaluation and `save_best`),
 //! [`CheckpointHook`] (interval checkpoints and their pruning), then the config's
@@ -16,6 +17,7 @@ pub(crate) mod custom;
 mod eval;
 mod export;
 mod log;
+mod lr;
 mod progress;
 mod replicas;
 
@@ -33,6 +35,7 @@ pub use checkpoint::CheckpointHook;
 pub use eval::EvalHook;
 pub use export::AdapterExportHook;
 pub use log::LoggerHook;
+pub use lr::LrUpdaterHook;
 pub use progress::ProgressHook;
 pub use replicas::ReplicaSummaryHook;
 
@@ -128,6 +131,16 @@ pub struct IterOutcome {
 
 /// One job around the training step.
 pub trait Hook<M> {
+    /// Before the iteration after `run.iter`, ahead of its forward pass.
+    fn before_iter(
+        &mut self,
+        run: &mut RunState,
+        optimizer: &mut Optimizer,
+    ) -> Result<(), TrainError> {
+        let _ = (run, optimizer);
+        Ok(())
+    }
+
     /// After iteration `run.iter` (already counted), with the model as the optimizer left it.
     fn after_iter(
         &mut self,
