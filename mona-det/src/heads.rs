@@ -41,8 +41,22 @@ pub struct DenseHeadArgs<'a, 'c> {
     pub device: &'a Device,
 }
 
-/// Builds a dense head.
-pub type DenseHeadBuilder = fn(&DenseHeadArgs<'_, '_>) -> Result<DenseHead, BuildError>;
+/// What a dense head does in a detector: the [`DenseHead`] variant its builder returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenseRole {
+    /// Final detections (`bbox_head` of a single-stage detector).
+    SingleStage,
+    /// Region proposals (`rpn_head` of a two-stage detector).
+    Proposal,
+}
+
+/// Builds a dense head of one role. The role is known before the head's config is read, so
+/// a head in the wrong place is named as such rather than by the keys it does not take.
+#[derive(Clone, Copy)]
+pub struct DenseHeadBuilder {
+    pub role: DenseRole,
+    pub build: fn(&DenseHeadArgs<'_, '_>) -> Result<DenseHead, BuildError>,
+}
 
 mona_core::declare_registry! {
     /// Dense heads, selected by `model.bbox_head.type` (single-stage detectors) and
@@ -50,11 +64,29 @@ mona_core::declare_registry! {
     pub struct DenseHeadEntry: "dense head" => DenseHeadBuilder;
 }
 
-/// The dense head of `args.node`; an unknown `type` names the file, the key and the nearest
-/// registered heads.
-pub fn build_dense_head(args: &DenseHeadArgs<'_, '_>) -> Result<DenseHead, BuildError> {
+/// The dense head of `args.node` for a detector that needs `role`; an unknown `type` names
+/// the file, the key and the nearest registered heads, a head of the other role says so.
+pub fn build_dense_head(
+    args: &DenseHeadArgs<'_, '_>,
+    role: DenseRole,
+) -> Result<DenseHead, BuildError> {
     let entry = lookup::<DenseHeadEntry>(args.node)?;
-    (entry.build)(args)
+    if entry.build.role != role {
+        let message = match role {
+            DenseRole::SingleStage => {
+                "a region proposal head; RetinaNet needs a single-stage head (RetinaHead)"
+            }
+            DenseRole::Proposal => {
+                "a single-stage detection head; rpn_head needs a region proposal head (RPNHead)"
+            }
+        };
+        return Err(BuildError::invalid(
+            args.node,
+            Some("type"),
+            format!("{}: {message}", entry.name),
+        ));
+    }
+    (entry.build.build)(args)
 }
 
 /// The head's `in_channels` must be the neck's, and its anchor strides one per neck level.
@@ -113,5 +145,9 @@ fn build_rpn(args: &DenseHeadArgs<'_, '_>) -> Result<DenseHead, BuildError> {
     Ok(DenseHead::Proposal(Box::new(head), Box::new(logic)))
 }
 
-inventory::submit! { DenseHeadEntry::new("RetinaHead", build_retina) }
-inventory::submit! { DenseHeadEntry::new("RPNHead", build_rpn) }
+inventory::submit! {
+    DenseHeadEntry::new("RetinaHead", DenseHeadBuilder { role: DenseRole::SingleStage, build: build_retina })
+}
+inventory::submit! {
+    DenseHeadEntry::new("RPNHead", DenseHeadBuilder { role: DenseRole::Proposal, build: build_rpn })
+}

@@ -43,7 +43,7 @@ pub use sampler::{RandomSampler, RandomSamplerConfig, SamplerRng, SamplingResult
 pub fn link() {
     std::hint::black_box(evaluation::config_metrics as fn(&_) -> _);
     std::hint::black_box(neck::build_neck as fn(&_, &_, &_) -> _);
-    std::hint::black_box(heads::build_dense_head as fn(&_) -> _);
+    std::hint::black_box(heads::build_dense_head as fn(&_, _) -> _);
     std::hint::black_box(roi::BBoxHeadEntry::new as fn(_, _) -> _);
     std::hint::black_box(roi::MaskHeadEntry::new as fn(_, _) -> _);
 }

@@ -12,7 +12,7 @@ use mona_core::runner::{BoxError, LossError, Losses, TrainModel};
 use crate::batch::DetBatch;
 use crate::component_types;
 use crate::detector::Detector;
-use crate::heads::{DenseHead, DenseHeadArgs, build_dense_head};
+use crate::heads::{DenseHead, DenseHeadArgs, DenseRole, build_dense_head};
 use crate::neck::{Neck, NeckOutputs, build_neck};
 use crate::retina::{Detections, GtInstances, ImageMeta, RetinaError, RetinaHead, RetinaLogic};
 
@@ -55,20 +55,18 @@ impl RetinaNet {
             neck: neck_out,
             device,
         };
-        match build_dense_head(&args)? {
+        match build_dense_head(&args, DenseRole::SingleStage)? {
             DenseHead::SingleStage(bbox_head, logic) => Ok(Self {
                 backbone,
                 neck,
                 bbox_head: *bbox_head,
                 logic: *logic,
             }),
+            // A plugin whose builder returns a head of another role than it registered.
             DenseHead::Proposal(..) => Err(BuildError::invalid(
                 &head_node,
                 Some("type"),
-                format!(
-                    "{}: a region proposal head; RetinaNet needs a single-stage head (RetinaHead)",
-                    head_node.type_name()?
-                ),
+                "registered as a single-stage head, but built a region proposal head",
             )),
         }
     }

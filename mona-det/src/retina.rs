@@ -19,6 +19,7 @@ use crate::fpn::ConvModule;
 
 /// `loss_cls` (`FocalLoss`, sigmoid).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct FocalLossConfig {
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
@@ -34,6 +35,7 @@ pub struct FocalLossConfig {
 
 /// `loss_bbox` (`L1Loss`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct L1LossConfig {
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
@@ -43,6 +45,7 @@ pub struct L1LossConfig {
 
 /// `train_cfg` of a single-stage detector.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct RetinaTrainConfig {
     pub assigner: MaxIoUAssignerConfig,
     #[serde(default)]
@@ -57,6 +60,7 @@ pub struct RetinaTrainConfig {
 
 /// `test_cfg.nms`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct NmsConfig {
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
@@ -65,6 +69,7 @@ pub struct NmsConfig {
 
 /// `test_cfg` of a single-stage detector.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct RetinaTestConfig {
     #[serde(default = "minus_one_usize")]
     pub nms_pre: i64,
@@ -107,6 +112,7 @@ fn feat() -> usize {
 
 /// The `bbox_head` config of mmdet (`type = "RetinaHead"`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct RetinaHeadConfig {
     #[serde(rename = "type", default)]
     pub kind: Option<String>,

@@ -21,6 +21,7 @@ use crate::sampler::{RandomSampler, RandomSamplerConfig, SamplerRng};
 
 /// `loss_cls` (`CrossEntropyLoss`); the RPN needs `use_sigmoid = true`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct CrossEntropyLossConfig {
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
@@ -34,6 +35,7 @@ pub struct CrossEntropyLossConfig {
 
 /// `loss_bbox` (`SmoothL1Loss`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct SmoothL1LossConfig {
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
@@ -58,6 +60,7 @@ fn thousand() -> usize {
 
 /// The `rpn_head` config of mmdet (`type = "RPNHead"`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct RpnHeadConfig {
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
@@ -73,6 +76,7 @@ pub struct RpnHeadConfig {
 
 /// `train_cfg.rpn`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct RpnTrainConfig {
     pub assigner: MaxIoUAssignerConfig,
     pub sampler: RandomSamplerConfig,
@@ -89,6 +93,7 @@ pub struct RpnTrainConfig {
 /// `nms_across_levels` are mmdet 2.x's deprecated spellings: accepted, and `max_per_img` /
 /// `nms.iou_threshold` win, as in mmdet 2.11 (which asserts they agree).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct RpnProposalConfig {
     #[serde(default)]
     pub nms_across_levels: bool,

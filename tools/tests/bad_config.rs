@@ -387,6 +387,47 @@ fn component_types_are_looked_up_by_name() {
     }
 }
 
+/// A misspelt key of a dense head, its losses or the model's `test_cfg` stops the run (these
+/// were read without a check of unknown keys, so `stacked_conv = 2` trained with the default
+/// 4 convolutions in silence).
+#[test]
+fn a_key_a_dense_head_does_not_read_is_refused() {
+    let cases = [
+        (
+            DET_DEMO,
+            "model.bbox_head.stacked_conv=2",
+            "model.bbox_head.stacked_conv`: unknown field: found `stacked_conv`",
+        ),
+        (
+            DET_DEMO,
+            "model.test_cfg.nms_pre_=100",
+            "model.test_cfg.nms_pre_`: unknown field: found `nms_pre_`, expected `one of `nms_pre`",
+        ),
+        (
+            DET_DEMO,
+            "model.bbox_head.loss_cls.gama=2.0",
+            "model.bbox_head.loss_cls.gama`: unknown field: found `gama`",
+        ),
+        (
+            MASK_DEMO,
+            "model.rpn_head.loss_cls.use_sigmod=true",
+            "model.rpn_head.loss_cls.use_sigmod`: unknown field: found `use_sigmod`, expected `one of `type`, `use_sigmoid`",
+        ),
+        (
+            MASK_DEMO,
+            "model.train_cfg.rpn.allowed_bordr=0",
+            "model.train_cfg.rpn.allowed_bordr`: unknown field: found `allowed_bordr`",
+        ),
+    ];
+    for (config, option, message) in cases {
+        let line = train_error(config, &[option]);
+        assert!(
+            line.starts_with("error: --cfg-options: invalid value at `") && line.contains(message),
+            "{option}: {line}"
+        );
+    }
+}
+
 /// A key a decode head does not read is an error naming it and the nearest key it reads (it
 /// used to be refused by a generic serde message, or after this change silently ignored).
 #[test]

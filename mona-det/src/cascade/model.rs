@@ -16,7 +16,7 @@ use super::config::{RcnnTrainConfig, TwoStageTestConfig, TwoStageTrainConfig};
 use super::registry::build_roi_head;
 use super::roi_head::{CascadeError, CascadeRoIHead, TestImage, TrainImages};
 use crate::component_types;
-use crate::heads::{DenseHead, DenseHeadArgs, build_dense_head};
+use crate::heads::{DenseHead, DenseHeadArgs, DenseRole, build_dense_head};
 use crate::model::backbone_and_neck;
 use crate::neck::Neck;
 use crate::retina::{Detections, GtInstances, ImageMeta};
@@ -68,16 +68,14 @@ impl CascadeRcnn {
             neck: neck_out,
             device,
         };
-        let (rpn_head, rpn) = match build_dense_head(&args)? {
+        let (rpn_head, rpn) = match build_dense_head(&args, DenseRole::Proposal)? {
             DenseHead::Proposal(head, logic) => (*head, *logic),
+            // A plugin whose builder returns a head of another role than it registered.
             DenseHead::SingleStage(..) => {
                 return Err(BuildError::invalid(
                     &rpn_node,
                     Some("type"),
-                    format!(
-                        "{}: a single-stage detection head; rpn_head needs a region proposal head (RPNHead)",
-                        rpn_node.type_name()?
-                    ),
+                    "registered as a region proposal head, but built a single-stage head",
                 ));
             }
         };
