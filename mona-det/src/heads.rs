@@ -2,18 +2,27 @@
 //! (`CascadeRoIHead`) in `crate::cascade::registry`, and the box and mask heads of its stages
 //! beside their implementations (`crate::roi`).
 //!
-//! Each registry builds this crate's implementation of its kind, and the detectors build their
-//! heads only through them, so `list-registry` shows every accepted name and a misspelt one
-//! fails with the file, the key and the nearest names. A plugin can register further names
-//! for these implementations (an mmdet subclass that only changes defaults, as
-//! `Shared2FCBBoxHead` does for `ConvFCBBoxHead`). A head with training targets of its own is
-//! a new detector: it registers a model ([`mona_core::task::ModelEntry`]) through the
-//! [`crate::detector::Detector`] trait and [`crate::task::detector_task_fns`], reusing the
-//! backbone, the neck registry and the task glue.
+//! The detectors build their heads only through the registries, so `list-registry` shows
+//! every accepted name and a misspelt one fails with the file, the key and the nearest names.
+//!
+//! **Plugins.** A single-stage dense head of another crate is an ordinary `#[derive(Module)]`
+//! struct implementing [`AnchorHeadModule`]: it maps the neck's levels to per-anchor class
+//! logits and box deltas, and RetinaNet's anchor logic (anchors, coder, assigner, focal and L1
+//! losses, NMS) trains and decodes them. It is held type-erased in [`SingleStageHead::Plugin`]
+//! (burn's `Module` is not object-safe; see `mona_core::dyn_module`) with its own field names
+//! as parameter keys, and its builder reads the shared keys with [`anchor_head_parts`]. The
+//! RoI, box and mask heads' registries take further names for this crate's implementations
+//! (an mmdet subclass that only changes defaults, as `Shared2FCBBoxHead` does for
+//! `ConvFCBBoxHead`). A head with training targets of its own is a new detector: it registers
+//! a model ([`mona_core::task::ModelEntry`]) through the [`crate::detector::Detector`] trait
+//! and [`crate::task::detector_task_fns`], reusing the backbone, the neck registry and the
+//! task glue.
 
-use burn::tensor::Device;
+use burn::module::{Module, ModuleDisplay};
+use burn::tensor::{Device, Tensor};
 
 use mona_core::config::ConfigNode;
+use mona_core::dyn_module::{DynModule, UnsupportedRank};
 use mona_core::registry::{BuildError, lookup};
 
 use crate::neck::NeckOutputs;
@@ -22,10 +31,63 @@ use crate::retina::{
 };
 use crate::rpn::{RpnError, RpnHead, RpnHeadConfig, RpnLogic};
 
+/// A single-stage dense head defined outside this crate, trained and decoded by RetinaNet's
+/// anchor logic.
+pub trait AnchorHeadModule: Module + ModuleDisplay + Sync + 'static {
+    /// Per level of the neck (finest first): class logits `(B, A·C, H, W)` and box deltas
+    /// `(B, A·4, H, W)` for `A` anchors per location and `C` classes (sigmoid, no background).
+    fn forward(&self, feats: &[Tensor<4>]) -> (Vec<Tensor<4>>, Vec<Tensor<4>>);
+}
+
+/// Per-level class logits and box deltas.
+pub type LevelOutputs = (Vec<Tensor<4>>, Vec<Tensor<4>>);
+
+/// The functions a detector calls on a plugin head, filled in for its concrete type.
+#[derive(Clone, Copy, Debug)]
+pub struct AnchorHeadOps {
+    forward: fn(&PluginAnchorHead, &[Tensor<4>]) -> LevelOutputs,
+}
+
+/// A plugin's single-stage head, its type erased.
+pub type PluginAnchorHead = DynModule<AnchorHeadOps>;
+
+/// The learnt part of a single-stage dense head. Variant names never appear in parameter keys.
+// A model holds one head, so the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum SingleStageHead {
+    Retina(RetinaHead),
+    Plugin(PluginAnchorHead),
+}
+
+impl SingleStageHead {
+    /// Wraps a plugin's head. Fails only for a parameter of rank above
+    /// `mona_core::dyn_module::MAX_RANK`.
+    pub fn plugin<H: AnchorHeadModule>(head: H) -> Result<Self, UnsupportedRank> {
+        let ops = AnchorHeadOps {
+            forward: |m, feats| match m.get::<H>() {
+                Some(h) => h.forward(feats),
+                // The ops are built here together with the module they are given.
+                None => unreachable!("an AnchorHeadOps travels with its own head type"),
+            },
+        };
+        DynModule::new(head, ops).map(SingleStageHead::Plugin)
+    }
+
+    /// `(cls_scores, bbox_preds)` per level.
+    pub fn forward(&self, feats: &[Tensor<4>]) -> LevelOutputs {
+        match self {
+            SingleStageHead::Retina(h) => h.forward(feats),
+            SingleStageHead::Plugin(h) => (h.ops().forward)(h, feats),
+        }
+    }
+}
+
 /// A dense head with its non-learnt logic.
 pub enum DenseHead {
-    /// Classifies and regresses every anchor into the final detections (`RetinaHead`).
-    SingleStage(Box<RetinaHead>, Box<RetinaLogic>),
+    /// Classifies and regresses every anchor into the final detections (`RetinaHead`, or a
+    /// plugin's [`AnchorHeadModule`]).
+    SingleStage(Box<SingleStageHead>, Box<RetinaLogic>),
     /// Proposes class-agnostic regions for a second stage (`RPNHead`).
     Proposal(Box<RpnHead>, Box<RpnLogic>),
 }
@@ -116,11 +178,51 @@ fn check_neck(
     Ok(())
 }
 
-/// `RetinaHead`, with `train_cfg` / `test_cfg` at model level (as in mmdet 2.x configs) or
-/// inside the head.
-fn build_retina(args: &DenseHeadArgs<'_, '_>) -> Result<DenseHead, BuildError> {
+/// What every single-stage head shares, read from its node: RetinaHead's keys (`num_classes`,
+/// `in_channels`, `anchor_generator`, `bbox_coder`, `loss_cls`, `loss_bbox`, ...) with
+/// `train_cfg` / `test_cfg` at model level (as in mmdet 2.x configs) or inside the head, and
+/// the anchor logic built from them.
+pub struct AnchorHeadParts {
+    pub cfg: RetinaHeadConfig,
+    pub logic: RetinaLogic,
+    /// Anchors per location (`A`).
+    pub num_anchors: usize,
+}
+
+/// Reads [`AnchorHeadParts`] from `args.node`, whose keys are RetinaHead's and `own_keys` (a
+/// plugin head's own settings, which the plugin reads itself); any other key is an error.
+/// Also checks the head against the neck (`in_channels`, one anchor stride per level).
+pub fn anchor_head_parts(
+    args: &DenseHeadArgs<'_, '_>,
+    own_keys: &[&str],
+) -> Result<AnchorHeadParts, BuildError> {
     let node = args.node;
-    let mut cfg: RetinaHeadConfig = node.extract()?;
+    let mut cfg: RetinaHeadConfig = if own_keys.is_empty() {
+        node.extract()?
+    } else {
+        // RetinaHead's tower depth means nothing to another head's layers.
+        if node.get("stacked_convs").is_some() && !own_keys.contains(&"stacked_convs") {
+            return Err(BuildError::invalid(
+                node,
+                Some("stacked_convs"),
+                format!(
+                    "RetinaHead's tower depth, which a {} does not read; it reads RetinaHead's other keys and {}",
+                    node.type_name()?,
+                    own_keys.join(", ")
+                ),
+            ));
+        }
+        let mut shared = node.value().clone();
+        if let toml::Value::Table(t) = &mut shared {
+            t.retain(|k, _| {
+                let k: &str = k;
+                !own_keys.contains(&k)
+            });
+        }
+        shared
+            .try_into()
+            .map_err(|e: toml::de::Error| BuildError::invalid(node, None, e.message()))?
+    };
     if let Some(t) = args.model.get("train_cfg") {
         cfg.train_cfg = Some(t.extract::<RetinaTrainConfig>()?);
     }
@@ -128,10 +230,27 @@ fn build_retina(args: &DenseHeadArgs<'_, '_>) -> Result<DenseHead, BuildError> {
         cfg.test_cfg = Some(t.extract::<RetinaTestConfig>()?);
     }
     let invalid = |e: RetinaError| BuildError::invalid(node, None, e.to_string());
+    if !cfg.loss_cls.use_sigmoid {
+        return Err(invalid(RetinaError::Softmax));
+    }
     let logic = RetinaLogic::new(&cfg).map_err(invalid)?;
     check_neck(node, cfg.in_channels, logic.anchors.num_levels(), args.neck)?;
-    let head = RetinaHead::new(&cfg, args.device).map_err(invalid)?;
-    Ok(DenseHead::SingleStage(Box::new(head), Box::new(logic)))
+    Ok(AnchorHeadParts {
+        num_anchors: logic.anchors.num_base_anchors(),
+        cfg,
+        logic,
+    })
+}
+
+/// `RetinaHead`.
+fn build_retina(args: &DenseHeadArgs<'_, '_>) -> Result<DenseHead, BuildError> {
+    let parts = anchor_head_parts(args, &[])?;
+    let head = RetinaHead::new(&parts.cfg, args.device)
+        .map_err(|e| BuildError::invalid(args.node, None, e.to_string()))?;
+    Ok(DenseHead::SingleStage(
+        Box::new(SingleStageHead::Retina(head)),
+        Box::new(parts.logic),
+    ))
 }
 
 /// `RPNHead`.

@@ -12,9 +12,9 @@ use mona_core::runner::{BoxError, LossError, Losses, TrainModel};
 use crate::batch::DetBatch;
 use crate::component_types;
 use crate::detector::Detector;
-use crate::heads::{DenseHead, DenseHeadArgs, DenseRole, build_dense_head};
+use crate::heads::{DenseHead, DenseHeadArgs, DenseRole, SingleStageHead, build_dense_head};
 use crate::neck::{Neck, NeckOutputs, build_neck};
-use crate::retina::{Detections, GtInstances, ImageMeta, RetinaError, RetinaHead, RetinaLogic};
+use crate::retina::{Detections, GtInstances, ImageMeta, RetinaError, RetinaLogic};
 
 /// RetinaNet trains only with a `train_cfg`: the head's loss assigns anchors with it.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,7 @@ pub fn backbone_and_neck(
 pub struct RetinaNet {
     pub backbone: Backbone,
     pub neck: Neck,
-    pub bbox_head: RetinaHead,
+    pub bbox_head: SingleStageHead,
     #[module(skip)]
     logic: RetinaLogic,
 }
@@ -165,7 +165,7 @@ impl Detector for RetinaNet {
     }
 
     fn num_classes(&self) -> (usize, &'static str) {
-        (self.bbox_head.num_classes(), "model.bbox_head.num_classes")
+        (self.logic.cfg.num_classes, "model.bbox_head.num_classes")
     }
 
     fn parts(&self) -> Vec<mona_core::task::ModelPart> {

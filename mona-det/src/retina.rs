@@ -200,23 +200,35 @@ pub fn bias_init_with_prob(p: f64) -> f64 {
     -((1.0 - p) / p).ln()
 }
 
+/// RetinaHead's tower: `n` 3×3 convs from `in_channels` to `feat_channels`, initialised
+/// `N(0, 0.01²)` with zero bias (mmdet's `normal_init`), each followed by ReLU in the forward.
+pub fn conv_tower(
+    in_channels: usize,
+    feat_channels: usize,
+    n: usize,
+    device: &Device,
+) -> Vec<ConvModule> {
+    (0..n)
+        .map(|i| {
+            let c_in = if i == 0 { in_channels } else { feat_channels };
+            ConvModule::normal(c_in, feat_channels, 0.01, 0.0, device)
+        })
+        .collect()
+}
+
 impl RetinaHead {
     pub fn new(cfg: &RetinaHeadConfig, device: &Device) -> Result<Self, RetinaError> {
         if !cfg.loss_cls.use_sigmoid {
             return Err(RetinaError::Softmax);
         }
         let a = AnchorGenerator::new(&cfg.anchor_generator)?.num_base_anchors();
-        let tower = |_| {
-            (0..cfg.stacked_convs)
-                .map(|i| {
-                    let c_in = if i == 0 {
-                        cfg.in_channels
-                    } else {
-                        cfg.feat_channels
-                    };
-                    ConvModule::normal(c_in, cfg.feat_channels, 0.01, 0.0, device)
-                })
-                .collect::<Vec<_>>()
+        let tower = || {
+            conv_tower(
+                cfg.in_channels,
+                cfg.feat_channels,
+                cfg.stacked_convs,
+                device,
+            )
         };
         let last = if cfg.stacked_convs == 0 {
             cfg.in_channels
@@ -224,8 +236,8 @@ impl RetinaHead {
             cfg.feat_channels
         };
         Ok(Self {
-            cls_convs: tower(0),
-            reg_convs: tower(1),
+            cls_convs: tower(),
+            reg_convs: tower(),
             retina_cls: ConvModule::normal(
                 last,
                 a * cfg.num_classes,

@@ -1,5 +1,5 @@
-//! An example plugin: a tuning method and a segmentation decode head registered from outside
-//! the core, trained through this crate's own binaries, with no edit to any core crate or to
+//! An example plugin: a tuning method, a segmentation decode head and a detection head
+//! registered from outside the core, trained through this crate's own binaries, with no edit to any core crate or to
 //! `tools/`.
 //!
 //! **The method** `scaled_lowrank` adds one low-rank residual adapter per Swin block,
@@ -20,14 +20,17 @@
 //! position = "after_mlp"   # or "after_attn": where on the residual stream it acts
 //! ```
 //!
-//! **The head** `SegformerHead` is mmseg's all-MLP decoder (see [`head`]).
+//! **The heads** `SegformerHead` is mmseg's all-MLP decoder (see [`head`]);
+//! `SharedTowerRetinaHead` is a RetinaNet head with one conv tower shared by its two outputs
+//! (see [`anchor_head`]).
 //!
 //! It shows everything a third-party extension needs and nothing more:
 //! - the method is a [`mona_core::methods::TuningMethod`] registered with
 //!   `inventory::submit!` into [`mona_core::methods::MethodEntry`] (see [`method`]); the head
 //!   is registered into [`mona_seg::SegHeadEntry`] the same way;
 //! - each module is an ordinary `#[derive(Module)]` struct with named sub-modules implementing
-//!   [`mona_core::methods::Adapter`] or [`mona_seg::SegDecodeHead`] (see [`module`], [`head`]);
+//!   [`mona_core::methods::Adapter`], [`mona_seg::SegDecodeHead`] or
+//!   [`mona_det::heads::AnchorHeadModule`] (see [`module`], [`head`], [`anchor_head`]);
 //!   the core holds them type-erased, and their parameter keys are their own field names;
 //! - their own config keys are read from their config tables;
 //! - the binaries `plugin-train`, `plugin-test`, `plugin-list-registry` and
@@ -41,10 +44,12 @@
 //! Binaries must call [`link`] (or reference something else in this crate): the linker drops
 //! a crate nothing references, and its registry entries with it.
 
+pub mod anchor_head;
 pub mod head;
 pub mod method;
 pub mod module;
 
+pub use anchor_head::SharedTowerRetinaHead;
 pub use head::SegformerHead;
 pub use method::{Position, ScaledLowRankMethod};
 pub use module::{ScaledLowRank, scaled_lowrank_params};
@@ -58,4 +63,5 @@ pub use module::{ScaledLowRank, scaled_lowrank_params};
 pub fn link() {
     method::link();
     head::link();
+    anchor_head::link();
 }

@@ -1,42 +1,15 @@
 //! The plugin's own binaries: mona's tools with this crate linked in, training and testing the
 //! plugin's adapter and decode head on the shipped segmentation demo with no edit to the core.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use common::{error_line, metric, run};
 
 use mona_core::checkpoint::{StateDict, write_safetensors};
 
 const CONFIG: &str = "examples/plugin-adapter/configs/seg_demo_scaled_lowrank_segformer.toml";
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Runs a binary of this crate in the workspace root: (status, stdout, stderr).
-fn run(bin: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(bin)
-        .args(args)
-        .current_dir(workspace())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("binary starts");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// The `name: value` lines a tool prints for its final metrics.
-fn metric(stdout: &str, name: &str) -> f64 {
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-        .unwrap_or_else(|| panic!("no {name} in\n{stdout}"))
-        .parse()
-        .expect("a number")
-}
 
 #[test]
 fn list_registry_shows_the_plugins_parts() {
@@ -52,6 +25,10 @@ fn list_registry_shows_the_plugins_parts() {
     assert_eq!(
         line("decode head"),
         "decode head (SegHeadEntry): FCNHead, SegformerHead, UPerHead"
+    );
+    assert_eq!(
+        line("dense head"),
+        "dense head (DenseHeadEntry): RPNHead, RetinaHead, SharedTowerRetinaHead"
     );
     assert!(
         line("tuning method").ends_with("partial_1, scaled_lowrank"),
@@ -137,23 +114,11 @@ fn trains_and_tests_the_plugin_adapter_and_head_on_the_seg_demo() {
 fn train_error(option: &str) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
     let work = dir.path().join("work");
-    let (code, _, stderr) = run(
+    let work = work.to_str().expect("utf-8 path");
+    error_line(
         env!("CARGO_BIN_EXE_plugin-train"),
-        &[
-            CONFIG,
-            "--work-dir",
-            work.to_str().expect("utf-8 path"),
-            "--cfg-options",
-            option,
-        ],
-    );
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
-        .lines()
-        .find(|l| l.starts_with("error: "))
-        .unwrap_or_else(|| panic!("no error line in\n{stderr}"))
-        .to_string()
+        &[CONFIG, "--work-dir", work, "--cfg-options", option],
+    )
 }
 
 #[test]
