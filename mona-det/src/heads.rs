@@ -11,9 +11,8 @@
 //! losses, NMS) trains and decodes them. It is held type-erased in [`SingleStageHead::Plugin`]
 //! (burn's `Module` is not object-safe; see `mona_core::dyn_module`) with its own field names
 //! as parameter keys, and its builder reads the shared keys with [`anchor_head_parts`]. The
-//! RoI, box and mask heads' registries take further names for this crate's implementations
-//! (an mmdet subclass that only changes defaults, as `Shared2FCBBoxHead` does for
-//! `ConvFCBBoxHead`). A head with training targets of its own is a new detector: it registers
+//! box and mask heads of RoI head stages are open the same way (`crate::roi::stage_heads`).
+//! A head with training targets of its own is a new detector: it registers
 //! a model ([`mona_core::task::ModelEntry`]) through the [`crate::detector::Detector`] trait
 //! and [`crate::task::detector_task_fns`], reusing the backbone, the neck registry and the
 //! task glue.
@@ -51,6 +50,18 @@ pub struct AnchorHeadOps {
 /// A plugin's single-stage head, its type erased.
 pub type PluginAnchorHead = DynModule<AnchorHeadOps>;
 
+/// A plugin's dense head with the ops of its type.
+fn erase_anchor_head<H: AnchorHeadModule>(head: H) -> Result<PluginAnchorHead, UnsupportedRank> {
+    let ops = AnchorHeadOps {
+        forward: |m, feats| match m.get::<H>() {
+            Some(h) => h.forward(feats),
+            // The ops are built here together with the module they are given.
+            None => unreachable!("an AnchorHeadOps travels with its own head type"),
+        },
+    };
+    DynModule::new(head, ops)
+}
+
 /// The learnt part of a single-stage dense head. Variant names never appear in parameter keys.
 // A model holds one head, so the size of the largest variant costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -64,14 +75,7 @@ impl SingleStageHead {
     /// Wraps a plugin's head. Fails only for a parameter of rank above
     /// `mona_core::dyn_module::MAX_RANK`.
     pub fn plugin<H: AnchorHeadModule>(head: H) -> Result<Self, UnsupportedRank> {
-        let ops = AnchorHeadOps {
-            forward: |m, feats| match m.get::<H>() {
-                Some(h) => h.forward(feats),
-                // The ops are built here together with the module they are given.
-                None => unreachable!("an AnchorHeadOps travels with its own head type"),
-            },
-        };
-        DynModule::new(head, ops).map(SingleStageHead::Plugin)
+        erase_anchor_head(head).map(SingleStageHead::Plugin)
     }
 
     /// `(cls_scores, bbox_preds)` per level.
@@ -83,13 +87,40 @@ impl SingleStageHead {
     }
 }
 
+/// The learnt part of a region proposal head. Variant names never appear in parameter keys.
+// A model holds one head per slot, so the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum ProposalHead {
+    Rpn(RpnHead),
+    Plugin(PluginAnchorHead),
+}
+
+impl ProposalHead {
+    /// Wraps a plugin's head, whose class logits are one objectness logit per anchor
+    /// (`(B, A, H, W)`). Fails only for a parameter of rank above
+    /// `mona_core::dyn_module::MAX_RANK`.
+    pub fn plugin<H: AnchorHeadModule>(head: H) -> Result<Self, UnsupportedRank> {
+        erase_anchor_head(head).map(ProposalHead::Plugin)
+    }
+
+    /// `(objectness logits, box deltas)` per level.
+    pub fn forward(&self, feats: &[Tensor<4>]) -> LevelOutputs {
+        match self {
+            ProposalHead::Rpn(h) => h.forward(feats),
+            ProposalHead::Plugin(h) => (h.ops().forward)(h, feats),
+        }
+    }
+}
+
 /// A dense head with its non-learnt logic.
 pub enum DenseHead {
     /// Classifies and regresses every anchor into the final detections (`RetinaHead`, or a
     /// plugin's [`AnchorHeadModule`]).
     SingleStage(Box<SingleStageHead>, Box<RetinaLogic>),
-    /// Proposes class-agnostic regions for a second stage (`RPNHead`).
-    Proposal(Box<RpnHead>, Box<RpnLogic>),
+    /// Proposes class-agnostic regions for a second stage (`RPNHead`, or a plugin's
+    /// [`AnchorHeadModule`] with one objectness logit per anchor).
+    Proposal(Box<ProposalHead>, Box<RpnLogic>),
 }
 
 /// What a dense head is built from.
@@ -197,32 +228,7 @@ pub fn anchor_head_parts(
     own_keys: &[&str],
 ) -> Result<AnchorHeadParts, BuildError> {
     let node = args.node;
-    let mut cfg: RetinaHeadConfig = if own_keys.is_empty() {
-        node.extract()?
-    } else {
-        // RetinaHead's tower depth means nothing to another head's layers.
-        if node.get("stacked_convs").is_some() && !own_keys.contains(&"stacked_convs") {
-            return Err(BuildError::invalid(
-                node,
-                Some("stacked_convs"),
-                format!(
-                    "RetinaHead's tower depth, which a {} does not read; it reads RetinaHead's other keys and {}",
-                    node.type_name()?,
-                    own_keys.join(", ")
-                ),
-            ));
-        }
-        let mut shared = node.value().clone();
-        if let toml::Value::Table(t) = &mut shared {
-            t.retain(|k, _| {
-                let k: &str = k;
-                !own_keys.contains(&k)
-            });
-        }
-        shared
-            .try_into()
-            .map_err(|e: toml::de::Error| BuildError::invalid(node, None, e.message()))?
-    };
+    let mut cfg: RetinaHeadConfig = read_shared_keys(node, own_keys)?;
     if let Some(t) = args.model.get("train_cfg") {
         cfg.train_cfg = Some(t.extract::<RetinaTrainConfig>()?);
     }
@@ -242,6 +248,58 @@ pub fn anchor_head_parts(
     })
 }
 
+/// Deserialises a head's node without `own_keys` (a plugin head's own settings, read by the
+/// plugin), so that every other key must be one of `T`'s.
+fn read_shared_keys<T: serde::de::DeserializeOwned>(
+    node: &ConfigNode<'_>,
+    own_keys: &[&str],
+) -> Result<T, BuildError> {
+    if own_keys.is_empty() {
+        return Ok(node.extract()?);
+    }
+    let mut shared = node.value().clone();
+    if let toml::Value::Table(t) = &mut shared {
+        t.retain(|k, _| {
+            let k: &str = k;
+            !own_keys.contains(&k)
+        });
+    }
+    shared
+        .try_into()
+        .map_err(|e: toml::de::Error| BuildError::invalid(node, None, e.message()))
+}
+
+/// What every region proposal head shares, read from its node: RPNHead's keys
+/// (`in_channels`, `feat_channels`, `anchor_generator`, `bbox_coder`, `loss_cls`, `loss_bbox`)
+/// and the proposal logic built from them.
+pub struct ProposalHeadParts {
+    pub cfg: RpnHeadConfig,
+    pub logic: RpnLogic,
+    /// Anchors per location (`A`).
+    pub num_anchors: usize,
+}
+
+/// Reads [`ProposalHeadParts`] from `args.node`, whose keys are RPNHead's and `own_keys` (a
+/// plugin head's own); any other key is an error. Also checks the head against the neck.
+pub fn proposal_head_parts(
+    args: &DenseHeadArgs<'_, '_>,
+    own_keys: &[&str],
+) -> Result<ProposalHeadParts, BuildError> {
+    let node = args.node;
+    let cfg: RpnHeadConfig = read_shared_keys(node, own_keys)?;
+    let invalid = |e: RpnError| BuildError::invalid(node, None, e.to_string());
+    if !cfg.loss_cls.use_sigmoid {
+        return Err(invalid(RpnError::Softmax));
+    }
+    let logic = RpnLogic::new(&cfg).map_err(invalid)?;
+    check_neck(node, cfg.in_channels, logic.anchors.num_levels(), args.neck)?;
+    Ok(ProposalHeadParts {
+        num_anchors: logic.anchors.num_base_anchors(),
+        cfg,
+        logic,
+    })
+}
+
 /// `RetinaHead`.
 fn build_retina(args: &DenseHeadArgs<'_, '_>) -> Result<DenseHead, BuildError> {
     let parts = anchor_head_parts(args, &[])?;
@@ -255,13 +313,13 @@ fn build_retina(args: &DenseHeadArgs<'_, '_>) -> Result<DenseHead, BuildError> {
 
 /// `RPNHead`.
 fn build_rpn(args: &DenseHeadArgs<'_, '_>) -> Result<DenseHead, BuildError> {
-    let node = args.node;
-    let cfg: RpnHeadConfig = node.extract()?;
-    let invalid = |e: RpnError| BuildError::invalid(node, None, e.to_string());
-    let logic = RpnLogic::new(&cfg).map_err(invalid)?;
-    check_neck(node, cfg.in_channels, logic.anchors.num_levels(), args.neck)?;
-    let head = RpnHead::new(&cfg, args.device).map_err(invalid)?;
-    Ok(DenseHead::Proposal(Box::new(head), Box::new(logic)))
+    let parts = proposal_head_parts(args, &[])?;
+    let head = RpnHead::new(&parts.cfg, args.device)
+        .map_err(|e| BuildError::invalid(args.node, None, e.to_string()))?;
+    Ok(DenseHead::Proposal(
+        Box::new(ProposalHead::Rpn(head)),
+        Box::new(parts.logic),
+    ))
 }
 
 inventory::submit! {

@@ -16,11 +16,11 @@ use super::config::{RcnnTrainConfig, TwoStageTestConfig, TwoStageTrainConfig};
 use super::registry::build_roi_head;
 use super::roi_head::{CascadeError, CascadeRoIHead, TestImage, TrainImages};
 use crate::component_types;
-use crate::heads::{DenseHead, DenseHeadArgs, DenseRole, build_dense_head};
+use crate::heads::{DenseHead, DenseHeadArgs, DenseRole, ProposalHead, build_dense_head};
 use crate::model::backbone_and_neck;
 use crate::neck::Neck;
 use crate::retina::{Detections, GtInstances, ImageMeta};
-use crate::rpn::{RpnError, RpnHead, RpnLogic};
+use crate::rpn::{RpnError, RpnLogic};
 use crate::sampler::SamplerRng;
 
 /// Why a forward pass failed.
@@ -49,7 +49,7 @@ pub struct CascadeRcnnLogic {
 pub struct CascadeRcnn {
     pub backbone: Backbone,
     pub neck: Neck,
-    pub rpn_head: RpnHead,
+    pub rpn_head: ProposalHead,
     pub roi_head: CascadeRoIHead,
     #[module(skip)]
     logic: CascadeRcnnLogic,

@@ -1,5 +1,12 @@
 //! RoI heads chosen by name (`model.roi_head.type`), their stages' box and mask head types
 //! checked against those registries first.
+//!
+//! A RoI head owns a two-stage detector's training flow (proposal sampling per stage, box
+//! refinement between stages, mask targets), so this registry takes further names for
+//! `CascadeRoIHead` configurations, while its stages' box and mask heads are open to new
+//! types (`crate::roi::stage_heads`). A RoI head with another flow (mmdet's
+//! `StandardRoIHead`, `HybridTaskCascadeRoIHead`) is a new detector, registered as a model
+//! through `crate::detector::Detector`.
 
 use burn::tensor::Device;
 

@@ -32,7 +32,7 @@ use crate::retina::{Detections, GtInstances, ImageMeta};
 use crate::roi::bbox_logic::{argmax, host};
 use crate::roi::mask_ops::{get_seg_masks, get_targets};
 use crate::roi::{
-    BBoxHeadEntry, BBoxHeadError, BBoxHeadLogic, ConvFcBBoxHead, FcnMaskHead, FcnMaskHeadConfig,
+    BBoxHead, BBoxHeadEntry, BBoxHeadError, BBoxHeadLogic, FcnMaskHeadConfig, MaskHead,
     MaskHeadEntry, MaskHeadError, MaskOpsError, RcnnTestConfig, Roi, RoiExtractorError,
     SingleRoIExtractor, bbox2roi,
 };
@@ -99,8 +99,8 @@ pub struct CascadeLogic {
 /// The head: `roi_head.bbox_head.{i}.*`, `roi_head.mask_head.{i}.*` as in mmdet.
 #[derive(Module, Debug)]
 pub struct CascadeRoIHead {
-    pub bbox_head: Vec<ConvFcBBoxHead>,
-    pub mask_head: Vec<FcnMaskHead>,
+    pub bbox_head: Vec<BBoxHead>,
+    pub mask_head: Vec<MaskHead>,
     #[module(skip)]
     logic: CascadeLogic,
 }

@@ -18,6 +18,7 @@ use mona_core::nn::{ConvModule, Linear, NormCfg, init};
 use super::bbox_config::{BBoxHeadConfig, BBoxHeadError};
 use super::bbox_logic::BBoxHeadLogic;
 use super::roi_align::Roi;
+use super::stage_heads::BBoxHead;
 use crate::ops::boxes::Box4;
 
 /// The learnt layers of the head.
@@ -133,9 +134,9 @@ pub fn bbox2roi(per_image_boxes: &[Vec<Box4>]) -> Vec<Roi> {
 }
 
 /// Builds one stage's box head and its logic; the detectors build box heads only through
-/// [`BBoxHeadEntry`].
+/// [`BBoxHeadEntry`]. A plugin's builder returns [`BBoxHead::plugin`] of its own module.
 pub type BBoxHeadBuilder =
-    fn(&BBoxHeadConfig, &Device) -> Result<(ConvFcBBoxHead, BBoxHeadLogic), BBoxHeadError>;
+    fn(&BBoxHeadConfig, &Device) -> Result<(BBoxHead, BBoxHeadLogic), BBoxHeadError>;
 
 mona_core::declare_registry! {
     /// Box heads of RoI head stages, selected by `model.roi_head.bbox_head[i].type`.
@@ -146,8 +147,11 @@ mona_core::declare_registry! {
 fn build_conv_fc(
     cfg: &BBoxHeadConfig,
     device: &Device,
-) -> Result<(ConvFcBBoxHead, BBoxHeadLogic), BBoxHeadError> {
-    Ok((ConvFcBBoxHead::new(cfg, device)?, BBoxHeadLogic::new(cfg)?))
+) -> Result<(BBoxHead, BBoxHeadLogic), BBoxHeadError> {
+    Ok((
+        BBoxHead::ConvFc(ConvFcBBoxHead::new(cfg, device)?),
+        BBoxHeadLogic::new(cfg)?,
+    ))
 }
 
 inventory::submit! { BBoxHeadEntry::new("ConvFCBBoxHead", build_conv_fc) }

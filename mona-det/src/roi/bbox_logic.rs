@@ -47,12 +47,20 @@ pub struct BBoxHeadLogic {
 }
 
 impl BBoxHeadLogic {
+    /// The logic of a `ConvFCBBoxHead` (or preset) stage; the config's layout is checked.
     pub fn new(cfg: &BBoxHeadConfig) -> Result<Self, BBoxHeadError> {
         cfg.layout()?;
-        Ok(Self {
+        Ok(Self::for_plugin_head(cfg))
+    }
+
+    /// The logic of a stage whose head is a plugin's, outputting `(cls_score, bbox_pred)` as
+    /// `cfg` sizes them (`num_classes`, `reg_class_agnostic`); its layers are its own, so no
+    /// layout of `ConvFCBBoxHead` is checked.
+    pub fn for_plugin_head(cfg: &BBoxHeadConfig) -> Self {
+        Self {
             coder: DeltaXYWHBBoxCoder::new(cfg.bbox_coder.clone()),
             cfg: cfg.clone(),
-        })
+        }
     }
 
     pub fn num_classes(&self) -> usize {

@@ -14,6 +14,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use mona_core::nn::{Conv2d, amp, init};
 use serde::Deserialize;
 
+use super::stage_heads::{MaskHead, MaskLossSettings};
 use crate::fpn::ConvModule;
 
 fn four() -> usize {
@@ -338,14 +339,16 @@ impl FcnMaskHead {
         mask_targets: &[f32],
         labels: &[i64],
     ) -> Result<Tensor<1>, MaskHeadError> {
-        mask_loss(
-            mask_pred,
-            mask_targets,
-            labels,
-            self.num_classes,
-            self.class_agnostic,
-            self.loss_weight,
-        )
+        self.loss_settings().loss(mask_pred, mask_targets, labels)
+    }
+
+    /// What its loss needs besides the predictions.
+    pub fn loss_settings(&self) -> MaskLossSettings {
+        MaskLossSettings {
+            num_classes: self.num_classes,
+            class_agnostic: self.class_agnostic,
+            loss_weight: self.loss_weight,
+        }
     }
 
     pub fn num_classes(&self) -> usize {
@@ -426,11 +429,13 @@ fn bce_with_logits(x: Tensor<2>, t: Tensor<2>) -> Tensor<2> {
 }
 
 /// Builds one stage's mask head.
-pub type MaskHeadBuilder = fn(&FcnMaskHeadConfig, &Device) -> Result<FcnMaskHead, MaskHeadError>;
+pub type MaskHeadBuilder = fn(&FcnMaskHeadConfig, &Device) -> Result<MaskHead, MaskHeadError>;
 
 mona_core::declare_registry! {
     /// Mask heads of RoI head stages, selected by `model.roi_head.mask_head[i].type`.
     pub struct MaskHeadEntry: "mask head" => MaskHeadBuilder;
 }
 
-inventory::submit! { MaskHeadEntry::new("FCNMaskHead", FcnMaskHead::new) }
+inventory::submit! {
+    MaskHeadEntry::new("FCNMaskHead", |cfg, device| FcnMaskHead::new(cfg, device).map(MaskHead::Fcn))
+}
