@@ -228,6 +228,18 @@ pub fn anchor_head_parts(
     own_keys: &[&str],
 ) -> Result<AnchorHeadParts, BuildError> {
     let node = args.node;
+    // RetinaHead's tower depth means nothing to another head's layers.
+    if !own_keys.is_empty() && node.get("stacked_convs").is_some() {
+        return Err(BuildError::invalid(
+            node,
+            Some("stacked_convs"),
+            format!(
+                "RetinaHead's tower depth, which a {} does not read; it reads RetinaHead's other keys and {}",
+                node.type_name()?,
+                own_keys.join(", ")
+            ),
+        ));
+    }
     let mut cfg: RetinaHeadConfig = read_shared_keys(node, own_keys)?;
     if let Some(t) = args.model.get("train_cfg") {
         cfg.train_cfg = Some(t.extract::<RetinaTrainConfig>()?);
