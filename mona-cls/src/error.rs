@@ -13,6 +13,11 @@ pub enum ClsError {
     /// Scores could not be read back from the device.
     #[error("reading the scores back from the device: {0}")]
     Readback(String),
+    #[error("{}: cannot write: {message}", path.display())]
+    Write {
+        path: std::path::PathBuf,
+        message: String,
+    },
     #[error("metric \"{0}\" is not registered for classification")]
     UnknownMetric(String),
 }

@@ -3,6 +3,7 @@
 
 pub mod data;
 pub mod error;
+pub mod inference;
 pub mod metrics;
 pub mod model;
 pub mod task;

@@ -282,5 +282,5 @@ fn cls_parts(cfg: &Config) -> Result<Vec<ModelPart>, TaskError> {
 }
 
 inventory::submit! {
-    ModelEntry::new("ImageClassifier", TaskFns { train: train_task::<ClsTraining>, test: test_cls, parts: cls_parts })
+    ModelEntry::new("ImageClassifier", TaskFns { train: train_task::<ClsTraining>, test: test_cls, parts: cls_parts, infer: crate::inference::infer_cls })
 }

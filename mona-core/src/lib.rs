@@ -18,6 +18,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod dyn_module;
 pub mod fused;
+pub mod infer;
 pub mod methods;
 pub mod nn;
 pub mod ops;

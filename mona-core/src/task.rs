@@ -8,6 +8,7 @@ use burn::tensor::Device;
 
 use crate::checkpoint::CheckpointError;
 use crate::config::{Config, ConfigError};
+use crate::infer::{InferArgs, InferReport};
 use crate::registry::{BuildError, RegistryError};
 use crate::runner::{Metrics, Resume, TrainError};
 
@@ -113,6 +114,9 @@ pub struct TaskFns {
     /// The model's parts after its backbone (necks, heads), for `count-params`. Parameters
     /// are created lazily, so building the model for this draws no random numbers.
     pub parts: fn(&Config) -> Result<Vec<ModelPart>, TaskError>,
+    /// Predicts each image with the config's test pipeline and writes a drawing and a JSON
+    /// record per image to `out_dir`; an image that fails is reported and the rest go on.
+    pub infer: fn(&Config, &InferArgs, &[PathBuf]) -> Result<InferReport, TaskError>,
 }
 
 /// A part of a model after its backbone (a neck, a head): its state-dict prefix and its

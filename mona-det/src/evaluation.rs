@@ -15,7 +15,7 @@ use mona_core::config::Config;
 use mona_core::runner::{BoxError, Metrics};
 use mona_core::task::TaskError;
 use mona_core::task_setup::check_metric_names;
-use mona_data::{Dataset, sample_rng};
+use mona_data::{Dataset, Results, sample_rng};
 
 use crate::batch::collate;
 use crate::data::{DetDataset, DetFormat};
@@ -33,26 +33,34 @@ pub fn predict_all<M: Detector>(
     dataset: &DetDataset,
     device: &Device,
 ) -> Result<Vec<Detections>, DetError> {
-    let mut out = Vec::with_capacity(dataset.len());
-    for idx in 0..dataset.len() {
-        let mut rng = sample_rng(0, 0, idx as u64);
-        let r = dataset.load(idx, &mut rng)?;
-        let b = collate(std::slice::from_ref(&r), device)?;
-        let mut dets = model
-            .predict(&b)
-            .map_err(DetError::Model)?
-            .pop()
-            .unwrap_or_default();
-        // mmdet `rescale=True`: back to the original image by the resize's scale factor.
-        let f = b.scale_factors[0];
-        for bb in &mut dets.bboxes {
-            for (v, s) in bb.iter_mut().zip(f) {
-                *v /= s;
-            }
+    (0..dataset.len())
+        .map(|idx| {
+            let r = dataset.load(idx, &mut sample_rng(0, 0, idx as u64))?;
+            predict_sample(model, r, device)
+        })
+        .collect()
+}
+
+/// The detections of one sample after the test pipeline, in the original image's
+/// coordinates (mmdet `rescale=True`: boxes divided by the resize's scale factor).
+pub fn predict_sample<M: Detector>(
+    model: &M,
+    r: Results,
+    device: &Device,
+) -> Result<Detections, DetError> {
+    let b = collate(std::slice::from_ref(&r), device)?;
+    let mut dets = model
+        .predict(&b)
+        .map_err(DetError::Model)?
+        .pop()
+        .unwrap_or_default();
+    let f = b.scale_factors[0];
+    for bb in &mut dets.bboxes {
+        for (v, s) in bb.iter_mut().zip(f) {
+            *v /= s;
         }
-        out.push(dets);
     }
-    Ok(out)
+    Ok(dets)
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -14,6 +14,7 @@ pub mod error;
 pub mod evaluation;
 pub mod fpn;
 pub mod heads;
+pub mod inference;
 pub mod losses;
 pub mod metrics;
 pub mod model;

@@ -12,41 +12,67 @@ use crate::roi::encode_rle;
 
 /// The COCO-style results list (`[{image_id, category_id, bbox: [x, y, w, h], score}]`).
 pub fn results_json(dataset: &DetDataset, dets: &[Detections]) -> serde_json::Value {
-    let mut out = Vec::new();
-    for (s, d) in dataset.samples().iter().zip(dets) {
-        for ((b, &score), &label) in d.bboxes.iter().zip(&d.scores).zip(&d.labels) {
-            out.push(serde_json::json!({
-                "image_id": s.image_id,
-                "category_id": dataset.cat_ids().get(label).copied().unwrap_or(label as u64 + 1),
-                "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
-                "score": score,
-            }));
-        }
-    }
-    serde_json::Value::Array(out)
+    let records = dataset
+        .samples()
+        .iter()
+        .zip(dets)
+        .flat_map(|(s, d)| box_records(s.image_id, d, dataset.cat_ids()));
+    serde_json::Value::Array(records.collect())
 }
 
 /// The COCO-style segmentation results (`[{image_id, category_id, bbox, score,
 /// segmentation: {size, counts}}]`, mmdet's `_segm2json` with the box score as the mask
 /// score) of detections that carry masks.
 pub fn segm_results_json(dataset: &DetDataset, dets: &[Detections]) -> serde_json::Value {
-    let mut out = Vec::new();
-    for (s, d) in dataset.samples().iter().zip(dets) {
-        for (((b, &score), &label), mask) in
-            d.bboxes.iter().zip(&d.scores).zip(&d.labels).zip(&d.masks)
-        {
-            out.push(serde_json::json!({
-                "image_id": s.image_id,
-                "category_id": dataset.cat_ids().get(label).copied().unwrap_or(label as u64 + 1),
+    let records = dataset
+        .samples()
+        .iter()
+        .zip(dets)
+        .flat_map(|(s, d)| mask_records(s.image_id, d, dataset.cat_ids()));
+    serde_json::Value::Array(records.collect())
+}
+
+/// The category id of `label`: the dataset's (COCO) id, or `label + 1` without one.
+fn category_id(cat_ids: &[u64], label: usize) -> u64 {
+    cat_ids.get(label).copied().unwrap_or(label as u64 + 1)
+}
+
+/// One image's box records of [`results_json`].
+pub fn box_records(image_id: u64, d: &Detections, cat_ids: &[u64]) -> Vec<serde_json::Value> {
+    d.bboxes
+        .iter()
+        .zip(&d.scores)
+        .zip(&d.labels)
+        .map(|((b, &score), &label)| {
+            serde_json::json!({
+                "image_id": image_id,
+                "category_id": category_id(cat_ids, label),
+                "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                "score": score,
+            })
+        })
+        .collect()
+}
+
+/// One image's mask records of [`segm_results_json`].
+pub fn mask_records(image_id: u64, d: &Detections, cat_ids: &[u64]) -> Vec<serde_json::Value> {
+    d.bboxes
+        .iter()
+        .zip(&d.scores)
+        .zip(&d.labels)
+        .zip(&d.masks)
+        .map(|(((b, &score), &label), mask)| {
+            serde_json::json!({
+                "image_id": image_id,
+                "category_id": category_id(cat_ids, label),
                 "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
                 "score": score,
                 "segmentation": encode_rle(mask)
                     .ok()
                     .and_then(|rle| serde_json::to_value(rle).ok()),
-            }));
-        }
-    }
-    serde_json::Value::Array(out)
+            })
+        })
+        .collect()
 }
 
 /// The dataset's annotations as a COCO ground-truth file (ignored boxes as crowd).

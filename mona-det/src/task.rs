@@ -182,6 +182,7 @@ pub const fn detector_task_fns<M: Detector>() -> TaskFns {
         train: train_task::<DetTraining<M>>,
         test: test_det::<M>,
         parts: det_parts::<M>,
+        infer: crate::inference::infer_det::<M>,
     }
 }
 

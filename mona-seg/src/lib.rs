@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod decode_head;
 pub mod error;
 pub mod heads;
+pub mod inference;
 pub mod label_map;
 pub mod metrics;
 pub mod segmentor;

@@ -124,6 +124,16 @@ pub fn predict_one(
 ) -> Result<(GrayImage, Results), SegError> {
     let mut rng = sample_rng(0, 0, idx as u64);
     let r = dataset.load(idx, &mut rng)?;
+    predict_sample(model, r, device)
+}
+
+/// The prediction of one sample after the test pipeline: a class index per pixel of the
+/// original image (logits resized to `ori_shape`, then argmax).
+pub fn predict_sample(
+    model: &EncoderDecoder,
+    r: Results,
+    device: &Device,
+) -> Result<(GrayImage, Results), SegError> {
     let b = collate(std::slice::from_ref(&r), device)?;
     let logits = model.inference(b.images);
     let [oh, ow, _] = r.ori_shape;
@@ -355,5 +365,5 @@ fn seg_parts(cfg: &Config) -> Result<Vec<ModelPart>, TaskError> {
 }
 
 inventory::submit! {
-    ModelEntry::new("EncoderDecoder", TaskFns { train: train_task::<SegTraining>, test: test_seg, parts: seg_parts })
+    ModelEntry::new("EncoderDecoder", TaskFns { train: train_task::<SegTraining>, test: test_seg, parts: seg_parts, infer: crate::inference::infer_seg })
 }

@@ -65,14 +65,7 @@ interval = 1
 
 /// Trains `config` with `options` into `work` and returns the final checkpoint's tensors.
 fn train(config: &str, work: &Path, options: &[&str]) -> BTreeMap<String, TensorData> {
-    let mut args = vec![
-        config,
-        "--work-dir",
-        work.to_str().unwrap(),
-        "--cfg-options",
-    ];
-    args.extend_from_slice(options);
-    run(env!("CARGO_BIN_EXE_train"), &args).ok();
+    common::train_into(config, work, options);
     read_checkpoint(&work.join("epoch_1.safetensors"))
         .unwrap()
         .model

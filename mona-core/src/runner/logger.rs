@@ -53,6 +53,24 @@ impl JsonLog {
 }
 
 /// Resident memory of this process in MB (Linux `/proc/self/statm`), 0 where unknown.
+/// A progress bar of `len` `unit`s on stderr when it is a terminal, hidden otherwise (a
+/// redirected stderr gets no bar drawings).
+pub fn progress_bar(len: u64, unit: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(len)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{bar:30}} {{pos}}/{{len}} {unit} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 pub fn memory_mb() -> f64 {
     let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
         return 0.0;

@@ -14,7 +14,7 @@ mod config;
 pub mod custom_hooks;
 mod error;
 pub mod hooks;
-mod logger;
+pub(crate) mod logger;
 mod options;
 mod parallel;
 mod paramwise;

@@ -177,17 +177,7 @@ where
     };
 
     let interactive = std::io::stderr().is_terminal();
-    let bar = if interactive {
-        indicatif::ProgressBar::new(max_iters as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} iters [{elapsed_precise}<{eta_precise}] {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = super::logger::progress_bar(max_iters as u64, "iters");
     bar.set_position(iter as u64);
 
     let geometry = Geometry {

@@ -7,6 +7,7 @@
 
 pub mod convert_checkpoint;
 pub mod count_params;
+pub mod infer;
 pub mod list_registry;
 pub mod print_config;
 pub mod test;

@@ -63,7 +63,7 @@ fn key_value(s: &str) -> Result<(String, String), String> {
 }
 
 /// A score threshold: a number in [0, 1].
-fn score_threshold(s: &str) -> Result<f32, String> {
+pub(crate) fn score_threshold(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(t) if (0.0..=1.0).contains(&t) => Ok(t),
         _ => Err(format!("expected a score between 0 and 1, got `{s}`")),

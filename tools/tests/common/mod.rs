@@ -115,3 +115,15 @@ pub fn demo_split(dir: &Path, split: &str, n: usize) -> String {
         .collect();
     write(dir, &format!("{split}.txt"), &head)
 }
+
+/// Trains `config` into `work` with `--cfg-options options`, which must succeed.
+pub fn train_into(config: &str, work: &Path, options: &[&str]) {
+    let mut args = vec![
+        config,
+        "--work-dir",
+        work.to_str().unwrap(),
+        "--cfg-options",
+    ];
+    args.extend_from_slice(options);
+    run(env!("CARGO_BIN_EXE_train"), &args).ok();
+}
