@@ -227,6 +227,11 @@ pub fn load_for_test(
 fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     check_metric_names::<ClsMetricEntry>("--metrics", "classification", &args.metrics)?;
     mona_core::task_setup::check_eval_options("classification", &args.eval_options, &[])?;
+    if args.aug_test {
+        return Err(TaskError::Other(
+            "--aug-test: classification has no test-time augmentation (segmentation has)".into(),
+        ));
+    }
     if let Some(dir) = &args.show_dir {
         return Err(TaskError::Other(format!(
             "--show-dir {}: classification draws no pictures; --out FILE writes every image's predicted class and score",

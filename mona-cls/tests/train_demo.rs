@@ -83,6 +83,7 @@ fn short_mona_run_learns_and_test_reproduces_it() {
                 show_score_thr: 0.3,
                 format_only: false,
                 eval_options: Default::default(),
+                aug_test: false,
                 device: Device::flex(),
             },
         )

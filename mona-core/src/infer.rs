@@ -46,6 +46,7 @@ impl InferArgs {
             show_score_thr: self.score_thr,
             format_only: false,
             eval_options: Default::default(),
+            aug_test: false,
             device: self.device.clone(),
         }
     }

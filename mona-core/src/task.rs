@@ -73,6 +73,9 @@ pub struct TestArgs {
     /// `classwise`), over the config's `evaluation` keys of the same name. A task refuses
     /// keys it does not read.
     pub eval_options: std::collections::BTreeMap<String, String>,
+    /// mmseg's `--aug-test`: multi-scale and flip test-time augmentation (segmentation;
+    /// other tasks refuse it).
+    pub aug_test: bool,
     pub device: Device,
 }
 

@@ -130,6 +130,11 @@ impl<M: Detector> TrainTask for DetTraining<M> {
 fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     check_metric_names::<DetMetricEntry>("--metrics", "detection", &args.metrics)?;
     let eval_options = DetEvalOptions::new(cfg, &args.eval_options)?;
+    if args.aug_test {
+        return Err(TaskError::Other(
+            "--aug-test: detection test-time augmentation (flip) is not implemented; segmentation has it".into(),
+        ));
+    }
     let device = args.device.clone();
     let model: M = build_model(cfg, &device)?;
     let method = model.method_name();

@@ -97,6 +97,24 @@ impl SegDataset {
         &self.samples
     }
 
+    /// Sample `idx` through `pipeline` instead of the dataset's own (a test-time
+    /// augmentation view).
+    pub fn load_with(
+        &self,
+        idx: usize,
+        pipeline: &Pipeline,
+        rng: &mut DataRng,
+    ) -> Result<Results, DataError> {
+        let s = self.sample(idx)?;
+        let mut r = Results::new(&s.img);
+        r.ori_filename = s.name.clone();
+        r.index = idx;
+        if self.loads_annotations {
+            r.gt_seg = Some(self.raw_label(idx)?);
+        }
+        pipeline.apply(r, rng)
+    }
+
     /// The raw label map of sample `idx`, checked: 8-bit grayscale, values below the class
     /// count (after `reduce_zero_label` when set) or 255.
     pub fn raw_label(&self, idx: usize) -> Result<GrayImage, DataError> {
@@ -176,14 +194,7 @@ impl Dataset for SegDataset {
     }
 
     fn load(&self, idx: usize, rng: &mut DataRng) -> Result<Results, DataError> {
-        let s = self.sample(idx)?;
-        let mut r = Results::new(&s.img);
-        r.ori_filename = s.name.clone();
-        r.index = idx;
-        if self.loads_annotations {
-            r.gt_seg = Some(self.raw_label(idx)?);
-        }
-        self.pipeline.apply(r, rng)
+        self.load_with(idx, &self.pipeline, rng)
     }
 
     fn classes(&self) -> &[String] {
@@ -222,7 +233,9 @@ struct Args {
 /// Builds the pipeline, flattening `MultiScaleFlipAug` (see
 /// [`mona_data::transforms::build_flat_pipeline`], shared with detection).
 pub fn build_seg_pipeline(node: &ConfigNode<'_>) -> Result<Pipeline, BuildError> {
-    mona_data::transforms::build_flat_pipeline(node)
+    use mona_data::transforms::{TtaMode, build_tta_views};
+    let mut views = build_tta_views(node, TtaMode::Plain)?;
+    Ok(views.remove(0).pipeline)
 }
 
 /// Builds a segmentation dataset from its node.

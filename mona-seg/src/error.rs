@@ -43,4 +43,6 @@ pub enum SegError {
     },
     #[error("metric \"{0}\" is not registered for segmentation")]
     UnknownMetric(String),
+    #[error("test-time augmentation without a view")]
+    NoViews,
 }

@@ -12,6 +12,7 @@ pub mod label_map;
 pub mod metrics;
 pub mod segmentor;
 pub mod task;
+pub mod tta;
 
 pub use decode_head::{DecodeHead, SegDecodeHead, SegHeadEntry};
 pub use heads::{ConvModule, FCNHead, UPerHead};

@@ -20,6 +20,7 @@ use crate::dataset::SegDataset;
 use crate::error::SegError;
 use crate::metrics::{SegMetricEntry, SegStats, seg_metrics};
 use crate::segmentor::{EncoderDecoder, SegBatch};
+use mona_data::transforms::{TtaMode, TtaView, build_tta_views};
 
 impl TrainModel for EncoderDecoder {
     type Batch = SegBatch;
@@ -137,8 +138,14 @@ pub fn predict_sample(
     let b = collate(std::slice::from_ref(&r), device)?;
     let logits = model.inference(b.images);
     let [oh, ow, _] = r.ori_shape;
-    let logits = bilinear(logits, [oh, ow]);
-    let pred = logits.argmax(1).reshape([oh * ow]);
+    let img = label_map(bilinear(logits, [oh, ow]), &r)?;
+    Ok((img, r))
+}
+
+/// The argmax over classes of `scores` `(1, C, H, W)` at the original size of `r`'s image.
+pub(crate) fn label_map(scores: Tensor<4>, r: &Results) -> Result<GrayImage, SegError> {
+    let [_, _, oh, ow] = scores.dims();
+    let pred = scores.argmax(1).reshape([oh * ow]);
     let v: Vec<i64> = pred
         .into_data()
         .convert::<i64>()
@@ -147,12 +154,12 @@ pub fn predict_sample(
             path: r.path.clone(),
             message: format!("{e:?}"),
         })?;
-    let img = GrayImage::from_raw(ow as u32, oh as u32, v.iter().map(|&x| x as u8).collect())
-        .ok_or_else(|| SegError::Readback {
+    GrayImage::from_raw(ow as u32, oh as u32, v.iter().map(|&x| x as u8).collect()).ok_or_else(
+        || SegError::Readback {
             path: r.path.clone(),
             message: format!("{} values for a {ow}x{oh} prediction", v.len()),
-        })?;
-    Ok((img, r))
+        },
+    )
 }
 
 /// mIoU / mAcc / aAcc (and per-class IoU) of `model` on `dataset`; with `show_dir`, writes
@@ -163,10 +170,15 @@ pub fn evaluate(
     device: &Device,
     metrics: &[String],
     show_dir: Option<&Path>,
+    views: &[TtaView],
 ) -> Result<Metrics, SegError> {
     let mut stats = SegStats::new(model.num_classes());
     for idx in 0..dataset.len() {
-        let (pred, r) = predict_one(model, dataset, idx, device)?;
+        let (pred, r) = if views.len() > 1 {
+            crate::tta::predict_views(model, dataset, idx, views, device)?
+        } else {
+            predict_one(model, dataset, idx, device)?
+        };
         let gt = dataset.gt(idx)?;
         if gt.dimensions() != pred.dimensions() {
             return Err(SegError::GtSize {
@@ -259,6 +271,8 @@ fn config_metrics(cfg: &Config) -> Result<Vec<String>, TaskError> {
 struct SegEval {
     val_set: Arc<SegDataset>,
     metrics: Vec<String>,
+    /// The test-time augmentation views `data.val.pipeline` asks for (one: none).
+    views: Vec<TtaView>,
 }
 
 /// Semantic segmentation in the shared training skeleton.
@@ -308,6 +322,7 @@ impl TrainTask for SegTraining {
         let eval = SegEval {
             val_set,
             metrics: config_metrics(cfg)?,
+            views: build_tta_views(&cfg.node("data.val.pipeline")?, TtaMode::Config)?,
         };
         Ok((source, eval))
     }
@@ -318,7 +333,14 @@ impl TrainTask for SegTraining {
         device: &Device,
         _: &TrainOptions,
     ) -> Result<Metrics, BoxError> {
-        Ok(evaluate(model, &eval.val_set, device, &eval.metrics, None)?)
+        Ok(evaluate(
+            model,
+            &eval.val_set,
+            device,
+            &eval.metrics,
+            None,
+            &eval.views,
+        )?)
     }
 }
 
@@ -341,8 +363,25 @@ fn test_seg(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     } else {
         args.metrics.clone()
     };
-    let metrics = evaluate(&model, &test_set, &device, &asked, args.show_dir.as_deref())
-        .map_err(|e| TaskError::Task(e.into()))?;
+    // mmseg's `--aug-test`: the ratios 0.5 to 1.75, each also flipped.
+    let mode = if args.aug_test {
+        TtaMode::AugTest
+    } else {
+        TtaMode::Config
+    };
+    let views = build_tta_views(&cfg.node("data.test.pipeline")?, mode)?;
+    if views.len() > 1 {
+        tracing::info!("test-time augmentation: {} views", views.len());
+    }
+    let metrics = evaluate(
+        &model,
+        &test_set,
+        &device,
+        &asked,
+        args.show_dir.as_deref(),
+        &views,
+    )
+    .map_err(|e| TaskError::Task(e.into()))?;
     if let Some(out) = &args.out {
         let text = serde_json::to_string_pretty(&serde_json::json!({ "metrics": metrics }))
             .map_err(|e| TaskError::Other(e.to_string()))?;

@@ -88,6 +88,7 @@ fn demo_beats_all_background_and_writes_overlays() {
         show_score_thr: 0.3,
         format_only: false,
         eval_options: Default::default(),
+        aug_test: false,
         device: Device::flex(),
     };
     let tm = (entry.build.test)(&cfg, &targs).unwrap_or_else(|e| panic!("{e}"));

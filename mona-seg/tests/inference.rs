@@ -49,3 +49,62 @@ fn slide_averages_overlapping_windows() {
     let b = first.slice([0..1, 0..4, 0..8, 0..24]).to_data();
     assert!(rel_err(&a, &b) < 1e-5);
 }
+
+/// Flip test-time augmentation on a horizontally symmetric image: the flipped view sees the
+/// same pixels, so once flipped back its probabilities are the plain view's mirrored, and the
+/// merged label map is itself symmetric. A missing or doubled flip-back breaks both.
+#[test]
+fn flip_tta_of_a_symmetric_image_flips_back_and_is_symmetric() {
+    use mona_data::transforms::{TtaMode, build_tta_views};
+    use mona_data::{Results, sample_rng};
+    use mona_seg::tta::view_probabilities;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let src = image::open(root.join("data/seg-demo/images/validation/000.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let (w, h) = src.dimensions();
+    let sym = image::RgbImage::from_fn(w, h, |x, y| *src.get_pixel(x.min(w - 1 - x), y));
+    let path = dir.path().join("sym.png");
+    sym.save(&path).unwrap();
+
+    let mut cfg =
+        Config::from_file(root.join("configs/demo/seg_demo_swin_mona_upernet.toml")).unwrap();
+    cfg.apply_options(&["data.test.pipeline.1.flip=true".to_string()])
+        .unwrap();
+    let views = build_tta_views(&cfg.node("data.test.pipeline").unwrap(), TtaMode::Config).unwrap();
+    assert_eq!(
+        views.iter().map(|v| v.flip).collect::<Vec<_>>(),
+        [false, true]
+    );
+
+    let m = model();
+    let device = Device::flex();
+    let probs = |i: usize| {
+        let r = views[i]
+            .pipeline
+            .apply(Results::new(&path), &mut sample_rng(0, 0, 0))
+            .unwrap();
+        view_probabilities(&m, &r, views[i].flip, &device).unwrap()
+    };
+    let (plain, flipped) = (probs(0), probs(1));
+    let err = rel_err(&flipped.to_data(), &plain.clone().flip([3]).to_data());
+    assert!(
+        err < 1e-6,
+        "flipped-back view vs mirrored plain view: {err}"
+    );
+    let merged = (plain + flipped) / 2.0;
+    let labels: Vec<i64> = merged
+        .argmax(1)
+        .into_data()
+        .convert::<i64>()
+        .try_into_vec()
+        .unwrap();
+    let (h, w) = (h as usize, w as usize);
+    for y in 0..h {
+        for x in 0..w {
+            assert_eq!(labels[y * w + x], labels[y * w + (w - 1 - x)], "({x}, {y})");
+        }
+    }
+}

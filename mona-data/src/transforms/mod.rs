@@ -133,6 +133,115 @@ pub fn build_pipeline(node: &ConfigNode<'_>) -> Result<Pipeline, BuildError> {
         .map(Pipeline::new)
 }
 
+/// The `Resize` inside `MultiScaleFlipAug` at one of its scales (bilinear, cv2).
+fn test_resize(
+    inner: &ConfigNode<'_>,
+    scale: (usize, usize),
+) -> Result<Box<dyn Transform>, BuildError> {
+    let keep_ratio = inner.extract_field::<bool>("keep_ratio")?.unwrap_or(true);
+    Ok(Box::new(Resize {
+        mode: ResizeMode::Rescale {
+            scale,
+            ratio_range: None,
+            keep_ratio,
+        },
+        interpolation: Interpolation::Bilinear,
+        backend: Backend::Cv2,
+        override_scale: false,
+    }))
+}
+
+/// One view of test-time augmentation: a pipeline at one scale, flipped horizontally or not
+/// (a flipped view's prediction is flipped back before the views are merged).
+pub struct TtaView {
+    pub pipeline: Pipeline,
+    pub flip: bool,
+}
+
+/// mmseg's `--aug-test`: the ratios 0.5 to 1.75 of `img_scale`, each also flipped.
+pub const AUG_TEST_RATIOS: [f64; 6] = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75];
+
+/// Which views of `MultiScaleFlipAug` to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtaMode {
+    /// `img_scale` only, not flipped, whatever the config asks (a dataset's own pipeline).
+    Plain,
+    /// What the config asks: `img_ratios` and `flip`.
+    Config,
+    /// mmseg's `--aug-test`: [`AUG_TEST_RATIOS`] with flip.
+    AugTest,
+}
+
+/// The views of a test pipeline with `MultiScaleFlipAug`, in mmseg's order (each scale, then
+/// not flipped / flipped): its `img_ratios` times `img_scale` (`(int(w·r), int(h·r))`) or the
+/// one `img_scale`, and with `flip = true` each also flipped horizontally; `mode` can
+/// override them (see [`TtaMode`]). A pipeline without `MultiScaleFlipAug` is one view.
+pub fn build_tta_views(node: &ConfigNode<'_>, mode: TtaMode) -> Result<Vec<TtaView>, BuildError> {
+    let items = node.items();
+    let Some(at) = items
+        .iter()
+        .position(|i| i.type_name().is_ok_and(|t| t == "MultiScaleFlipAug"))
+    else {
+        return Ok(vec![TtaView {
+            pipeline: build_pipeline(node)?,
+            flip: false,
+        }]);
+    };
+    let msfa = &items[at];
+    let scale: [usize; 2] = msfa
+        .child("img_scale")?
+        .extract()
+        .map_err(|_| BuildError::invalid(msfa, Some("img_scale"), "expected one [w, h] scale"))?;
+    let (ratios, flip) = match mode {
+        TtaMode::Plain => (None, false),
+        TtaMode::AugTest => (Some(AUG_TEST_RATIOS.to_vec()), true),
+        TtaMode::Config => (
+            msfa.extract_field::<Vec<f64>>("img_ratios")?,
+            msfa.extract_field::<bool>("flip")?.unwrap_or(false),
+        ),
+    };
+    let scales: Vec<(usize, usize)> = match ratios {
+        Some(r) => r
+            .iter()
+            .map(|r| {
+                (
+                    (scale[0] as f64 * r) as usize,
+                    (scale[1] as f64 * r) as usize,
+                )
+            })
+            .collect(),
+        None => vec![(scale[0], scale[1])],
+    };
+    let mut views = Vec::new();
+    for s in scales {
+        for flipped in std::iter::once(false).chain(flip.then_some(true)) {
+            let mut out: Vec<Box<dyn Transform>> = Vec::new();
+            for item in &items[..at] {
+                out.push(build_transform(item)?);
+            }
+            for inner in msfa.child("transforms")?.items() {
+                match inner.type_name()? {
+                    "Resize" => out.push(test_resize(&inner, s)?),
+                    "RandomFlip" if flipped => out.push(Box::new(RandomFlip {
+                        prob: 1.0,
+                        direction: crate::results::FlipDirection::Horizontal,
+                    })),
+                    "RandomFlip" => {}
+                    _ => out.push(build_transform(&inner)?),
+                }
+            }
+            for item in &items[at + 1..] {
+                out.push(build_transform(item)?);
+            }
+            views.push(TtaView {
+                pipeline: Pipeline::new(out),
+                flip: flipped,
+            });
+        }
+    }
+    Ok(views)
+}
+
 /// Builds a test pipeline the way mmseg / mmdet run it with one scale and no flip:
 /// `MultiScaleFlipAug(img_scale, flip = false, transforms)` is flattened into its transforms,
 /// its `Resize` taking the `img_scale` (bilinear, cv2) and its `RandomFlip` dropped (with
@@ -160,19 +269,7 @@ pub fn build_flat_pipeline(node: &ConfigNode<'_>) -> Result<Pipeline, BuildError
         }
         for inner in item.child("transforms")?.items() {
             match inner.type_name()? {
-                "Resize" => {
-                    let keep_ratio = inner.extract_field::<bool>("keep_ratio")?.unwrap_or(true);
-                    out.push(Box::new(Resize {
-                        mode: ResizeMode::Rescale {
-                            scale: (scale[0], scale[1]),
-                            ratio_range: None,
-                            keep_ratio,
-                        },
-                        interpolation: Interpolation::Bilinear,
-                        backend: Backend::Cv2,
-                        override_scale: false,
-                    }));
-                }
+                "Resize" => out.push(test_resize(&inner, (scale[0], scale[1]))?),
                 // flip = false: the inner RandomFlip never flips.
                 "RandomFlip" => {}
                 _ => out.push(build_transform(&inner)?),

@@ -45,6 +45,7 @@ pub fn test_args(checkpoint: PathBuf, out: PathBuf, show_dir: PathBuf) -> TestAr
         show_score_thr: mona_det::visualize::SHOW_SCORE_THR,
         format_only: false,
         eval_options: Default::default(),
+        aug_test: false,
         device: Device::flex(),
     }
 }

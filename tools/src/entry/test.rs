@@ -1,5 +1,5 @@
 //! `test CONFIG CHECKPOINT [--metrics ...] [--out FILE] [--show-dir DIR] [--load-from CKPT]
-//! [--eval-options K=V ...] [--device flex|cuda:N|cubecl-cpu] [--cfg-options K=V ...]`: evaluates a checkpoint on the config's
+//! [--eval-options K=V ...] [--aug-test] [--device flex|cuda:N|cubecl-cpu] [--cfg-options K=V ...]`: evaluates a checkpoint on the config's
 //! test set and prints the metrics, one per line.
 //!
 //! CHECKPOINT may be a training checkpoint, an adapter file (then the pretrained backbone
@@ -40,6 +40,10 @@ struct Args {
     /// (detection). They win over the config's `evaluation` keys of the same name.
     #[arg(long = "eval-options", value_name = "KEY=VALUE", num_args = 1.., value_parser = key_value)]
     eval_options: Vec<(String, String)>,
+    /// Segmentation: mmseg's multi-scale and flip test-time augmentation (the ratios 0.5 to
+    /// 1.75 of the test scale, each also flipped; probabilities averaged).
+    #[arg(long)]
+    aug_test: bool,
     /// Pretrained backbone under an adapter file (default: the config's `load_from`).
     #[arg(long)]
     load_from: Option<PathBuf>,
@@ -88,6 +92,7 @@ pub fn main() -> ExitCode {
             show_score_thr: args.show_score_thr,
             format_only: args.format_only,
             eval_options: args.eval_options.iter().cloned().collect(),
+            aug_test: args.aug_test,
             device,
         };
         let metrics = (entry.build.test)(&config, &test_args)?;
