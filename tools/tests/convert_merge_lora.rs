@@ -166,6 +166,36 @@ fn the_merged_checkpoint_is_a_plain_swin_with_the_lora_models_outputs() {
     let again = StateDict::read(&from_adapter).unwrap();
     assert_eq!(again.tensors, after.tensors);
 
+    // --load-from under a full checkpoint is not read, and says so; the output is the same.
+    let ignored = dir.path().join("ignored.safetensors");
+    let out = merge(
+        &ckpt,
+        &ignored,
+        &[
+            "--load-from",
+            ckpt.to_str().unwrap(),
+            "--cfg-options",
+            LORA[0],
+            LORA[1],
+        ],
+    )
+    .ok();
+    assert!(
+        out.stderr.contains(&format!(
+            "--load-from {}: not used: {} is a full checkpoint with its own backbone",
+            ckpt.display(),
+            ckpt.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stdout.contains("pretrained backbone"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(StateDict::read(&ignored).unwrap().tensors, after.tensors);
+
     // Without pretrained weights an adapter file cannot be merged.
     let err = merge(
         &work.join("adapter_final.safetensors"),

@@ -81,6 +81,13 @@ pub fn main() -> ExitCode {
             )?;
             if let Some(p) = &merge.pretrained {
                 println!("pretrained backbone {}", p.display());
+            } else if let Some(p) = &args.load_from {
+                // A full checkpoint carries its whole backbone: the weights given are not read.
+                tracing::warn!(
+                    "--load-from {}: not used: {} is a full checkpoint with its own backbone (--load-from goes under an adapter file)",
+                    p.display(),
+                    args.input.display()
+                );
             }
             println!(
                 "merged the LoRA updates into {} attn.qkv weights; load it with method `full` or `fixed`",
