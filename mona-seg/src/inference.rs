@@ -1,5 +1,6 @@
 //! Segmentation of a user's own images: mmseg's `init_segmentor` / `inference_segmentor`, and
-//! the `infer` tool's segmentation part.
+//! the `infer` tool's segmentation part. Preprocessing is the config's test pipeline, with its
+//! test-time augmentation when its `MultiScaleFlipAug` asks for one.
 //!
 //! ```no_run
 //! use std::path::{Path, PathBuf};
@@ -30,17 +31,19 @@ use mona_core::config::Config;
 use mona_core::infer::{InferArgs, InferItem, InferReport, infer_each};
 use mona_core::task::TaskError;
 use mona_core::task_setup::load_for_test;
-use mona_data::transforms::build_flat_pipeline;
+use mona_data::transforms::{TtaMode, TtaView, build_tta_views};
 use mona_data::{Dataset, Pipeline, Results, sample_rng};
 
 use crate::error::SegError;
 use crate::segmentor::EncoderDecoder;
 use crate::task::{predict_sample, write_overlay};
+use crate::tta::merge_views;
 
 /// A trained segmentor with the config's test pipeline, ready for any image.
 pub struct SegInferencer {
     model: EncoderDecoder,
-    pipeline: Pipeline,
+    /// The test pipeline's views: one, or several for the config's test-time augmentation.
+    views: Vec<TtaView>,
     classes: Vec<String>,
     device: Device,
 }
@@ -53,7 +56,7 @@ impl SegInferencer {
         let model = EncoderDecoder::from_config(&cfg.node("model")?, &device)?;
         let method = model.backbone.method().name().to_string();
         let model = load_for_test(cfg, model, &args.test_args(), &method)?;
-        let pipeline = build_flat_pipeline(&cfg.node("data.test.pipeline")?)?;
+        let views = build_tta_views(&cfg.node("data.test.pipeline")?, TtaMode::Config)?;
         let classes = match crate::dataset::build_concrete(&cfg.node("data.test")?) {
             Ok(set) => set.classes().to_vec(),
             Err(e) => {
@@ -65,18 +68,22 @@ impl SegInferencer {
         };
         Ok(Self {
             model,
-            pipeline,
+            views,
             classes,
             device,
         })
     }
 
-    /// The class index of every pixel of the image at `path`, at its own size.
+    /// The class index of every pixel of the image at `path`, at its own size; with the
+    /// config's test-time augmentation, from the mean of its views (as `test` does).
     pub fn predict(&self, path: &Path) -> Result<GrayImage, SegError> {
-        let r = self
-            .pipeline
-            .apply(Results::new(path), &mut sample_rng(0, 0, 0))?;
-        Ok(predict_sample(&self.model, r, &self.device)?.0)
+        let load = |pipeline: &Pipeline| -> Result<Results, SegError> {
+            Ok(pipeline.apply(Results::new(path), &mut sample_rng(0, 0, 0))?)
+        };
+        match self.views.as_slice() {
+            [plain] => Ok(predict_sample(&self.model, load(&plain.pipeline)?, &self.device)?.0),
+            views => Ok(merge_views(&self.model, views, &self.device, load)?.0),
+        }
     }
 
     /// Class names, index = label.

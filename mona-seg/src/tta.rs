@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor};
 use image::GrayImage;
 use mona_core::ops::resize::bilinear;
 use mona_data::transforms::TtaView;
-use mona_data::{Results, sample_rng};
+use mona_data::{Pipeline, Results, sample_rng};
 
 use crate::dataset::SegDataset;
 use crate::error::SegError;
@@ -38,11 +38,24 @@ pub fn predict_views(
     views: &[TtaView],
     device: &Device,
 ) -> Result<(GrayImage, Results), SegError> {
+    merge_views(model, views, device, |pipeline| {
+        let mut rng = sample_rng(0, 0, idx as u64);
+        Ok(dataset.load_with(idx, pipeline, &mut rng)?)
+    })
+}
+
+/// The label map from the mean of the views' probabilities, each view's sample given by
+/// `load` from its pipeline; with the first view's results.
+pub fn merge_views(
+    model: &EncoderDecoder,
+    views: &[TtaView],
+    device: &Device,
+    mut load: impl FnMut(&Pipeline) -> Result<Results, SegError>,
+) -> Result<(GrayImage, Results), SegError> {
     let mut sum: Option<Tensor<4>> = None;
     let mut first: Option<Results> = None;
     for view in views {
-        let mut rng = sample_rng(0, 0, idx as u64);
-        let r = dataset.load_with(idx, &view.pipeline, &mut rng)?;
+        let r = load(&view.pipeline)?;
         let probs = view_probabilities(model, &r, view.flip, device)?;
         sum = Some(match sum {
             Some(s) => s + probs,

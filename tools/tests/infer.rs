@@ -317,4 +317,22 @@ fn classification_and_segmentation_write_records_pictures_and_label_maps() {
         .map(|v| v.as_u64().unwrap())
         .sum();
     assert_eq!(counted, u64::from(original.width() * original.height()));
+
+    // A config whose test pipeline flips is predicted with its two views, as `test` does.
+    let flip = dir.path().join("seg_flip");
+    run(
+        INFER,
+        &[
+            SEG_DEMO,
+            &seg_ckpt,
+            image,
+            "--out-dir",
+            flip.to_str().unwrap(),
+            "--cfg-options",
+            "data.test.pipeline.1.flip=true",
+        ],
+    )
+    .ok();
+    let flipped = image::open(flip.join("000_labels.png")).unwrap().to_luma8();
+    assert_eq!(flipped.dimensions(), original.dimensions());
 }
