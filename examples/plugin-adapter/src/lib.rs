@@ -33,7 +33,7 @@
 //!   [`mona_det::heads::AnchorHeadModule`] (see [`module`], [`head`], [`anchor_head`]);
 //!   the core holds them type-erased, and their parameter keys are their own field names;
 //! - their own config keys are read from their config tables;
-//! - the binaries `plugin-train`, `plugin-test`, `plugin-list-registry` and
+//! - the binaries `plugin-train`, `plugin-test`, `plugin-infer`, `plugin-list-registry` and
 //!   `plugin-count-params` are mona's tools (`mona_tools::entry`) with this crate linked in.
 //!
 //! ```text

@@ -56,6 +56,30 @@ fn trains_and_tests_the_plugin_head_on_the_det_demo() {
     );
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert_eq!(metric(&stdout, "mAP"), trained);
+
+    // `plugin-infer` runs the plugin's head on an image: records and a drawing.
+    let out = dir.path().join("infer");
+    let image = "data/det-demo/VOC2007/JPEGImages/OSBS_029_1_1.jpg";
+    let (code, stdout, stderr) = run(
+        env!("CARGO_BIN_EXE_plugin-infer"),
+        &[
+            CONFIG,
+            ckpt.to_str().expect("utf-8 path"),
+            image,
+            "--out-dir",
+            out.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let records: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("OSBS_029_1_1.json")).expect("records written"),
+    )
+    .expect("json");
+    assert!(
+        records.as_array().is_some_and(|r| !r.is_empty()),
+        "{records}"
+    );
+    assert!(out.join("OSBS_029_1_1.png").is_file());
 }
 
 /// RetinaHead's tower depth is refused on a head that does not read it, and so is a
