@@ -151,6 +151,29 @@ fn test_resize(
     }))
 }
 
+/// The transforms of `MultiScaleFlipAug` (`msfa`) for one view: its `Resize` at `scale`, its
+/// `RandomFlip` flipping horizontally always (`flipped`) or dropped (never flipping), the rest
+/// as configured.
+fn msfa_view(
+    msfa: &ConfigNode<'_>,
+    scale: (usize, usize),
+    flipped: bool,
+) -> Result<Vec<Box<dyn Transform>>, BuildError> {
+    let mut out: Vec<Box<dyn Transform>> = Vec::new();
+    for inner in msfa.child("transforms")?.items() {
+        match inner.type_name()? {
+            "Resize" => out.push(test_resize(&inner, scale)?),
+            "RandomFlip" if flipped => out.push(Box::new(RandomFlip {
+                prob: 1.0,
+                direction: crate::results::FlipDirection::Horizontal,
+            })),
+            "RandomFlip" => {}
+            _ => out.push(build_transform(&inner)?),
+        }
+    }
+    Ok(out)
+}
+
 /// One view of test-time augmentation: a pipeline at one scale, flipped horizontally or not
 /// (a flipped view's prediction is flipped back before the views are merged).
 pub struct TtaView {
@@ -219,17 +242,7 @@ pub fn build_tta_views(node: &ConfigNode<'_>, mode: TtaMode) -> Result<Vec<TtaVi
             for item in &items[..at] {
                 out.push(build_transform(item)?);
             }
-            for inner in msfa.child("transforms")?.items() {
-                match inner.type_name()? {
-                    "Resize" => out.push(test_resize(&inner, s)?),
-                    "RandomFlip" if flipped => out.push(Box::new(RandomFlip {
-                        prob: 1.0,
-                        direction: crate::results::FlipDirection::Horizontal,
-                    })),
-                    "RandomFlip" => {}
-                    _ => out.push(build_transform(&inner)?),
-                }
-            }
+            out.extend(msfa_view(msfa, s, flipped)?);
             for item in &items[at + 1..] {
                 out.push(build_transform(item)?);
             }
@@ -267,14 +280,7 @@ pub fn build_flat_pipeline(node: &ConfigNode<'_>) -> Result<Pipeline, BuildError
                 "flip test-time augmentation is not supported",
             ));
         }
-        for inner in item.child("transforms")?.items() {
-            match inner.type_name()? {
-                "Resize" => out.push(test_resize(&inner, (scale[0], scale[1]))?),
-                // flip = false: the inner RandomFlip never flips.
-                "RandomFlip" => {}
-                _ => out.push(build_transform(&inner)?),
-            }
-        }
+        out.extend(msfa_view(&item, (scale[0], scale[1]), false)?);
     }
     Ok(Pipeline::new(out))
 }
