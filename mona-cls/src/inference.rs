@@ -30,7 +30,7 @@ use burn::tensor::activation::softmax;
 use image::imageops::FilterType;
 use image::{Rgb, RgbImage};
 use mona_core::config::Config;
-use mona_core::infer::{InferArgs, InferItem, InferReport, infer_each};
+use mona_core::infer::{InferArgs, InferItem, InferReport, infer_each, numbered_classes};
 use mona_core::task::TaskError;
 use mona_data::transforms::build_flat_pipeline;
 use mona_data::{Dataset, Pipeline, Results, build_dataset, sample_rng};
@@ -74,9 +74,15 @@ impl ClsInferencer {
             .map(|set| Arc::<dyn Dataset>::from(set).classes().to_vec());
         let classes = match named {
             Ok(classes) if classes.len() == model.num_classes() => classes,
-            Ok(_) | Err(_) => (0..model.num_classes())
-                .map(|c| format!("class {c}"))
-                .collect(),
+            Ok(classes) => numbered_classes(
+                model.num_classes(),
+                format!(
+                    "{} names for {} outputs",
+                    classes.len(),
+                    model.num_classes()
+                ),
+            ),
+            Err(e) => numbered_classes(model.num_classes(), e),
         };
         Ok(Self {
             model,

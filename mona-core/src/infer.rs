@@ -66,6 +66,13 @@ pub struct InferReport {
     pub failed: Vec<InferFailure>,
 }
 
+/// Class names `class 0`, `class 1`, ... for a model of `n` classes whose names are unknown
+/// (its config's test set cannot be read: `why`), with a warning saying so.
+pub fn numbered_classes(n: usize, why: impl std::fmt::Display) -> Vec<String> {
+    tracing::warn!("class names from data.test are unavailable ({why}); numbering them");
+    (0..n).map(|c| format!("class {c}")).collect()
+}
+
 /// One image to predict: its file, its 1-based position among the inputs (the `image_id` of
 /// detection records) and the stem its outputs are named after (`out_dir/<stem>.json`, ...),
 /// unique among the inputs.

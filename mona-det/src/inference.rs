@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use mona_core::config::Config;
-use mona_core::infer::{InferArgs, InferItem, InferReport, infer_each};
+use mona_core::infer::{InferArgs, InferItem, InferReport, infer_each, numbered_classes};
 use mona_core::task::TaskError;
 use mona_core::task_setup::load_for_test;
 use mona_data::transforms::build_flat_pipeline;
@@ -67,11 +67,10 @@ impl<M: Detector> DetInferencer<M> {
         let (num_classes, _) = model.num_classes();
         let (classes, cat_ids) = match build_det_dataset(&cfg.node("data.test")?, true) {
             Ok(set) => (set.classes().to_vec(), set.cat_ids().to_vec()),
-            Err(e) => {
-                tracing::warn!("class names from data.test are unavailable ({e}); numbering them");
-                let classes = (0..num_classes).map(|c| format!("class {c}")).collect();
-                (classes, (1..=num_classes as u64).collect())
-            }
+            Err(e) => (
+                numbered_classes(num_classes, e),
+                (1..=num_classes as u64).collect(),
+            ),
         };
         Ok(Self {
             model,

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use image::GrayImage;
 use mona_core::config::Config;
-use mona_core::infer::{InferArgs, InferItem, InferReport, infer_each};
+use mona_core::infer::{InferArgs, InferItem, InferReport, infer_each, numbered_classes};
 use mona_core::task::TaskError;
 use mona_core::task_setup::load_for_test;
 use mona_data::transforms::{TtaMode, TtaView, build_tta_views};
@@ -59,12 +59,7 @@ impl SegInferencer {
         let views = build_tta_views(&cfg.node("data.test.pipeline")?, TtaMode::Config)?;
         let classes = match crate::dataset::build_concrete(&cfg.node("data.test")?) {
             Ok(set) => set.classes().to_vec(),
-            Err(e) => {
-                tracing::warn!("class names from data.test are unavailable ({e}); numbering them");
-                (0..model.num_classes())
-                    .map(|c| format!("class {c}"))
-                    .collect()
-            }
+            Err(e) => numbered_classes(model.num_classes(), e),
         };
         Ok(Self {
             model,
