@@ -59,14 +59,18 @@ impl BatchSource<ClsBatch> for ClsSource {
         self.loader.epoch_len()
     }
 
-    fn iter_epoch(
-        &self,
+    fn iter_epoch_strided<'a>(
+        &'a self,
         epoch: usize,
-        start: usize,
-    ) -> Box<dyn Iterator<Item = Result<ClsBatch, BoxError>> + '_> {
+        first: usize,
+        stride: usize,
+    ) -> Box<dyn Iterator<Item = Result<ClsBatch, BoxError>> + 'a>
+    where
+        ClsBatch: 'a,
+    {
         Box::new(
             self.loader
-                .iter_epoch(epoch as u64, start)
+                .iter_epoch_strided(epoch as u64, first, stride)
                 .map(move |batch| Ok(collate(&batch?, &self.device)?)),
         )
     }

@@ -30,7 +30,7 @@ use burn::tensor::activation::softmax;
 use image::imageops::FilterType;
 use image::{Rgb, RgbImage};
 use mona_core::config::Config;
-use mona_core::infer::{InferArgs, InferItem, InferReport, infer_each, numbered_classes};
+use mona_core::infer::{InferArgs, InferItem, InferReport, infer_each, model_classes};
 use mona_core::task::TaskError;
 use mona_data::transforms::build_flat_pipeline;
 use mona_data::{Dataset, Pipeline, Results, build_dataset, sample_rng};
@@ -65,25 +65,16 @@ pub struct ClsInferencer {
 
 impl ClsInferencer {
     /// The model of `cfg` with the checkpoint `test` would load; preprocessing is
-    /// `data.test.pipeline`; class names come from the test set (numbered without it).
+    /// `data.test.pipeline`; class names come from the checkpoint, else the test set
+    /// (numbered without either).
     pub fn from_config(cfg: &Config, args: &InferArgs) -> Result<Self, TaskError> {
         let device = args.device.clone();
         let model = load_for_test(cfg, &args.test_args(), &device)?;
         let pipeline = build_flat_pipeline(&cfg.node("data.test.pipeline")?)?;
-        let named = build_dataset(&cfg.node("data.test")?)
-            .map(|set| Arc::<dyn Dataset>::from(set).classes().to_vec());
-        let classes = match named {
-            Ok(classes) if classes.len() == model.num_classes() => classes,
-            Ok(classes) => numbered_classes(
-                model.num_classes(),
-                format!(
-                    "{} names for {} outputs",
-                    classes.len(),
-                    model.num_classes()
-                ),
-            ),
-            Err(e) => numbered_classes(model.num_classes(), e),
-        };
+        let classes = model_classes(&args.checkpoint, model.num_classes(), || {
+            build_dataset(&cfg.node("data.test")?)
+                .map(|set| Arc::<dyn Dataset>::from(set).classes().to_vec())
+        });
         Ok(Self {
             model,
             pipeline,

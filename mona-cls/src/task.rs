@@ -194,6 +194,10 @@ impl TrainTask for ClsTraining {
         Ok((source, eval))
     }
 
+    fn classes(eval: &ClsEval) -> Vec<String> {
+        eval.val_set.classes().to_vec()
+    }
+
     fn evaluate(
         model: &ImageClassifier,
         eval: &ClsEval,
@@ -229,7 +233,7 @@ fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     mona_core::task_setup::check_eval_options("classification", &args.eval_options, &[])?;
     if args.aug_test {
         return Err(TaskError::Other(
-            "--aug-test: classification has no test-time augmentation (segmentation has)".into(),
+            "--aug-test: classification has no test-time augmentation (segmentation and detection have)".into(),
         ));
     }
     if let Some(dir) = &args.show_dir {

@@ -69,8 +69,35 @@ pub struct InferReport {
 /// Class names `class 0`, `class 1`, ... for a model of `n` classes whose names are unknown
 /// (its config's test set cannot be read: `why`), with a warning saying so.
 pub fn numbered_classes(n: usize, why: impl std::fmt::Display) -> Vec<String> {
-    tracing::warn!("class names from data.test are unavailable ({why}); numbering them");
+    tracing::warn!(
+        "class names are neither stored in the checkpoint nor readable from data.test ({why}); numbering them"
+    );
     (0..n).map(|c| format!("class {c}")).collect()
+}
+
+/// The names of a model's `n` classes, as mmdet's `init_detector` finds them: those stored
+/// in `checkpoint` (training checkpoints and adapter files carry them), else those of
+/// `from_data` (the config's test set), else numbered with a warning. Names whose count is
+/// not `n` are passed over.
+pub fn model_classes<E: std::fmt::Display>(
+    checkpoint: &Path,
+    n: usize,
+    from_data: impl FnOnce() -> Result<Vec<String>, E>,
+) -> Vec<String> {
+    match crate::checkpoint::stored_classes(checkpoint) {
+        Ok(Some(stored)) if stored.len() == n => return stored,
+        Ok(Some(stored)) => tracing::warn!(
+            "{}: stores {} class names for a model of {n} classes; not used",
+            checkpoint.display(),
+            stored.len()
+        ),
+        _ => {}
+    }
+    match from_data() {
+        Ok(named) if named.len() == n => named,
+        Ok(named) => numbered_classes(n, format!("{} names for {n} outputs", named.len())),
+        Err(e) => numbered_classes(n, e),
+    }
 }
 
 /// One image to predict: its file, its 1-based position among the inputs (the `image_id` of

@@ -16,6 +16,7 @@
 pub mod backbone;
 pub mod checkpoint;
 pub mod config;
+pub mod dist;
 pub mod dyn_module;
 pub mod fused;
 pub mod infer;
@@ -26,6 +27,7 @@ pub mod params;
 pub mod random;
 pub mod registry;
 pub mod replica_sync;
+pub mod reproducibility;
 pub mod runner;
 pub mod swin;
 pub mod task;

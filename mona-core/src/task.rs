@@ -31,6 +31,8 @@ pub struct TrainArgs {
     /// Accept a `load_from` file that applies no tensor, or leaves frozen backbone
     /// parameters at their initialisation (`train --partial-load`).
     pub partial_load: bool,
+    /// The processes of a distributed run (`train --launcher mpi`): this one is a rank.
+    pub process: Option<crate::dist::SharedGroup>,
 }
 
 impl TrainArgs {
@@ -47,6 +49,7 @@ impl TrainArgs {
             no_validate: false,
             parallel: crate::runner::DataParallel::default(),
             partial_load: false,
+            process: None,
         }
     }
 }
@@ -73,8 +76,8 @@ pub struct TestArgs {
     /// `classwise`), over the config's `evaluation` keys of the same name. A task refuses
     /// keys it does not read.
     pub eval_options: std::collections::BTreeMap<String, String>,
-    /// mmseg's `--aug-test`: multi-scale and flip test-time augmentation (segmentation;
-    /// other tasks refuse it).
+    /// `--aug-test`: test-time augmentation (segmentation: mmseg's ratios with flip;
+    /// detection: the test scales with flip; classification refuses it).
     pub aug_test: bool,
     pub device: Device,
 }

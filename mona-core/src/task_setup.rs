@@ -228,7 +228,9 @@ pub fn train_setup<M: Module>(
     method: &str,
 ) -> Result<(Optimizer, LrSchedule, TrainOptions), TaskError> {
     let mut optimizer = Optimizer::from_config(&cfg.node("optimizer")?, model, trainable)?;
-    if let Some(factor) = auto_scale_lr(cfg, args.parallel.world_size())? {
+    // the global batch: every thread replica and every process trains one batch
+    let devices = args.parallel.world_size() * args.process.as_ref().map_or(1, |g| g.world());
+    if let Some(factor) = auto_scale_lr(cfg, devices)? {
         tracing::info!("auto_scale_lr: learning rates scaled by {factor}");
         optimizer.scale_lr(factor);
     }
@@ -250,6 +252,8 @@ pub fn train_setup<M: Module>(
         stop_after: args.stop_after,
         export_adapter: true,
         parallel: args.parallel.clone(),
+        process: args.process.clone(),
+        classes: Vec::new(),
     };
     Ok((optimizer, schedule, opts))
 }

@@ -49,6 +49,13 @@ pub trait TrainTask {
         model: &Self::Model,
     ) -> Result<(Self::Source, Self::Eval), TaskError>;
 
+    /// The class names stored with the checkpoints (mmdet's `meta['CLASSES']`); none by
+    /// default.
+    fn classes(eval: &Self::Eval) -> Vec<String> {
+        let _ = eval;
+        Vec::new()
+    }
+
     /// The metrics of `model` (in inference mode) on `device`.
     fn evaluate(
         model: &Self::Model,
@@ -68,13 +75,18 @@ pub fn train_task<T: TrainTask>(cfg: &Config, args: &TrainArgs) -> Result<Metric
     let (model, rules) = prepare_for_training(cfg, args, model)?;
     let (source, eval_inputs) = T::data(cfg, args, &device, &model)?;
     let method = T::method(&model);
-    let (optimizer, schedule, opts) =
+    let (optimizer, schedule, mut opts) =
         train_setup(cfg, args, &model, &|k| rules.trainable(k), &method)?;
+    opts.classes = T::classes(&eval_inputs);
     let eval_device = args.device.clone();
     let mut eval =
         |m: &T::Model| T::evaluate(&m.clone().valid(), &eval_inputs, &eval_device, &opts);
     let (model, summary) = train(model, optimizer, &schedule, &source, &mut eval, &opts)?;
-    if summary.metrics.is_empty() && !summary.interrupted {
+    // the other ranks of a distributed run leave evaluating to rank 0
+    if summary.metrics.is_empty()
+        && !summary.interrupted
+        && crate::dist::is_primary(opts.process.as_ref())
+    {
         return T::evaluate(&model.valid(), &eval_inputs, &eval_device, &opts)
             .map_err(TaskError::Task);
     }

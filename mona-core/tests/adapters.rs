@@ -67,8 +67,15 @@ fn mona_adapter_file_round_trip_restores_the_tuned_model_exactly() {
     let x = input();
 
     let tuned = perturb_trainable(pretrained_mona());
-    let written =
-        save_adapter(&tuned, &|k| tuned.trainable(k), &path, "mona", CONFIG_TOML).expect("saves");
+    let written = save_adapter(
+        &tuned,
+        &|k| tuned.trainable(k),
+        &path,
+        "mona",
+        CONFIG_TOML,
+        &[],
+    )
+    .expect("saves");
     // 8 blocks × 2 Mona modules × 16 tensors.
     assert_eq!(written, 256);
     // The atomic write leaves no temporary file behind.
@@ -125,7 +132,15 @@ fn adapter_of_another_method_or_a_plain_file_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("mona.safetensors");
     let tuned = pretrained_mona();
-    save_adapter(&tuned, &|k| tuned.trainable(k), &path, "mona", CONFIG_TOML).expect("saves");
+    save_adapter(
+        &tuned,
+        &|k| tuned.trainable(k),
+        &path,
+        "mona",
+        CONFIG_TOML,
+        &[],
+    )
+    .expect("saves");
 
     let text = adapter_err(load_adapter(tiny("lora"), &path, "lora"));
     assert_eq!(
@@ -307,7 +322,8 @@ fn lora_adapter_file_holds_only_the_low_rank_factors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("lora.safetensors");
     let (model, sd) = lora_model();
-    let written = save_adapter(&model, &|k| model.trainable(k), &path, "lora", "").expect("saves");
+    let written =
+        save_adapter(&model, &|k| model.trainable(k), &path, "lora", "", &[]).expect("saves");
     assert_eq!(written, 16);
     let file = StateDict::read(&path).unwrap();
     assert!(

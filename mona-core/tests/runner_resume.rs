@@ -153,6 +153,8 @@ fn run_on(
             replicas: vec![source.device.clone(); devices - 1],
             all_reduce: AllReduce::Host,
         },
+        process: None,
+        classes: Vec::new(),
     };
     let mut evaluate = |_: &Toy| -> Result<Metrics, mona_core::runner::BoxError> {
         Ok(BTreeMap::from([("dummy".to_string(), 1.0)]))
@@ -456,6 +458,8 @@ fn dp_options(
             replicas: vec![device.clone(); devices - 1],
             all_reduce: AllReduce::Host,
         },
+        process: None,
+        classes: Vec::new(),
     }
 }
 

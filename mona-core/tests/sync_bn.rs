@@ -141,6 +141,8 @@ fn train_source(toy: Toy, source: Source, devices: usize, seed: u64) -> Result<T
             replicas: vec![device.clone(); devices - 1],
             all_reduce: AllReduce::Host,
         },
+        process: None,
+        classes: Vec::new(),
     };
     let mut evaluate =
         |_: &Toy| -> Result<Metrics, mona_core::runner::BoxError> { Ok(BTreeMap::new()) };

@@ -209,6 +209,15 @@ impl DataLoader {
     /// The batches of epoch `epoch`, starting at batch `start_batch` (for resuming; a start at
     /// or past [`epoch_len`](Self::epoch_len) yields nothing).
     pub fn iter_epoch(&self, epoch: u64, start_batch: usize) -> EpochIter {
+        self.iter_epoch_strided(epoch, start_batch, 1)
+    }
+
+    /// Every `stride`-th batch of epoch `epoch` from batch `first` on: `first`,
+    /// `first + stride`, ... (the batches one of `stride` processes trains). Only those
+    /// batches are loaded; each is the batch [`iter_epoch`](Self::iter_epoch) gives at its
+    /// index.
+    pub fn iter_epoch_strided(&self, epoch: u64, first: usize, stride: usize) -> EpochIter {
+        let stride = stride.max(1);
         let plan = Arc::new(EpochPlan {
             dataset: Arc::clone(&self.dataset),
             order: self.order(epoch),
@@ -217,17 +226,19 @@ impl DataLoader {
             epoch,
         });
         let end = self.epoch_len();
-        let start = start_batch.min(end);
-        // No more threads than batches; worker w builds batches start + w, start + w + n, ...
-        let n = self.num_workers.min(end - start);
+        let start = first.min(end);
+        // No more threads than batches; worker w builds the batches at positions w, w + n,
+        // ... of this iterator (batch start + (w + k·n)·stride).
+        let n = self.num_workers.min((end - start).div_ceil(stride));
         let workers = (0..n)
-            .map(|w| spawn_worker(Arc::clone(&plan), w, start + w, end, n))
+            .map(|w| spawn_worker(Arc::clone(&plan), w, start + w * stride, end, n * stride))
             .collect();
         EpochIter {
             plan,
             next: start,
             start,
             end,
+            stride,
             workers,
         }
     }
@@ -318,6 +329,8 @@ pub struct EpochIter {
     next: usize,
     start: usize,
     end: usize,
+    /// Batches advanced per item (1, or the process count of a distributed run).
+    stride: usize,
     workers: Vec<Worker>,
 }
 
@@ -336,11 +349,11 @@ impl Iterator for EpochIter {
             return None;
         }
         let b = self.next;
-        self.next += 1;
+        self.next += self.stride;
         if self.workers.is_empty() {
             return Some(self.plan.batch(b));
         }
-        let w = (b - self.start) % self.workers.len();
+        let w = ((b - self.start) / self.stride) % self.workers.len();
         Some(self.workers[w].receiver.recv().unwrap_or_else(|_| {
             Err(DataError::Worker {
                 worker: w,
@@ -351,7 +364,7 @@ impl Iterator for EpochIter {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.end - self.next;
+        let left = self.end.saturating_sub(self.next).div_ceil(self.stride);
         (left, Some(left))
     }
 }

@@ -118,6 +118,42 @@ fn resuming_mid_epoch_equals_skipping() {
     }
 }
 
+/// A distributed run's rank `r` of `w` loads batches `first + r`, `first + r + w`, ...: each
+/// is the batch the whole epoch has at that index, whatever the worker count, and the ranks
+/// together load every batch once.
+#[test]
+fn strided_batches_are_the_epochs_batches_at_those_indices() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = dataset(dir.path(), 23);
+    for workers in [0, 1, 2, 3] {
+        let loader = DataLoader::new(Arc::clone(&ds), 2, true, 9, workers, false).unwrap();
+        let full = epoch(&loader, 1, 0);
+        assert_eq!(full.len(), 12);
+        for stride in [1, 2, 3, 5] {
+            for first in [0, 1, 4, 11, 12, 40] {
+                let strided: Vec<_> = loader
+                    .iter_epoch_strided(1, first, stride)
+                    .map(|b| {
+                        let b = b.unwrap();
+                        let (pixels, _) = stack_images(&b).unwrap();
+                        (b.iter().map(|r| r.index).collect::<Vec<_>>(), pixels)
+                    })
+                    .collect();
+                let expected: Vec<_> = (first..full.len())
+                    .step_by(stride)
+                    .map(|i| full[i].clone())
+                    .collect();
+                let it = loader.iter_epoch_strided(1, first, stride);
+                assert_eq!(it.len(), expected.len(), "size hint");
+                assert_eq!(
+                    strided, expected,
+                    "workers {workers}, stride {stride}, first {first}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn drop_last_and_epoch_len() {
     let dir = tempfile::tempdir().unwrap();

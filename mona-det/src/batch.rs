@@ -148,19 +148,25 @@ impl BatchSource<DetBatch> for DetSource {
         self.loader.epoch_len()
     }
 
-    fn iter_epoch(
-        &self,
+    fn iter_epoch_strided<'a>(
+        &'a self,
         epoch: usize,
-        start: usize,
-    ) -> Box<dyn Iterator<Item = Result<DetBatch, BoxError>> + '_> {
+        first: usize,
+        stride: usize,
+    ) -> Box<dyn Iterator<Item = Result<DetBatch, BoxError>> + 'a>
+    where
+        DetBatch: 'a,
+    {
         Box::new(
             self.loader
-                .iter_epoch(epoch as u64, start)
+                .iter_epoch_strided(epoch as u64, first, stride)
                 .enumerate()
                 .map(move |(i, batch)| {
                     let mut b = collate(&batch?, &self.device)?;
-                    b.seed = SamplerRng::from_parts(&[self.seed, epoch as u64, (start + i) as u64])
-                        .next_u64();
+                    // seeded by the batch's index in the epoch, whichever process trains it
+                    let index = first + i * stride.max(1);
+                    b.seed =
+                        SamplerRng::from_parts(&[self.seed, epoch as u64, index as u64]).next_u64();
                     Ok(b)
                 }),
         )

@@ -32,7 +32,7 @@ use mona_core::registry::BuildError;
 use mona_data::datasets::ClassesArg;
 use mona_data::error::DataError;
 use mona_data::masks::{MaskAnnotation, MaskAnnotations};
-use mona_data::transforms::build_flat_pipeline;
+use mona_data::transforms::{TtaMode, build_tta_views};
 use mona_data::{DataRng, Dataset, DatasetEntry, Pipeline, Results};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -88,14 +88,15 @@ impl DetDataset {
     pub fn format(&self) -> &DetFormat {
         &self.format
     }
-}
 
-impl Dataset for DetDataset {
-    fn len(&self) -> usize {
-        self.samples.len()
-    }
-
-    fn load(&self, idx: usize, rng: &mut DataRng) -> Result<Results, DataError> {
+    /// Sample `idx` through `pipeline` instead of the dataset's own: a test-time
+    /// augmentation view.
+    pub fn load_with(
+        &self,
+        idx: usize,
+        pipeline: &Pipeline,
+        rng: &mut DataRng,
+    ) -> Result<Results, DataError> {
         let s = self.samples.get(idx).ok_or(DataError::IndexOutOfRange {
             index: idx,
             len: self.samples.len(),
@@ -111,7 +112,17 @@ impl Dataset for DetDataset {
             width: s.ann.width,
             instances: m.clone(),
         });
-        self.pipeline.apply(r, rng)
+        pipeline.apply(r, rng)
+    }
+}
+
+impl Dataset for DetDataset {
+    fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    fn load(&self, idx: usize, rng: &mut DataRng) -> Result<Results, DataError> {
+        self.load_with(idx, &self.pipeline, rng)
     }
 
     fn classes(&self) -> &[String] {
@@ -398,7 +409,7 @@ fn build_voc_or_coco(
             "no images left (after filtering images without boxes or smaller than 32 px)".into(),
         ));
     }
-    let pipeline = build_flat_pipeline(&node.child("pipeline")?)?;
+    let pipeline = build_det_pipeline(&node.child("pipeline")?)?;
     Ok(DetDataset {
         samples,
         classes,
@@ -406,6 +417,13 @@ fn build_voc_or_coco(
         format,
         pipeline,
     })
+}
+
+/// A dataset's own pipeline: `MultiScaleFlipAug`'s (first) `img_scale`, not flipped (training
+/// sets have none); test-time augmentation takes the views of [`crate::tta::DetTestViews`].
+pub fn build_det_pipeline(node: &ConfigNode<'_>) -> Result<Pipeline, BuildError> {
+    let mut views = build_tta_views(node, TtaMode::Plain)?;
+    Ok(views.remove(0).pipeline)
 }
 
 fn build_boxed(node: &ConfigNode<'_>) -> Result<Box<dyn Dataset>, BuildError> {

@@ -10,6 +10,7 @@ use mona_core::task::ModelPart;
 
 use crate::batch::DetBatch;
 use crate::retina::Detections;
+use crate::tta::{AugView, NoAugTest};
 
 /// A detector usable by [`crate::task`].
 pub trait Detector: TrainModel<Batch = DetBatch> + Clone {
@@ -38,4 +39,12 @@ pub trait Detector: TrainModel<Batch = DetBatch> + Clone {
     /// `rescale=False`; the caller divides boxes by `scale_factor`). Instance masks, for
     /// detectors that predict them, are already pasted at the original image size.
     fn predict(&self, batch: &DetBatch) -> Result<Vec<Detections>, BoxError>;
+
+    /// mmdet's `aug_test(rescale=True)`: the detections of one image seen through several
+    /// views (each a one-image batch at its scale, flipped or not), merged, in the original
+    /// image's coordinates. A detector without it refuses test-time augmentation.
+    fn predict_aug(&self, views: &[AugView]) -> Result<Detections, BoxError> {
+        let _ = views;
+        Err(NoAugTest(Self::TYPE).into())
+    }
 }

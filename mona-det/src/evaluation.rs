@@ -15,9 +15,8 @@ use mona_core::config::Config;
 use mona_core::runner::{BoxError, Metrics};
 use mona_core::task::TaskError;
 use mona_core::task_setup::check_metric_names;
-use mona_data::{Dataset, Results, sample_rng};
+use mona_data::{Dataset, sample_rng};
 
-use crate::batch::collate;
 use crate::data::{DetDataset, DetFormat};
 use crate::detector::Detector;
 use crate::error::DetError;
@@ -25,42 +24,26 @@ use crate::metrics::coco::{CocoEvalError, CocoIouType, MMDET_MAX_DETS, coco_eval
 use crate::metrics::voc::{MapSettings, ScoredBox, VocAnnotation, eval_map};
 use crate::results::{coco_gt_json, results_json, segm_results_json};
 use crate::retina::Detections;
+use crate::tta::DetTestViews;
 use crate::visualize::{SHOW_SCORE_THR, draw_detections};
 
-/// Detections of every image of `dataset`, in the original image's coordinates.
+/// Detections of every image of `dataset` through the test `views`, in the original image's
+/// coordinates.
 pub fn predict_all<M: Detector>(
     model: &M,
     dataset: &DetDataset,
+    views: &DetTestViews,
     device: &Device,
 ) -> Result<Vec<Detections>, DetError> {
     (0..dataset.len())
         .map(|idx| {
-            let r = dataset.load(idx, &mut sample_rng(0, 0, idx as u64))?;
-            predict_sample(model, r, device)
+            views.predict(
+                model,
+                |pipeline| dataset.load_with(idx, pipeline, &mut sample_rng(0, 0, idx as u64)),
+                device,
+            )
         })
         .collect()
-}
-
-/// The detections of one sample after the test pipeline, in the original image's
-/// coordinates (mmdet `rescale=True`: boxes divided by the resize's scale factor).
-pub fn predict_sample<M: Detector>(
-    model: &M,
-    r: Results,
-    device: &Device,
-) -> Result<Detections, DetError> {
-    let b = collate(std::slice::from_ref(&r), device)?;
-    let mut dets = model
-        .predict(&b)
-        .map_err(DetError::Model)?
-        .pop()
-        .unwrap_or_default();
-    let f = b.scale_factors[0];
-    for bb in &mut dets.bboxes {
-        for (v, s) in bb.iter_mut().zip(f) {
-            *v /= s;
-        }
-    }
-    Ok(dets)
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -236,12 +219,13 @@ fn coco_metric(s: &DetScoring<'_>, iou_type: CocoIouType) -> Result<Metrics, Det
 pub fn evaluate<M: Detector>(
     model: &M,
     dataset: &DetDataset,
+    views: &DetTestViews,
     device: &Device,
     metrics: &[String],
     options: &DetEvalOptions,
     show_dir: Option<&Path>,
 ) -> Result<Metrics, DetError> {
-    let dets = predict_all(model, dataset, device)?;
+    let dets = predict_all(model, dataset, views, device)?;
     if let Some(dir) = show_dir {
         for (s, d) in dataset.samples().iter().zip(&dets) {
             draw_detections(

@@ -29,25 +29,26 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use mona_core::config::Config;
-use mona_core::infer::{InferArgs, InferItem, InferReport, infer_each, numbered_classes};
+use mona_core::infer::{InferArgs, InferItem, InferReport, infer_each, model_classes};
 use mona_core::task::TaskError;
 use mona_core::task_setup::load_for_test;
-use mona_data::transforms::build_flat_pipeline;
-use mona_data::{Dataset, Pipeline, Results, sample_rng};
+use mona_data::transforms::TtaMode;
+use mona_data::{Dataset, Results, sample_rng};
 
 use crate::data::build_det_dataset;
 use crate::detector::Detector;
 use crate::error::DetError;
-use crate::evaluation::predict_sample;
 use crate::results::{box_records, mask_records, write_json};
 use crate::retina::Detections;
 use crate::task::build_model;
+use crate::tta::DetTestViews;
 use crate::visualize::draw_detections;
 
 /// A trained detector with the config's test pipeline, ready for any image.
 pub struct DetInferencer<M: Detector> {
     model: M,
-    pipeline: Pipeline,
+    /// `data.test.pipeline`'s views (one, or the test-time augmentation it asks for).
+    views: DetTestViews,
     classes: Vec<String>,
     /// The test set's COCO category id per label, so that records equal `test --out`'s.
     cat_ids: Vec<u64>,
@@ -56,25 +57,27 @@ pub struct DetInferencer<M: Detector> {
 
 impl<M: Detector> DetInferencer<M> {
     /// The model of `cfg` with the checkpoint `test` would load; preprocessing is
-    /// `data.test.pipeline`. Class names and category ids come from the test set's
-    /// annotations; without them (a config used away from its data), classes are numbered.
+    /// `data.test.pipeline`, with the test-time augmentation it asks for. Class names come
+    /// from the checkpoint, else the test set's annotations, else are numbered; COCO category
+    /// ids from the annotations, else `1..=num_classes`.
     pub fn from_config(cfg: &Config, args: &InferArgs) -> Result<Self, TaskError> {
         let device = args.device.clone();
         let model: M = build_model(cfg, &device)?;
         let method = model.method_name();
         let model = load_for_test(cfg, model, &args.test_args(), &method)?;
-        let pipeline = build_flat_pipeline(&cfg.node("data.test.pipeline")?)?;
+        let views = DetTestViews::build(&cfg.node("data.test.pipeline")?, TtaMode::Config)?;
         let (num_classes, _) = model.num_classes();
-        let (classes, cat_ids) = match build_det_dataset(&cfg.node("data.test")?, true) {
-            Ok(set) => (set.classes().to_vec(), set.cat_ids().to_vec()),
-            Err(e) => (
-                numbered_classes(num_classes, e),
-                (1..=num_classes as u64).collect(),
-            ),
+        let test_set = build_det_dataset(&cfg.node("data.test")?, true);
+        let cat_ids = match &test_set {
+            Ok(set) if set.cat_ids().len() == num_classes => set.cat_ids().to_vec(),
+            _ => (1..=num_classes as u64).collect(),
         };
+        let classes = model_classes(&args.checkpoint, num_classes, || {
+            test_set.map(|set| set.classes().to_vec())
+        });
         Ok(Self {
             model,
-            pipeline,
+            views,
             classes,
             cat_ids,
             device,
@@ -83,10 +86,11 @@ impl<M: Detector> DetInferencer<M> {
 
     /// The detections of the image at `path`, in its own pixel coordinates.
     pub fn predict(&self, path: &Path) -> Result<Detections, DetError> {
-        let r = self
-            .pipeline
-            .apply(Results::new(path), &mut sample_rng(0, 0, 0))?;
-        predict_sample(&self.model, r, &self.device)
+        self.views.predict(
+            &self.model,
+            |pipeline| pipeline.apply(Results::new(path), &mut sample_rng(0, 0, 0)),
+            &self.device,
+        )
     }
 
     /// Class names, index = label.

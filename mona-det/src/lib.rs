@@ -26,6 +26,7 @@ pub mod roi;
 pub mod rpn;
 pub mod sampler;
 pub mod task;
+pub mod tta;
 pub mod visualize;
 
 pub use anchor::{AnchorGenerator, AnchorGeneratorConfig};

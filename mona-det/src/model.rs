@@ -15,6 +15,7 @@ use crate::detector::Detector;
 use crate::heads::{DenseHead, DenseHeadArgs, DenseRole, SingleStageHead, build_dense_head};
 use crate::neck::{Neck, NeckOutputs, build_neck};
 use crate::retina::{Detections, GtInstances, ImageMeta, RetinaError, RetinaLogic};
+use crate::tta::{AugView, merge_dense_candidates};
 
 /// RetinaNet trains only with a `train_cfg`: the head's loss assigns anchors with it.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +114,33 @@ impl RetinaNet {
             .collect()
     }
 
+    /// mmdet 2.11 `aug_test` of a single-stage detector (`aug_test_bboxes`): each view's
+    /// candidates before NMS, mapped back to the original image and merged by
+    /// [`merge_dense_candidates`]; in the original image's coordinates.
+    pub fn predict_aug(&self, views: &[AugView]) -> Result<Detections, RetinaError> {
+        let test = self
+            .logic
+            .cfg
+            .test_cfg
+            .as_ref()
+            .ok_or(RetinaError::NoTestCfg)?;
+        let per_view = views
+            .iter()
+            .map(|v| {
+                let (cls, reg) = self.forward(v.batch.images.clone(), false);
+                let candidates = self
+                    .logic
+                    .predict(&cls, &reg, 0, &v.batch.metas[0], false)?;
+                Ok((candidates, v.geometry()))
+            })
+            .collect::<Result<Vec<_>, RetinaError>>()?;
+        Ok(merge_dense_candidates(
+            per_view,
+            test.nms.iou_threshold,
+            test.max_per_img,
+        ))
+    }
+
     /// The official rule: backbone keys by the method (plus `frozen_stages`); neck and head
     /// train.
     pub fn trainable(&self, key: &str) -> bool {
@@ -189,6 +217,10 @@ impl Detector for RetinaNet {
             batch.images.clone(),
             &batch.metas,
         )?)
+    }
+
+    fn predict_aug(&self, views: &[AugView]) -> Result<Detections, BoxError> {
+        Ok(RetinaNet::predict_aug(self, views)?)
     }
 }
 

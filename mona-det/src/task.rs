@@ -11,6 +11,7 @@ use mona_core::runner::{BoxError, Metrics, TrainOptions};
 use mona_core::task::{ModelEntry, ModelPart, TaskError, TaskFns, TestArgs, TrainArgs};
 use mona_core::task_setup::{check_metric_names, load_for_test, workers};
 use mona_core::train_task::{TrainTask, train_task};
+use mona_data::transforms::TtaMode;
 use mona_data::{DataLoader, Dataset};
 
 pub use crate::batch::{DetBatch, DetSource, collate};
@@ -23,6 +24,7 @@ use crate::evaluation::{
 };
 use crate::model::RetinaNet;
 use crate::results::{results_json, segm_results_json, write_json};
+use crate::tta::DetTestViews;
 use crate::visualize::draw_detections;
 
 fn eval_dataset(cfg: &Config, key: &str) -> Result<Arc<DetDataset>, TaskError> {
@@ -54,6 +56,8 @@ fn check_classes<M: Detector>(
 /// What detection's evaluation needs.
 struct DetEval {
     val_set: Arc<DetDataset>,
+    /// `data.val.pipeline`'s test-time augmentation views, as the config asks.
+    views: DetTestViews,
     metrics: Vec<String>,
     options: DetEvalOptions,
 }
@@ -89,6 +93,7 @@ impl<M: Detector> TrainTask for DetTraining<M> {
         let train_set: Arc<dyn Dataset> =
             Arc::from(mona_data::build_dataset(&cfg.node("data.train")?)?);
         let val_set = eval_dataset(cfg, "data.val")?;
+        let views = DetTestViews::build(&cfg.node("data.val.pipeline")?, TtaMode::Config)?;
         check_classes(model, "data.train", train_set.as_ref())?;
         check_classes(model, "data.val", val_set.as_ref())?;
         let metrics = config_metrics(cfg)?;
@@ -104,10 +109,15 @@ impl<M: Detector> TrainTask for DetTraining<M> {
         };
         let eval = DetEval {
             val_set,
+            views,
             metrics,
             options,
         };
         Ok((source, eval))
+    }
+
+    fn classes(eval: &DetEval) -> Vec<String> {
+        eval.val_set.classes().to_vec()
     }
 
     fn evaluate(
@@ -119,6 +129,7 @@ impl<M: Detector> TrainTask for DetTraining<M> {
         Ok(evaluate(
             model,
             &eval.val_set,
+            &eval.views,
             device,
             &eval.metrics,
             &eval.options,
@@ -130,18 +141,27 @@ impl<M: Detector> TrainTask for DetTraining<M> {
 fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     check_metric_names::<DetMetricEntry>("--metrics", "detection", &args.metrics)?;
     let eval_options = DetEvalOptions::new(cfg, &args.eval_options)?;
-    if args.aug_test {
-        return Err(TaskError::Other(
-            "--aug-test: detection test-time augmentation (flip) is not implemented; segmentation has it".into(),
-        ));
-    }
     let device = args.device.clone();
     let model: M = build_model(cfg, &device)?;
     let method = model.method_name();
     let model = load_for_test(cfg, model, args, &method)?;
     let test_set = eval_dataset(cfg, "data.test")?;
     check_classes(&model, "data.test", test_set.as_ref())?;
-    let dets = predict_all(&model, &test_set, &device).map_err(task_err)?;
+    // mmdet has no `--aug-test`: its users set `flip = True` in the test pipeline, which
+    // `--aug-test` does here (the config's scales, each also flipped).
+    let mode = if args.aug_test {
+        TtaMode::Flip
+    } else {
+        TtaMode::Config
+    };
+    let views = DetTestViews::build(&cfg.node("data.test.pipeline")?, mode)?;
+    if !views.is_plain() {
+        tracing::info!(
+            "test-time augmentation: {} views per image, merged as mmdet's aug_test",
+            views.len()
+        );
+    }
+    let dets = predict_all(&model, &test_set, &views, &device).map_err(task_err)?;
     if let Some(dir) = &args.show_dir {
         for (s, d) in test_set.samples().iter().zip(&dets) {
             draw_detections(

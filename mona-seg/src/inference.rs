@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use image::GrayImage;
 use mona_core::config::Config;
-use mona_core::infer::{InferArgs, InferItem, InferReport, infer_each, numbered_classes};
+use mona_core::infer::{InferArgs, InferItem, InferReport, infer_each, model_classes};
 use mona_core::task::TaskError;
 use mona_core::task_setup::load_for_test;
 use mona_data::transforms::{TtaMode, TtaView, build_tta_views};
@@ -57,10 +57,10 @@ impl SegInferencer {
         let method = model.backbone.method().name().to_string();
         let model = load_for_test(cfg, model, &args.test_args(), &method)?;
         let views = build_tta_views(&cfg.node("data.test.pipeline")?, TtaMode::Config)?;
-        let classes = match crate::dataset::build_concrete(&cfg.node("data.test")?) {
-            Ok(set) => set.classes().to_vec(),
-            Err(e) => numbered_classes(model.num_classes(), e),
-        };
+        let classes = model_classes(&args.checkpoint, model.num_classes(), || {
+            crate::dataset::build_concrete(&cfg.node("data.test")?)
+                .map(|set| set.classes().to_vec())
+        });
         Ok(Self {
             model,
             views,

@@ -98,14 +98,18 @@ impl BatchSource<SegBatch> for SegSource {
         self.loader.epoch_len()
     }
 
-    fn iter_epoch(
-        &self,
+    fn iter_epoch_strided<'a>(
+        &'a self,
         epoch: usize,
-        start: usize,
-    ) -> Box<dyn Iterator<Item = Result<SegBatch, BoxError>> + '_> {
+        first: usize,
+        stride: usize,
+    ) -> Box<dyn Iterator<Item = Result<SegBatch, BoxError>> + 'a>
+    where
+        SegBatch: 'a,
+    {
         Box::new(
             self.loader
-                .iter_epoch(epoch as u64, start)
+                .iter_epoch_strided(epoch as u64, first, stride)
                 .map(move |batch| Ok(collate(&batch?, &self.device)?)),
         )
     }
@@ -325,6 +329,10 @@ impl TrainTask for SegTraining {
             views: build_tta_views(&cfg.node("data.val.pipeline")?, TtaMode::Config)?,
         };
         Ok((source, eval))
+    }
+
+    fn classes(eval: &SegEval) -> Vec<String> {
+        eval.val_set.classes().to_vec()
     }
 
     fn evaluate(

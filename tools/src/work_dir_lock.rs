@@ -101,5 +101,47 @@ fn holder_is_alive(holder: &str) -> bool {
     if on != host() {
         return true;
     }
-    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+    pid == std::process::id() || process_runs(pid)
+}
+
+/// Whether process `pid` of this machine runs: it exists and is not a zombie. A killed train
+/// process whose parent is gone too (an MPI job ended by `mpirun`, in a container without an
+/// init that reaps orphans) can stay a zombie forever, and must not keep its lock.
+fn process_runs(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) state ...`: comm may hold spaces and parentheses, the state follows
+        // the last `)`
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| !matches!(state, "Z" | "X")),
+        Err(_) => Path::new(&format!("/proc/{pid}")).exists(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_zombie_holds_no_lock() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        assert!(process_runs(pid));
+        child.kill().unwrap();
+        // killed but not reaped: a zombie, still listed under /proc
+        let started = Instant::now();
+        while process_runs(pid) && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!process_runs(pid));
+        assert!(Path::new(&format!("/proc/{pid}")).exists());
+        assert!(!holder_is_alive(&format!("pid {pid} on {}", host())));
+        child.wait().unwrap();
+        assert!(!process_runs(pid));
+    }
 }

@@ -275,6 +275,55 @@ fn classification_and_segmentation_write_records_pictures_and_label_maps() {
         let drawn = image::open(out.join(format!("{}.png", stem(image)))).unwrap();
         assert!(drawn.width() >= 192 && drawn.height() >= 192);
     }
+    // The checkpoint and the adapter file name the classes (mmdet's `meta['CLASSES']`), so
+    // a config whose test set cannot be read still names them.
+    let names: Vec<String> =
+        std::fs::read_to_string(workspace().join("data/fashion-mnist-mini/classes.txt"))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+    let adapter = Path::new(&ckpt).with_file_name("adapter_final.safetensors");
+    for file in [Path::new(&ckpt), adapter.as_path()] {
+        let stored = mona_core::checkpoint::stored_classes(file).unwrap();
+        assert_eq!(stored.as_ref(), Some(&names), "{}", file.display());
+    }
+    let away = dir.path().join("away");
+    let mut args = vec![
+        CLS_DEMO,
+        ckpt.as_str(),
+        images[0].as_str(),
+        "--out-dir",
+        away.to_str().unwrap(),
+        "--cfg-options",
+        "data.test.classes=missing/classes.txt",
+    ];
+    let named = run(INFER, &args).ok();
+    assert!(!named.stderr.contains("numbering them"), "{}", named.stderr);
+    let record = json(&away.join(format!("{}.json", stem(&images[0]))));
+    let label = record["pred_label"].as_u64().unwrap() as usize;
+    assert_eq!(record["pred_class"], names[label].as_str());
+    // a state dict without names falls back to numbering, with a warning
+    let bare = dir.path().join("bare.safetensors");
+    mona_core::checkpoint::write_safetensors(
+        &bare,
+        &mona_core::checkpoint::StateDict::read(Path::new(&ckpt))
+            .unwrap()
+            .tensors
+            .into_iter()
+            .collect::<Vec<_>>(),
+        Default::default(),
+    )
+    .unwrap();
+    args[1] = bare.to_str().unwrap();
+    let numbered = run(INFER, &args).ok();
+    assert!(
+        numbered.stderr.contains("numbering them"),
+        "{}",
+        numbered.stderr
+    );
+    let record = json(&away.join(format!("{}.json", stem(&images[0]))));
+    assert!(record["pred_class"].as_str().unwrap().starts_with("class "));
 
     // Segmentation: a label map at the image's size with the model's classes, an overlay,
     // and a record counting the label map's pixels.

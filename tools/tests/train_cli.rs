@@ -1,5 +1,6 @@
-//! `train --gpus N --all-reduce K` from the command line: a data-parallel CPU run of the
-//! shipped demo, and the errors for settings that cannot run.
+//! `train --gpus N --all-reduce K` and `--launcher` from the command line: a data-parallel
+//! CPU run of the shipped demo, and the errors for settings that cannot run (the MPI runs
+//! themselves are in `train_mpi.rs`).
 
 mod common;
 
@@ -60,6 +61,49 @@ fn unknown_all_reduce_is_a_usage_error() {
     assert!(
         out.stderr
             .contains("--all-reduce mpi: expected `host` or `nccl`"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn the_mpi_launcher_needs_an_mpi_build() {
+    let work = tempfile::tempdir().unwrap();
+    let out = run(
+        env!("CARGO_BIN_EXE_train"),
+        &[
+            DEMO,
+            "--work-dir",
+            work.path().to_str().unwrap(),
+            "--launcher",
+            "mpi",
+        ],
+    )
+    .failed();
+    assert_eq!(
+        out.error_line(),
+        "error: --launcher mpi needs a build with MPI: `cargo build --release -p mona-tools --features mpi` (Open MPI's libopenmpi-dev and clang installed)"
+    );
+    assert!(
+        std::fs::read_dir(work.path()).unwrap().next().is_none(),
+        "nothing is written before the launcher is up"
+    );
+}
+
+#[test]
+fn processes_and_threads_do_not_mix_and_unknown_launchers_are_usage_errors() {
+    let work = tempfile::tempdir().unwrap();
+    let out = train_on_two(work.path(), &["--launcher", "mpi"]).failed();
+    assert_eq!(
+        out.error_line(),
+        "error: --launcher mpi runs one device per process; --gpus 2 is for one process's threads"
+    );
+    let out = train_on_two(work.path(), &["--launcher", "slurm"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("--launcher slurm: expected `none` or `mpi`"),
         "{}",
         out.stderr
     );

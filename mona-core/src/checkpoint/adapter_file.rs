@@ -21,20 +21,26 @@ pub const METHOD_KEY: &str = "method";
 /// Metadata key holding the config (TOML) the model was built from.
 pub const CONFIG_KEY: &str = "config";
 
-/// Writes the parameters of `module` whose key passes `trainable`; returns how many.
+/// Writes the parameters of `module` whose key passes `trainable`, with the method, the config
+/// and the class names (when there are any); returns how many.
 pub fn save_adapter<M: Module>(
     module: &M,
     trainable: &dyn Fn(&str) -> bool,
     path: &Path,
     method: &str,
     config_toml: &str,
+    classes: &[String],
 ) -> Result<usize, CheckpointError> {
     let tensors = param_data(module, trainable);
-    let metadata = HashMap::from([
+    let mut metadata = HashMap::from([
         (FORMAT_KEY.to_string(), FORMAT.to_string()),
         (METHOD_KEY.to_string(), method.to_string()),
         (CONFIG_KEY.to_string(), config_toml.to_string()),
     ]);
+    if !classes.is_empty() {
+        let list = serde_json::to_string(classes).unwrap_or_default();
+        metadata.insert(super::CLASSES_KEY.to_string(), list);
+    }
     write_safetensors(path, &tensors, metadata)?;
     Ok(tensors.len())
 }

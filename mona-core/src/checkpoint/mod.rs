@@ -10,9 +10,11 @@
 //! - [`adapter_file`]: adapter-only safetensors files (the trainable parameters of a tuned
 //!   backbone, with method and config in the metadata).
 //! - [`write_safetensors`]: atomic safetensors writes (temp file + rename).
+//! - [`stored_classes`]: the class names a checkpoint or adapter file was trained on.
 
 pub mod adapter_file;
 mod bicubic;
+mod classes;
 mod error;
 mod load;
 mod pretrained;
@@ -20,6 +22,7 @@ mod read;
 mod write;
 
 pub use bicubic::{resize_bias_table, resize_bicubic};
+pub use classes::{CLASSES_KEY, stored_classes};
 pub use error::CheckpointError;
 pub use load::{KeyReport, LoadOptions, load_state_dict};
 pub use pretrained::load_pretrained;

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 
@@ -41,12 +41,50 @@ pub fn write_safetensors(
                 })
         })
         .collect::<Result<_, _>>()?;
+    let format_err = |message: String| CheckpointError::Format {
+        path: path.to_path_buf(),
+        message,
+    };
     let bytes =
-        safetensors::serialize(views, Some(metadata)).map_err(|e| CheckpointError::Format {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        safetensors::serialize(views, Some(metadata)).map_err(|e| format_err(e.to_string()))?;
+    let bytes = sorted_header(bytes).map_err(format_err)?;
     write_atomic(path, &bytes).map_err(io)
+}
+
+/// The safetensors file `bytes` with its header's keys in sorted order.
+///
+/// safetensors writes `__metadata__` in `HashMap` order, which differs from one process to
+/// the next, so two identical runs wrote different bytes. Readers locate tensors by their
+/// offsets, not by the order of the header, so reordering it changes nothing else; the header
+/// keeps safetensors' padding to a multiple of 8 bytes.
+fn sorted_header(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Header {
+        #[serde(
+            rename = "__metadata__",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        metadata: Option<BTreeMap<String, String>>,
+        #[serde(flatten)]
+        tensors: BTreeMap<String, serde_json::Value>,
+    }
+    let len_bytes: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or("no header length")?;
+    let n = usize::try_from(u64::from_le_bytes(len_bytes)).map_err(|e| e.to_string())?;
+    let body = bytes.get(8..8 + n).ok_or("header past the end")?;
+    let header: Header = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let mut text = serde_json::to_string(&header).map_err(|e| e.to_string())?;
+    while !text.len().is_multiple_of(8) {
+        text.push(' ');
+    }
+    let mut out = Vec::with_capacity(bytes.len() - n + text.len());
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// Temp file in the destination folder, fsync, rename.
@@ -72,4 +110,47 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Atomically replaces a small text file.
 pub fn write_atomic_text(path: &Path, text: &str) -> std::io::Result<()> {
     write_atomic(path, text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::StateDict;
+
+    #[test]
+    fn the_same_checkpoint_is_the_same_bytes_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let tensors = vec![
+            (
+                "b.weight".to_string(),
+                TensorData::new(vec![1.0f32, 2.0, 3.0], [3]),
+            ),
+            ("a.bias".to_string(), TensorData::new(vec![-0.5f32], [1])),
+        ];
+        let metadata = || -> HashMap<String, String> {
+            (0..8)
+                .map(|i| (format!("key{i}"), format!("value {i}")))
+                .collect()
+        };
+        let (one, two) = (
+            dir.path().join("one.safetensors"),
+            dir.path().join("two.safetensors"),
+        );
+        // each HashMap has its own random order; the files must not
+        write_safetensors(&one, &tensors, metadata()).unwrap();
+        write_safetensors(&two, &tensors, metadata()).unwrap();
+        let bytes = std::fs::read(&one).unwrap();
+        assert!(bytes == std::fs::read(&two).unwrap());
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        assert_eq!(n % 8, 0, "the header keeps safetensors' padding");
+        let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+        let keys: Vec<usize> = (0..8)
+            .map(|i| header.find(&format!("\"key{i}\"")).unwrap())
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{header}");
+        let read = StateDict::read_raw(&one).unwrap();
+        assert_eq!(read.tensors["b.weight"], tensors[0].1);
+        assert_eq!(read.tensors["a.bias"], tensors[1].1);
+        assert_eq!(read.metadata["key3"], "value 3");
+    }
 }

@@ -133,28 +133,36 @@ impl BatchNorm2d {
         let n = b * h * w;
         // (B, C, H, W) → (C, B·H·W)
         let flat = x.clone().swap_dims(0, 1).reshape([c, n]);
-        let group = self
+        // SyncBN: over the replicas of this thread's group, else over the processes of a
+        // distributed run
+        let threads = self
             .sync
             .then(replica_sync::current)
             .flatten()
             .filter(|(group, _)| group.world() > 1);
-        let Some((group, rank)) = group else {
+        let processes =
+            self.sync && threads.is_none() && crate::dist::current().is_some_and(|g| g.world() > 1);
+        let link = || match &threads {
+            Some((group, rank)) => SumLink::forward(group.clone(), *rank),
+            None => SumLink::across_processes(),
+        };
+        if threads.is_none() && !processes {
             let mean = flat.clone().mean_dim(1).reshape([c]);
             let centred = flat - mean.clone().reshape([c, 1]);
             let var = centred.powi_scalar(2).mean_dim(1).reshape([c]);
             let unbiased = var.clone().detach() * (n as f64 / (n.max(2) - 1) as f64);
             return (mean, var, unbiased);
-        };
+        }
         // The element count travels with the sums: replicas may hold batches of different
         // sizes (detection RoIs).
         let count = Tensor::<1>::full([1], n as f64, &x.device());
         let local = Tensor::cat(vec![flat.clone().sum_dim(1).reshape([c]), count], 0);
-        let total = replica_sum(local, SumLink::forward(group.clone(), rank));
+        let total = replica_sum(local, link());
         let m = total.clone().slice(c..c + 1).detach();
         let mean = total.slice(0..c) / m.clone();
         let centred = flat - mean.clone().reshape([c, 1]);
         let squares = centred.powi_scalar(2).sum_dim(1).reshape([c]);
-        let var = replica_sum(squares, SumLink::forward(group, rank)) / m.clone();
+        let var = replica_sum(squares, link()) / m.clone();
         let unbiased = var.clone().detach() * m.clone() / (m - 1.0).clamp_min(1.0);
         (mean, var, unbiased)
     }

@@ -4,8 +4,9 @@
 //! summed loss of all replicas, which is what data-parallel training averages.
 //!
 //! burn 0.22.1's own differentiable all-reduce runs on CUDA only (NCCL, the `Cube`
-//! backend's collective). This one goes through host memory ([`ReplicaGroup::sum`]) on every
-//! backend, the CPU included. It is meant for small tensors (per-channel statistics): each
+//! backend's collective). This one goes through host memory on every backend, the CPU
+//! included: between the threads of one process ([`ReplicaGroup::sum`]), or between the
+//! processes of a distributed run (their group's all-reduce). It is meant for small tensors (per-channel statistics): each
 //! call reads its input back to the host.
 
 use std::sync::Arc;
@@ -21,13 +22,19 @@ use burn::tensor::{DType, Tensor, TensorData};
 use super::group::{Phase, ReplicaGroup};
 use super::member::while_waiting;
 
-/// Where one call exchanges: the group, this replica's rank, the phase, its position in
-/// that phase, and the tag every rank must agree on.
+/// Where one call exchanges: the replicas of a thread group (the group, this replica's rank,
+/// the phase, its position in that phase, and the tag every rank must agree on), or the
+/// processes of a distributed run, which call their collectives in the same order anyway.
 #[derive(Debug, Clone)]
 pub struct SumLink {
+    threads: Option<ThreadLink>,
+    phase: Phase,
+}
+
+#[derive(Debug, Clone)]
+struct ThreadLink {
     group: Arc<ReplicaGroup>,
     rank: usize,
-    phase: Phase,
     position: u64,
     tag: u64,
 }
@@ -37,11 +44,22 @@ impl SumLink {
     pub fn forward(group: Arc<ReplicaGroup>, rank: usize) -> Self {
         let position = group.next_position(rank, Phase::Forward);
         Self {
-            group,
-            rank,
+            threads: Some(ThreadLink {
+                group,
+                rank,
+                position,
+                tag: position,
+            }),
             phase: Phase::Forward,
-            position,
-            tag: position,
+        }
+    }
+
+    /// A forward exchange over the processes of the run this thread trains in
+    /// ([`crate::dist::current`]).
+    pub fn across_processes() -> Self {
+        Self {
+            threads: None,
+            phase: Phase::Forward,
         }
     }
 
@@ -50,26 +68,45 @@ impl SumLink {
     /// are caught).
     fn backward(&self) -> Self {
         Self {
-            group: self.group.clone(),
-            rank: self.rank,
+            threads: self.threads.as_ref().map(|t| ThreadLink {
+                group: t.group.clone(),
+                rank: t.rank,
+                position: t.group.next_position(t.rank, Phase::Backward),
+                tag: t.position,
+            }),
             phase: Phase::Backward,
-            position: self.group.next_position(self.rank, Phase::Backward),
-            tag: self.position,
         }
     }
 
     /// The summed host values (f32); panics with the group's error (a backward step has no
-    /// way to return one; the data-parallel runner reports the panic).
+    /// way to return one; the runner reports the panic). The wait gives up this thread's turn
+    /// on the random stream either way, so threads and processes draw alike after it.
     fn exchange(&self, data: TensorData) -> TensorData {
         let shape = data.shape().clone();
-        let values = data
+        let mut values = data
             .convert::<f32>()
             .try_into_vec::<f32>()
             .expect("an f32 tensor reads as f32");
-        let summed = while_waiting(|| {
-            self.group
-                .sum(self.rank, self.phase, self.position, self.tag, values)
-        })
+        let summed = match &self.threads {
+            Some(t) => while_waiting(|| {
+                t.group
+                    .sum(t.rank, self.phase, t.position, t.tag, values)
+                    .map_err(|e| e.to_string())
+            }),
+            None => while_waiting(|| {
+                let group = crate::dist::current().ok_or_else(|| {
+                    "SyncBN across processes outside a distributed run".to_string()
+                })?;
+                let what = match self.phase {
+                    Phase::Forward => "SyncBN statistics",
+                    Phase::Backward => "SyncBN statistics' gradients",
+                };
+                group
+                    .all_reduce_sum_f32(what, &mut values)
+                    .map_err(|e| e.to_string())?;
+                Ok(values)
+            }),
+        }
         .unwrap_or_else(|e| panic!("{e}"));
         TensorData::new(summed, shape)
     }

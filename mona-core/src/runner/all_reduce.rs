@@ -9,6 +9,8 @@ use burn::optim::GradientsParams;
 use burn::tensor::distributed::{ReduceOperation, all_reduce};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::dist::{DistError, ProcessGroup};
+
 /// One replica's gradients in host memory, one slot per float parameter in the model's
 /// visit order (the same in every replica: they are forks of one model).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -74,6 +76,67 @@ pub fn mean_of(parts: &[HostGrads]) -> HostGrads {
         })
         .collect();
     HostGrads(mean)
+}
+
+/// The shapes of `model`'s float parameters, in visit order (the slots of [`HostGrads`]).
+fn param_shapes<M: Module>(model: &M) -> Vec<Vec<usize>> {
+    struct Shapes(Vec<Vec<usize>>);
+    impl ModuleVisitor for Shapes {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.dims().to_vec());
+        }
+    }
+    let mut visitor = Shapes(Vec::new());
+    model.visit(&mut visitor);
+    visitor.0
+}
+
+/// The mean of `grads` over the processes of `group` (every rank calls this at the same
+/// iteration): a first sum over a presence vector tells the ranks which parameters have a
+/// gradient anywhere; those are packed into one buffer (zeros where this rank has none),
+/// summed by the group, divided by the world size, as [`mean_of`] does for threads.
+pub fn process_mean<M: Module>(
+    model: &M,
+    grads: GradientsParams,
+    group: &dyn ProcessGroup,
+    device: &Device,
+) -> Result<GradientsParams, DistError> {
+    let HostGrads(local) = grads_to_host(model, grads);
+    let shapes = param_shapes(model);
+    let mut presence: Vec<f32> = local
+        .iter()
+        .map(|g| f32::from(u8::from(g.is_some())))
+        .collect();
+    group.all_reduce_sum_f32("gradient presence", &mut presence)?;
+    let mut flat = Vec::new();
+    for (slot, present) in presence.iter().enumerate() {
+        if *present == 0.0 {
+            continue;
+        }
+        match &local[slot] {
+            Some(g) => flat.extend_from_slice(&g.values),
+            None => flat.resize(flat.len() + shapes[slot].iter().product::<usize>(), 0.0),
+        }
+    }
+    group.all_reduce_sum_f32("gradients", &mut flat)?;
+    let n = group.world().max(1) as f32;
+    let mut at = 0;
+    let mean = presence
+        .iter()
+        .enumerate()
+        .map(|(slot, present)| {
+            (*present > 0.0).then(|| {
+                let len = shapes[slot].iter().product::<usize>();
+                let values = flat[at..at + len].iter().map(|v| v / n).collect();
+                at += len;
+                HostGrad {
+                    shape: shapes[slot].clone(),
+                    values,
+                }
+            })
+        })
+        .collect();
+    Ok(grads_from_host(model, &HostGrads(mean), device))
 }
 
 /// `grads` as gradients of `model`'s parameters on `device` (its inner device is used).

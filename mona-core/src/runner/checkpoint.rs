@@ -37,6 +37,9 @@ pub struct CheckpointMeta {
     /// and in runs without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best: Option<super::save_best::Best>,
+    /// The dataset's class names (mmdet's `meta['CLASSES']`; absent in older checkpoints).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
 }
 
 /// A checkpoint read back.

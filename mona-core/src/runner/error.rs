@@ -72,6 +72,9 @@ pub enum TrainError {
     },
     #[error("iteration {iter}: {source}")]
     Loss { iter: usize, source: LossError },
+    /// A collective of a distributed run failed.
+    #[error(transparent)]
+    Dist(#[from] crate::dist::DistError),
     #[error("data-parallel replica {rank} failed: {message}")]
     Replica { rank: usize, message: String },
     /// A `custom_hooks` hook stopped the run.

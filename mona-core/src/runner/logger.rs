@@ -9,8 +9,9 @@ use serde_json::{Map, Value};
 
 /// Appends JSON lines and human lines to the work dir's logs.
 pub struct JsonLog {
-    json: BufWriter<File>,
-    text: BufWriter<File>,
+    /// `log.jsonl` and `train.log`; none for a rank that does not write (distributed runs
+    /// log on rank 0 only).
+    files: Option<(BufWriter<File>, BufWriter<File>)>,
     path: PathBuf,
 }
 
@@ -25,10 +26,17 @@ impl JsonLog {
                 .map(BufWriter::new)
         };
         Ok(Self {
-            json: open("log.jsonl")?,
-            text: open("train.log")?,
+            files: Some((open("log.jsonl")?, open("train.log")?)),
             path: work_dir.join("log.jsonl"),
         })
+    }
+
+    /// A log that writes nothing: the other ranks of a distributed run.
+    pub fn discard(work_dir: &Path) -> Self {
+        Self {
+            files: None,
+            path: work_dir.join("log.jsonl"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -37,18 +45,24 @@ impl JsonLog {
 
     /// Writes one record: the JSON line, and `human` to `train.log` and the console.
     pub fn record(&mut self, record: Map<String, Value>, human: &str) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.json, &Value::Object(record))?;
-        self.json.write_all(b"\n")?;
-        self.json.flush()?;
-        writeln!(self.text, "{human}")?;
-        self.text.flush()?;
+        let Some((json, text)) = &mut self.files else {
+            return Ok(());
+        };
+        serde_json::to_writer(&mut *json, &Value::Object(record))?;
+        json.write_all(b"\n")?;
+        json.flush()?;
+        writeln!(text, "{human}")?;
+        text.flush()?;
         Ok(())
     }
 
     /// A free-form line for `train.log` only.
     pub fn text(&mut self, line: &str) -> std::io::Result<()> {
-        writeln!(self.text, "{line}")?;
-        self.text.flush()
+        let Some((_, text)) = &mut self.files else {
+            return Ok(());
+        };
+        writeln!(text, "{line}")?;
+        text.flush()
     }
 }
 

@@ -100,10 +100,25 @@ pub trait TrainModel: Module + Sized + 'static {
 pub trait BatchSource<B> {
     /// Batches per epoch.
     fn epoch_len(&self) -> usize;
+    /// The batches of `epoch` one of `stride` processes trains: `first`, `first + stride`,
+    /// ... A loader-backed source builds only those.
+    fn iter_epoch_strided<'a>(
+        &'a self,
+        epoch: usize,
+        first: usize,
+        stride: usize,
+    ) -> Box<dyn Iterator<Item = Result<B, BoxError>> + 'a>
+    where
+        B: 'a;
     /// The batches of `epoch`, starting at batch `start`.
-    fn iter_epoch(
-        &self,
+    fn iter_epoch<'a>(
+        &'a self,
         epoch: usize,
         start: usize,
-    ) -> Box<dyn Iterator<Item = Result<B, BoxError>> + '_>;
+    ) -> Box<dyn Iterator<Item = Result<B, BoxError>> + 'a>
+    where
+        B: 'a,
+    {
+        self.iter_epoch_strided(epoch, start, 1)
+    }
 }

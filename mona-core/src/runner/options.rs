@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use super::Metrics;
 use super::config::RunnerCfg;
 use super::parallel::DataParallel;
+use crate::dist::SharedGroup;
 
 /// Where to resume from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,11 @@ pub struct TrainOptions {
     /// Data-parallel replicas besides the model's device (none by default); see
     /// [`super::parallel`].
     pub parallel: DataParallel,
+    /// The processes of a distributed run (`--launcher mpi`); none when training alone.
+    pub process: Option<SharedGroup>,
+    /// The dataset's class names, stored in checkpoints and adapter files (mmdet's
+    /// `meta['CLASSES']`); empty when the task has none to name.
+    pub classes: Vec<String>,
 }
 
 /// What a run did.

@@ -32,6 +32,27 @@ pub struct StepValues {
 }
 
 impl StepValues {
+    /// These values summed over the ranks of `group` (the loss, then each part in order:
+    /// every rank's model gives the same parts).
+    pub fn summed_over(
+        self,
+        group: &dyn crate::dist::ProcessGroup,
+    ) -> Result<Self, crate::dist::DistError> {
+        let mut flat: Vec<f64> = std::iter::once(self.loss)
+            .chain(self.parts.iter().map(|(_, v)| *v))
+            .collect();
+        group.all_reduce_sum_f64("logged losses", &mut flat)?;
+        Ok(Self {
+            loss: flat[0],
+            parts: self
+                .parts
+                .into_iter()
+                .zip(&flat[1..])
+                .map(|((name, _), v)| (name, *v))
+                .collect(),
+        })
+    }
+
     /// The values of `losses` (this waits for the device).
     fn of(losses: Losses) -> Self {
         Self {

@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 use super::accumulate::Accumulator;
+use super::all_reduce::process_mean;
 use super::checkpoint::{find_last_checkpoint, read_checkpoint};
 use super::config::RunnerKind;
 use super::error::{TrainError, work_dir_err};
@@ -48,11 +49,26 @@ where
     S: BatchSource<M::Batch>,
 {
     let work_dir = &opts.work_dir;
-    std::fs::create_dir_all(work_dir).map_err(work_dir_err(work_dir))?;
-    let mut log = JsonLog::open(work_dir).map_err(work_dir_err(work_dir))?;
+    // A distributed run writes from rank 0 only.
+    let group = opts.process.as_ref();
+    let primary = crate::dist::is_primary(group);
+    let mut log = if primary {
+        std::fs::create_dir_all(work_dir).map_err(work_dir_err(work_dir))?;
+        JsonLog::open(work_dir).map_err(work_dir_err(work_dir))?
+    } else {
+        JsonLog::discard(work_dir)
+    };
     // With N devices an iteration consumes N batches (one per device); a remainder at the
-    // end of an epoch is dropped, as mmcv's distributed sampler pads or truncates.
-    let n_devices = opts.parallel.world_size();
+    // end of an epoch is dropped, as mmcv's distributed sampler pads or truncates. Threads
+    // take the N batches in turn; rank r of N processes takes batch N·i + r.
+    let (rank, n_devices) = match group {
+        Some(g) => (g.rank(), g.world()),
+        None => (0, opts.parallel.world_size()),
+    };
+    // batches this process loads per iteration
+    let per_iter = if group.is_some() { 1 } else { n_devices };
+    // SyncBN layers sum their statistics over the processes
+    let _entered = group.cloned().map(crate::dist::Entered::enter);
     let batches_per_epoch = source.epoch_len();
     if batches_per_epoch == 0 {
         return Err(TrainError::EmptyData);
@@ -156,7 +172,8 @@ where
     // The gradient norm of the last optimizer step (logged; 0 without clipping).
     let mut grad_norm = 0.0;
 
-    let mut replicas = if n_devices > 1 {
+    // thread replicas (`--gpus N`); the ranks of a distributed run are processes
+    let mut replicas = if n_devices > 1 && group.is_none() {
         Some(Replicas::start(
             &model,
             &optimizer,
@@ -203,21 +220,27 @@ where
         evaluated: None,
         replica_diff: None,
     };
-    let mut hooks: Vec<Box<dyn Hook<M> + '_>> = vec![
-        Box::new(LrUpdaterHook { schedule }),
-        Box::new(ProgressHook),
-        Box::new(LoggerHook::new(opts.runner.log_interval, interactive)),
-        Box::new(EvalHook::new(evaluate, opts, save_best)),
-        Box::new(CheckpointHook::new(opts)),
-        Box::new(ReplicaSummaryHook { devices: n_devices }),
-    ];
-    if opts.export_adapter {
+    let mut hooks: Vec<Box<dyn Hook<M> + '_>> = vec![Box::new(LrUpdaterHook { schedule })];
+    // The other ranks of a distributed run only train: rank 0 logs, evaluates and saves
+    // (mmcv's `master_only` hooks).
+    if primary {
+        hooks.push(Box::new(ProgressHook));
+        hooks.push(Box::new(LoggerHook::new(
+            opts.runner.log_interval,
+            interactive,
+        )));
+        hooks.push(Box::new(EvalHook::new(evaluate, opts, save_best)));
+        hooks.push(Box::new(CheckpointHook::new(opts)));
+        hooks.push(Box::new(ReplicaSummaryHook { devices: n_devices }));
+    }
+    if opts.export_adapter && primary {
         hooks.push(Box::new(AdapterExportHook {
             method: &opts.method,
             config_toml: &opts.config_toml,
+            classes: &opts.classes,
         }));
     }
-    for spec in &opts.runner.custom_hooks {
+    for spec in opts.runner.custom_hooks.iter().filter(|_| primary) {
         let hook = spec.build().map_err(|source| TrainError::Hook {
             hook: spec.name,
             source,
@@ -231,20 +254,24 @@ where
 
     'outer: while iter < max_iters {
         let epoch = iter / epoch_len;
-        let mut batches = source.iter_epoch(epoch, (iter % epoch_len) * n_devices);
+        let first = (iter % epoch_len) * n_devices;
+        let mut batches = match group {
+            Some(_) => source.iter_epoch_strided(epoch, first + rank, n_devices),
+            None => source.iter_epoch(epoch, first),
+        };
         loop {
             if iter >= max_iters {
                 break;
             }
             let t_data = Instant::now();
-            let mut batch_group = Vec::with_capacity(n_devices);
-            for _ in 0..n_devices {
+            let mut batch_group = Vec::with_capacity(per_iter);
+            for _ in 0..per_iter {
                 match batches.next() {
                     Some(b) => batch_group.push(b.map_err(TrainError::Data)?),
                     None => break,
                 }
             }
-            if batch_group.len() < n_devices {
+            if batch_group.len() < per_iter {
                 break;
             }
             let data_time = t_data.elapsed().as_secs_f64();
@@ -264,7 +291,8 @@ where
                     replicas.send(k, moved, seed, progress)?;
                 }
             }
-            let seed = iter_seed(opts.seed, iter);
+            // rank r draws what thread replica r would (rank 0: the run's own stream)
+            let seed = iter_seed(opts.seed.wrapping_add(rank as u64), iter);
             let step = match &mut replicas {
                 Some(replicas) => {
                     replicas.guard(|| forward_backward(&model, &first, seed, 1, &device))?
@@ -275,14 +303,18 @@ where
                 iter: iter + 1,
                 source,
             })?;
-            let (values, grads) = match &mut replicas {
-                Some(replicas) => replicas.reduce(&model, values, grads)?,
-                None => (vec![values], grads),
+            let (values, grads) = match (&mut replicas, group) {
+                (Some(replicas), _) => replicas.reduce(&model, values, grads)?,
+                (None, Some(g)) => (vec![values], process_mean(&model, grads, &**g, &device)?),
+                (None, None) => (vec![values], grads),
             };
             // The logged losses are the means over the devices.
             let mut mean = StepValues::default();
             for v in &values {
                 mean.add_scaled(v, |x| x / n_devices as f64);
+            }
+            if let Some(g) = group {
+                mean = mean.summed_over(&**g)?;
             }
             let StepValues {
                 loss: loss_value,

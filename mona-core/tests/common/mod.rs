@@ -115,13 +115,17 @@ impl BatchSource<Batch> for Source {
     fn epoch_len(&self) -> usize {
         self.batches.len()
     }
-    fn iter_epoch(
-        &self,
+    fn iter_epoch_strided<'a>(
+        &'a self,
         epoch: usize,
-        start: usize,
-    ) -> Box<dyn Iterator<Item = Result<Batch, mona_core::runner::BoxError>> + '_> {
+        first: usize,
+        stride: usize,
+    ) -> Box<dyn Iterator<Item = Result<Batch, mona_core::runner::BoxError>> + 'a>
+    where
+        Batch: 'a,
+    {
         let n = self.batches.len();
-        Box::new((start..n).map(move |i| {
+        Box::new((first..n).step_by(stride.max(1)).map(move |i| {
             let (img, labels) = &self.batches[(i + epoch) % n];
             Ok((
                 Tensor::from_data(img.clone(), &self.device),

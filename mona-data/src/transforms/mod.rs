@@ -187,18 +187,110 @@ pub const AUG_TEST_RATIOS: [f64; 6] = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75];
 /// Which views of `MultiScaleFlipAug` to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TtaMode {
-    /// `img_scale` only, not flipped, whatever the config asks (a dataset's own pipeline).
+    /// `img_scale` (the first of a list) only, not flipped, whatever the config asks (a
+    /// dataset's own pipeline).
     Plain,
-    /// What the config asks: `img_ratios` and `flip`.
+    /// What the config asks: its scales (`img_scale`, times `img_ratios`) and `flip`.
     Config,
-    /// mmseg's `--aug-test`: [`AUG_TEST_RATIOS`] with flip.
+    /// mmseg's `--aug-test`: [`AUG_TEST_RATIOS`] of `img_scale`, with flip.
     AugTest,
+    /// Detection's `--aug-test`: the config's scales, each also flipped (mmdet has no
+    /// `--aug-test`; its users set `flip = True` in the test pipeline, which this does).
+    Flip,
 }
 
-/// The views of a test pipeline with `MultiScaleFlipAug`, in mmseg's order (each scale, then
-/// not flipped / flipped): its `img_ratios` times `img_scale` (`(int(w·r), int(h·r))`) or the
-/// one `img_scale`, and with `flip = true` each also flipped horizontally; `mode` can
-/// override them (see [`TtaMode`]). A pipeline without `MultiScaleFlipAug` is one view.
+/// A scale or a list of scales: mmseg's one `img_scale`, mmdet's `img_scale` list.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// What a `MultiScaleFlipAug` node asks for: its scales in order, and whether each is also
+/// flipped. mmseg writes one `img_scale` with `img_ratios`, mmdet a list of `img_scale`s;
+/// both are read. mmdet's `scale_factor` (resizing by factors of the original size) and a
+/// flip other than horizontal are refused rather than ignored.
+struct MsfaRequest {
+    scales: Vec<(usize, usize)>,
+    /// The (first) `img_scale`: the plain view's scale, and what `--aug-test`'s ratios
+    /// multiply.
+    base_scale: (usize, usize),
+    flip: bool,
+}
+
+fn msfa_request(msfa: &ConfigNode<'_>) -> Result<MsfaRequest, BuildError> {
+    const SCALE: &str = "expected a [w, h] scale or a list of them";
+    let scales: Vec<(usize, usize)> = msfa
+        .child("img_scale")?
+        .extract::<OneOrMany<[usize; 2]>>()
+        .map_err(|_| BuildError::invalid(msfa, Some("img_scale"), SCALE))?
+        .into_vec()
+        .into_iter()
+        .map(|[w, h]| (w, h))
+        .collect();
+    let Some(&base_scale) = scales.first() else {
+        return Err(BuildError::invalid(msfa, Some("img_scale"), SCALE));
+    };
+    if msfa.get("scale_factor").is_some() {
+        return Err(BuildError::invalid(
+            msfa,
+            Some("scale_factor"),
+            "resizing by factors of the original size is not supported; list the scales in img_scale",
+        ));
+    }
+    let directions = msfa
+        .extract_field::<OneOrMany<String>>("flip_direction")?
+        .map(OneOrMany::into_vec)
+        .unwrap_or_default();
+    if let Some(d) = directions.iter().find(|d| *d != "horizontal") {
+        return Err(BuildError::invalid(
+            msfa,
+            Some("flip_direction"),
+            format!("only horizontal flip is supported, not {d:?}"),
+        ));
+    }
+    let scales = match msfa.extract_field::<OneOrMany<f64>>("img_ratios")? {
+        Some(ratios) if scales.len() == 1 => ratios
+            .into_vec()
+            .iter()
+            .map(|r| {
+                (
+                    (base_scale.0 as f64 * r) as usize,
+                    (base_scale.1 as f64 * r) as usize,
+                )
+            })
+            .collect(),
+        Some(_) => {
+            return Err(BuildError::invalid(
+                msfa,
+                Some("img_ratios"),
+                "img_ratios needs a single img_scale",
+            ));
+        }
+        None => scales,
+    };
+    Ok(MsfaRequest {
+        scales,
+        base_scale,
+        flip: msfa.extract_field::<bool>("flip")?.unwrap_or(false),
+    })
+}
+
+/// The views of a test pipeline with `MultiScaleFlipAug`, in mmseg's and mmdet's order (each
+/// scale, then not flipped / flipped): its scales (`img_ratios` times `img_scale`, as
+/// `(int(w·r), int(h·r))`, or mmdet's list of `img_scale`s), and with `flip = true` each also
+/// flipped horizontally; `mode` can override them (see [`TtaMode`]). A pipeline without
+/// `MultiScaleFlipAug` is one view.
 pub fn build_tta_views(node: &ConfigNode<'_>, mode: TtaMode) -> Result<Vec<TtaView>, BuildError> {
     let items = node.items();
     let Some(at) = items
@@ -211,29 +303,19 @@ pub fn build_tta_views(node: &ConfigNode<'_>, mode: TtaMode) -> Result<Vec<TtaVi
         }]);
     };
     let msfa = &items[at];
-    let scale: [usize; 2] = msfa
-        .child("img_scale")?
-        .extract()
-        .map_err(|_| BuildError::invalid(msfa, Some("img_scale"), "expected one [w, h] scale"))?;
-    let (ratios, flip) = match mode {
-        TtaMode::Plain => (None, false),
-        TtaMode::AugTest => (Some(AUG_TEST_RATIOS.to_vec()), true),
-        TtaMode::Config => (
-            msfa.extract_field::<Vec<f64>>("img_ratios")?,
-            msfa.extract_field::<bool>("flip")?.unwrap_or(false),
-        ),
-    };
-    let scales: Vec<(usize, usize)> = match ratios {
-        Some(r) => r
-            .iter()
-            .map(|r| {
-                (
-                    (scale[0] as f64 * r) as usize,
-                    (scale[1] as f64 * r) as usize,
-                )
-            })
-            .collect(),
-        None => vec![(scale[0], scale[1])],
+    let request = msfa_request(msfa)?;
+    let (scales, flip) = match mode {
+        TtaMode::Plain => (vec![request.base_scale], false),
+        TtaMode::Config => (request.scales, request.flip),
+        TtaMode::Flip => (request.scales, true),
+        TtaMode::AugTest => {
+            let (w, h) = request.base_scale;
+            let scales = AUG_TEST_RATIOS
+                .iter()
+                .map(|r| ((w as f64 * r) as usize, (h as f64 * r) as usize))
+                .collect();
+            (scales, true)
+        }
     };
     let mut views = Vec::new();
     for s in scales {
@@ -255,10 +337,11 @@ pub fn build_tta_views(node: &ConfigNode<'_>, mode: TtaMode) -> Result<Vec<TtaVi
     Ok(views)
 }
 
-/// Builds a test pipeline the way mmseg / mmdet run it with one scale and no flip:
+/// Builds a test pipeline the way mmseg / mmdet / mmcls run it with one scale and no flip:
 /// `MultiScaleFlipAug(img_scale, flip = false, transforms)` is flattened into its transforms,
 /// its `Resize` taking the `img_scale` (bilinear, cv2) and its `RandomFlip` dropped (with
-/// `flip = false` it never flips). Flip or multi-scale test-time augmentation is refused.
+/// `flip = false` it never flips). For a task without test-time augmentation, a config that
+/// asks for it (several scales or ratios, or flip) is refused rather than run at one scale.
 pub fn build_flat_pipeline(node: &ConfigNode<'_>) -> Result<Pipeline, BuildError> {
     let mut out: Vec<Box<dyn Transform>> = Vec::new();
     for item in node.items() {
@@ -266,21 +349,27 @@ pub fn build_flat_pipeline(node: &ConfigNode<'_>) -> Result<Pipeline, BuildError
             out.push(build_transform(&item)?);
             continue;
         }
-        let scale: [usize; 2] = item.child("img_scale")?.extract().map_err(|_| {
-            BuildError::invalid(
+        let request = msfa_request(&item)?;
+        if request.scales.len() > 1 {
+            let key = if item.get("img_ratios").is_some() {
+                "img_ratios"
+            } else {
+                "img_scale"
+            };
+            return Err(BuildError::invalid(
                 &item,
-                Some("img_scale"),
-                "expected one [w, h] scale (multi-scale test-time augmentation is not supported)",
-            )
-        })?;
-        if item.extract_field::<bool>("flip")?.unwrap_or(false) {
+                Some(key),
+                "multi-scale test-time augmentation is not supported for this task; give one scale",
+            ));
+        }
+        if request.flip {
             return Err(BuildError::invalid(
                 &item,
                 Some("flip"),
-                "flip test-time augmentation is not supported",
+                "flip test-time augmentation is not supported for this task",
             ));
         }
-        out.extend(msfa_view(&item, (scale[0], scale[1]), false)?);
+        out.extend(msfa_view(&item, request.scales[0], false)?);
     }
     Ok(Pipeline::new(out))
 }

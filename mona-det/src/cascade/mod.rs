@@ -86,4 +86,8 @@ impl Detector for CascadeRcnn {
             &batch.ori_shapes,
         )?)
     }
+
+    fn predict_aug(&self, views: &[crate::tta::AugView]) -> Result<Detections, BoxError> {
+        Ok(CascadeRcnn::predict_aug(self, views)?)
+    }
 }

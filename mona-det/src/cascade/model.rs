@@ -22,6 +22,7 @@ use crate::neck::Neck;
 use crate::retina::{Detections, GtInstances, ImageMeta};
 use crate::rpn::{RpnError, RpnLogic};
 use crate::sampler::SamplerRng;
+use crate::tta::{AugView, merge_proposals};
 
 /// Why a forward pass failed.
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +218,40 @@ impl CascadeRcnn {
                     .predict(&feats, &image, &p.bboxes, &test.rcnn)?)
             })
             .collect()
+    }
+
+    /// mmdet 2.11 `TwoStageDetector.aug_test` for one image seen through `views`: each
+    /// view's RPN proposals, merged in the original image (`merge_aug_proposals`: NMS at the
+    /// RPN's IoU threshold, the best `max_per_img`), then the RoI head's
+    /// [`CascadeRoIHead::predict_aug`]. Detections are in the original image's coordinates.
+    pub fn predict_aug(&self, views: &[AugView]) -> Result<Detections, TwoStageError> {
+        let test = self
+            .logic
+            .test_cfg
+            .as_ref()
+            .ok_or(CascadeError::Head("model.test_cfg is missing".into()))?;
+        let Some(first) = views.first() else {
+            return Ok(Detections::default());
+        };
+        let mut features = Vec::with_capacity(views.len());
+        let mut proposals = Vec::with_capacity(views.len());
+        for view in views {
+            let feats = self.features(view.batch.images.clone(), false);
+            let (rpn_cls, rpn_reg) = self.rpn_head.forward(&feats);
+            let p =
+                self.logic
+                    .rpn
+                    .proposals(&test.rpn, &rpn_cls, &rpn_reg, 0, &view.batch.metas[0])?;
+            proposals.push((p.bboxes, p.scores, view.geometry()));
+            features.push((feats, view.geometry()));
+        }
+        let iou = test.rpn.nms_thr.unwrap_or(test.rpn.nms.iou_threshold);
+        let max_num = test.rpn.max_num.unwrap_or(test.rpn.max_per_img);
+        let proposals = merge_proposals(proposals, iou, max_num);
+        let ori_shape = first.batch.ori_shapes[0];
+        Ok(self
+            .roi_head
+            .predict_aug(&features, &proposals, ori_shape, &test.rcnn)?)
     }
 
     /// The official rule: backbone keys by the method (plus `frozen_stages`); neck and heads

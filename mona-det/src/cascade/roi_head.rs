@@ -29,7 +29,7 @@ use mona_core::registry::find;
 use super::config::{CascadeRoIHeadConfig, RcnnTrainConfig};
 use crate::assigner::MaxIoUAssigner;
 use crate::retina::{Detections, GtInstances, ImageMeta};
-use crate::roi::bbox_logic::{argmax, host};
+use crate::roi::bbox_logic::{argmax, host, multiclass_nms};
 use crate::roi::mask_ops::{get_seg_masks, get_targets};
 use crate::roi::{
     BBoxHead, BBoxHeadEntry, BBoxHeadError, BBoxHeadLogic, FcnMaskHeadConfig, MaskHead,
@@ -37,6 +37,7 @@ use crate::roi::{
     SingleRoIExtractor, bbox2roi,
 };
 use crate::sampler::{RandomSampler, SamplerRng, SamplingResult};
+use crate::tta::ViewGeometry;
 
 /// Why the RoI head cannot be built or run.
 #[derive(Debug, thiserror::Error)]
@@ -375,9 +376,37 @@ impl CascadeRoIHead {
             scale_factor,
             ori_shape,
         } = *image;
+        let Some(stages) = self.run_stages(feats, img, proposals, meta.img_shape)? else {
+            return Ok(Detections::default());
+        };
+        let last = self.num_stages() - 1;
+        let mut dets = self.logic.bbox_logics[last].predict(
+            &stages.boxes,
+            stages.mean_cls,
+            stages.last_reg,
+            meta.img_shape,
+            None,
+            test,
+        )?;
+        if self.with_mask() && !dets.bboxes.is_empty() {
+            dets.masks = self.predict_masks(feats, img, &dets, scale_factor, ori_shape, test)?;
+        }
+        Ok(dets)
+    }
+
+    /// The box stages of one image: every stage scores the current boxes and all but the
+    /// last refine them with their argmax foreground class (mmdet 2.x); `None` without
+    /// proposals.
+    fn run_stages(
+        &self,
+        feats: &[Tensor<4>],
+        img: usize,
+        proposals: &[Box4],
+        img_shape: (usize, usize),
+    ) -> Result<Option<StageOutputs>, CascadeError> {
         let k = self.num_classes();
         if proposals.is_empty() {
-            return Ok(Detections::default());
+            return Ok(None);
         }
         let mut boxes = proposals.to_vec();
         let mut score_sum: Option<Tensor<2>> = None;
@@ -396,27 +425,88 @@ impl CascadeRoIHead {
                     .map(|r| argmax(&cls[r * (k + 1)..r * (k + 1) + k]))
                     .collect();
                 let reg = host(reg);
-                boxes = self.logic.bbox_logics[stage].regress_by_class(
-                    &boxes,
-                    &labels,
-                    &reg,
-                    meta.img_shape,
-                );
+                boxes = self.logic.bbox_logics[stage]
+                    .regress_by_class(&boxes, &labels, &reg, img_shape);
             } else {
                 last_reg = Some(reg);
             }
         }
-        let (Some(sum), Some(reg)) = (score_sum, last_reg) else {
-            return Ok(Detections::default());
+        let (Some(sum), Some(last_reg)) = (score_sum, last_reg) else {
+            return Ok(None);
         };
-        let mean = sum.div_scalar(self.num_stages() as f32);
+        Ok(Some(StageOutputs {
+            boxes,
+            mean_cls: sum.div_scalar(self.num_stages() as f32),
+            last_reg,
+        }))
+    }
+
+    /// mmdet 2.11 `CascadeRoIHead.aug_test` for one image seen through `views` (each view's
+    /// features and geometry): the merged `proposals` (original image coordinates) mapped
+    /// into each view run through the stages; each view's boxes (before NMS) mapped back; the
+    /// views' boxes and softmax scores averaged (`merge_aug_bboxes`), then
+    /// [`multiclass_nms`](crate::roi::bbox_logic::multiclass_nms). Masks: every stage's head
+    /// in every view on the final boxes, sigmoid, flipped back, averaged (`merge_aug_masks`),
+    /// pasted at `ori_shape`. Detections are in the original image's coordinates.
+    pub fn predict_aug(
+        &self,
+        views: &[(Vec<Tensor<4>>, ViewGeometry)],
+        proposals: &[Box4],
+        ori_shape: (usize, usize),
+        test: &RcnnTestConfig,
+    ) -> Result<Detections, CascadeError> {
         let last = self.num_stages() - 1;
-        let mut dets =
-            self.logic.bbox_logics[last].predict(&boxes, mean, reg, meta.img_shape, None, test)?;
+        let (mut box_sum, mut score_sum): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
+        for (feats, geometry) in views {
+            let rois: Vec<Box4> = proposals.iter().map(|&b| geometry.to_view(b)).collect();
+            let Some(stages) = self.run_stages(feats, 0, &rois, geometry.img_shape)? else {
+                return Ok(Detections::default());
+            };
+            let (mut boxes, scores) = self.logic.bbox_logics[last].decode(
+                &stages.boxes,
+                stages.mean_cls,
+                stages.last_reg,
+                geometry.img_shape,
+            )?;
+            for b in boxes.chunks_exact_mut(4) {
+                let back = geometry.to_original([b[0], b[1], b[2], b[3]]);
+                b.copy_from_slice(&back);
+            }
+            add_into(&mut box_sum, boxes);
+            add_into(&mut score_sum, scores);
+        }
+        let n = views.len() as f32;
+        box_sum.iter_mut().for_each(|v| *v /= n);
+        score_sum.iter_mut().for_each(|v| *v /= n);
+        let mut dets = multiclass_nms(
+            &box_sum,
+            &score_sum,
+            self.num_classes(),
+            test.score_thr,
+            test.nms.iou_threshold,
+            test.max_per_img,
+        );
         if self.with_mask() && !dets.bboxes.is_empty() {
-            dets.masks = self.predict_masks(feats, img, &dets, scale_factor, ori_shape, test)?;
+            dets.masks = self.predict_masks_aug(views, &dets, ori_shape, test)?;
         }
         Ok(dets)
+    }
+
+    /// The sigmoid masks of every stage's head on `boxes` of image `img`, `(n, c, s, s)`.
+    fn stage_mask_probs(
+        &self,
+        feats: &[Tensor<4>],
+        img: usize,
+        boxes: &[Box4],
+    ) -> Result<Vec<Tensor<4>>, CascadeError> {
+        let rois = to_rois(img, boxes);
+        (0..self.num_stages())
+            .map(|stage| {
+                Ok(burn::tensor::activation::sigmoid(
+                    self.mask_forward(stage, feats, &rois)?,
+                ))
+            })
+            .collect()
     }
 
     /// Masks of `dets` (network coordinates): every stage's head, sigmoid, averaged, the
@@ -430,31 +520,20 @@ impl CascadeRoIHead {
         ori_shape: (usize, usize),
         test: &RcnnTestConfig,
     ) -> Result<Vec<GrayImage>, CascadeError> {
-        let rois = to_rois(img, &dets.bboxes);
-        let mut sum: Option<Tensor<4>> = None;
-        for stage in 0..self.num_stages() {
-            let p = burn::tensor::activation::sigmoid(self.mask_forward(stage, feats, &rois)?);
-            sum = Some(match sum {
-                Some(s) => s + p,
-                None => p,
-            });
-        }
-        let Some(sum) = sum else {
+        let Some(sum) = self
+            .stage_mask_probs(feats, img, &dets.bboxes)?
+            .into_iter()
+            .reduce(|s, p| s + p)
+        else {
             return Ok(Vec::new());
         };
-        let [n, c, h, w] = sum.dims();
-        debug_assert_eq!(h, w, "FCNMaskHead masks are square");
+        let dims = sum.dims();
         let probs = host(sum.div_scalar(self.num_stages() as f32));
-        let mut chosen = Vec::with_capacity(n * h * w);
-        for (r, &label) in dets.labels.iter().enumerate() {
-            let ch = if c == 1 { 0 } else { label.min(c - 1) };
-            let start = (r * c + ch) * h * w;
-            chosen.extend_from_slice(&probs[start..start + h * w]);
-        }
+        let chosen = class_channels(&probs, dims, &dets.labels);
         // mmdet 2.x `get_seg_masks(..., rescale=True)`: boxes back to the original image
         Ok(get_seg_masks(
             &chosen,
-            h,
+            dims[2],
             &dets.bboxes,
             ori_shape,
             scale_factor,
@@ -462,6 +541,77 @@ impl CascadeRoIHead {
             test.mask_thr_binary.unwrap_or(0.5),
         )?)
     }
+
+    /// `merge_aug_masks` of `dets` (original image coordinates): in each view, the boxes
+    /// mapped into it and every stage's sigmoid masks, flipped back when the view flipped;
+    /// the mean of all, the class channel pasted at `ori_shape` (`get_seg_masks` with scale
+    /// factor 1).
+    fn predict_masks_aug(
+        &self,
+        views: &[(Vec<Tensor<4>>, ViewGeometry)],
+        dets: &Detections,
+        ori_shape: (usize, usize),
+        test: &RcnnTestConfig,
+    ) -> Result<Vec<GrayImage>, CascadeError> {
+        let (mut sum, mut count, mut dims) = (Vec::new(), 0usize, [0usize; 4]);
+        for (feats, geometry) in views {
+            let boxes: Vec<Box4> = dets.bboxes.iter().map(|&b| geometry.to_view(b)).collect();
+            for p in self.stage_mask_probs(feats, 0, &boxes)? {
+                dims = p.dims();
+                let mut p = host(p);
+                if geometry.flip {
+                    p.chunks_exact_mut(dims[3]).for_each(|row| row.reverse());
+                }
+                add_into(&mut sum, p);
+                count += 1;
+            }
+        }
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        sum.iter_mut().for_each(|v| *v /= count as f32);
+        let chosen = class_channels(&sum, dims, &dets.labels);
+        Ok(get_seg_masks(
+            &chosen,
+            dims[2],
+            &dets.bboxes,
+            ori_shape,
+            [1.0; 4],
+            true,
+            test.mask_thr_binary.unwrap_or(0.5),
+        )?)
+    }
+}
+
+/// What the box stages leave for `get_bboxes`: the boxes the last stage scored, the
+/// stage-averaged class logits and the last stage's regression.
+struct StageOutputs {
+    boxes: Vec<Box4>,
+    mean_cls: Tensor<2>,
+    last_reg: Tensor<2>,
+}
+
+/// Adds `v` into the running sum `sum` (which starts empty).
+fn add_into(sum: &mut Vec<f32>, v: Vec<f32>) {
+    if sum.is_empty() {
+        *sum = v;
+    } else {
+        sum.iter_mut().zip(v).for_each(|(s, x)| *s += x);
+    }
+}
+
+/// Each detection's mask of its class from `probs (n, c, s, s)` (the one channel of a
+/// class-agnostic head), concatenated.
+fn class_channels(probs: &[f32], dims: [usize; 4], labels: &[usize]) -> Vec<f32> {
+    let [n, c, h, w] = dims;
+    debug_assert_eq!(h, w, "FCNMaskHead masks are square");
+    let mut chosen = Vec::with_capacity(n * h * w);
+    for (r, &label) in labels.iter().enumerate() {
+        let ch = if c == 1 { 0 } else { label.min(c - 1) };
+        let start = (r * c + ch) * h * w;
+        chosen.extend_from_slice(&probs[start..start + h * w]);
+    }
+    chosen
 }
 
 /// `bbox2roi` of one image's boxes.

@@ -336,6 +336,33 @@ impl BBoxHeadLogic {
         scale_factor: Option<[f32; 4]>,
         cfg: &RcnnTestConfig,
     ) -> Result<Detections, BBoxHeadError> {
+        let (mut boxes, scores) = self.decode(rois, cls_score, bbox_pred, img_shape)?;
+        if let Some(s) = scale_factor {
+            for (j, v) in boxes.iter_mut().enumerate() {
+                *v /= s[j % 4];
+            }
+        }
+        Ok(multiclass_nms(
+            &boxes,
+            &scores,
+            self.cfg.num_classes,
+            cfg.score_thr,
+            cfg.nms.iou_threshold,
+            cfg.max_per_img,
+        ))
+    }
+
+    /// `BBoxHead.get_bboxes(..., rescale=False, cfg=None)` of one image: the boxes (row-major
+    /// `(n, 4)`, or `(n, 4·num_classes)` when the regression is per class) decoded against
+    /// `rois` and clipped to `img_shape`, and the softmax scores `(n, num_classes + 1)`,
+    /// before any NMS.
+    pub fn decode(
+        &self,
+        rois: &[Box4],
+        cls_score: Tensor<2>,
+        bbox_pred: Tensor<2>,
+        img_shape: (usize, usize),
+    ) -> Result<(Vec<f32>, Vec<f32>), BBoxHeadError> {
         let n = rois.len();
         let c = self.cfg.num_classes;
         let dim = self.cfg.reg_dim();
@@ -353,19 +380,9 @@ impl BBoxHeadLogic {
                 });
             }
         }
-        let mut boxes = self.coder.decode_rows(rois, &deltas, Some(img_shape));
-        if let Some(s) = scale_factor {
-            for (j, v) in boxes.iter_mut().enumerate() {
-                *v /= s[j % 4];
-            }
-        }
-        Ok(multiclass_nms(
-            &boxes,
-            &scores,
-            c,
-            cfg.score_thr,
-            cfg.nms.iou_threshold,
-            cfg.max_per_img,
+        Ok((
+            self.coder.decode_rows(rois, &deltas, Some(img_shape)),
+            scores,
         ))
     }
 }

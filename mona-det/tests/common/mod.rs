@@ -60,6 +60,19 @@ pub fn untrained_metrics<M: mona_det::detector::Detector>(
     let device = Device::flex();
     device.seed(0);
     let untrained: M = mona_det::task::build_model(cfg, &device).unwrap();
-    mona_det::evaluation::evaluate(&untrained, val, &device, metrics, &Default::default(), None)
-        .unwrap()
+    let views = mona_det::tta::DetTestViews::build(
+        &cfg.node("data.val.pipeline").unwrap(),
+        mona_data::transforms::TtaMode::Config,
+    )
+    .unwrap();
+    mona_det::evaluation::evaluate(
+        &untrained,
+        val,
+        &views,
+        &device,
+        metrics,
+        &Default::default(),
+        None,
+    )
+    .unwrap()
 }

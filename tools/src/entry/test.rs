@@ -40,8 +40,9 @@ struct Args {
     /// (detection). They win over the config's `evaluation` keys of the same name.
     #[arg(long = "eval-options", value_name = "KEY=VALUE", num_args = 1.., value_parser = key_value)]
     eval_options: Vec<(String, String)>,
-    /// Segmentation: mmseg's multi-scale and flip test-time augmentation (the ratios 0.5 to
-    /// 1.75 of the test scale, each also flipped; probabilities averaged).
+    /// Test-time augmentation. Segmentation: mmseg's, the ratios 0.5 to 1.75 of the test
+    /// scale, each also flipped (probabilities averaged). Detection: the test pipeline's
+    /// scales, each also flipped (merged as mmdet's `aug_test`).
     #[arg(long)]
     aug_test: bool,
     /// Pretrained backbone under an adapter file (default: the config's `load_from`).

@@ -1,4 +1,4 @@
-//! `train CONFIG [--work-dir DIR] [--resume [CKPT]] [--load-from CKPT] [--seed N]
+//! `train CONFIG [--work-dir DIR] [--resume [CKPT]] [--load-from CKPT] [--seed N] [--deterministic]
 //! [--device flex|cuda:N|cubecl-cpu] [--cfg-options K=V ...]`: trains the model of a config.
 //!
 //! The work dir receives the merged `config.toml`, `train.log`, `log.jsonl`, checkpoints
@@ -10,7 +10,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use mona_core::dist::{DistError, Launcher, SharedGroup, is_primary, rank_device_name};
 use mona_core::registry::lookup;
+use mona_core::reproducibility::Reproducibility;
 use mona_core::runner::{AllReduce, DataParallel, Resume, replica_devices};
 use mona_core::task::{ModelEntry, TrainArgs, parse_device};
 
@@ -36,9 +38,15 @@ struct Args {
     /// at their initialisation (an error otherwise).
     #[arg(long)]
     partial_load: bool,
-    /// Random seed (initialisation, data order, augmentation, dropout).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Random seed (initialisation, data order, augmentation, dropout); default: the
+    /// config's `seed`, else 0.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Require a bit-reproducible run (also the config's `deterministic = true`): accepted on
+    /// flex, where every run of a seed is; refused on cubecl devices, whose kernels are
+    /// chosen by timing.
+    #[arg(long)]
+    deterministic: bool,
     /// `flex` (CPU), `cuda:N` (a `cuda` build) or `cubecl-cpu` (a `cubecl-cpu` build).
     #[arg(long, default_value = "flex")]
     device: String,
@@ -64,6 +72,11 @@ struct Args {
     /// norms and losses (also set by the config's `amp.dtype = "bf16"` or an mmcv `fp16`).
     #[arg(long)]
     amp: bool,
+    /// How the processes of the run were started: `none` (this process alone; `--gpus N`
+    /// threads) or `mpi` (`mpirun -np N` or Slurm's `srun --mpi=pmix`: one device per
+    /// process, `cuda:LOCAL_RANK` or the CPU; a build with `--features mpi`).
+    #[arg(long, default_value = "none")]
+    launcher: Launcher,
     /// Stop after this many iterations, as if killed (for testing resume).
     #[arg(long, hide = true)]
     stop_after: Option<usize>,
@@ -78,72 +91,139 @@ pub fn main() -> ExitCode {
         }
         let config = crate::config_args::load_config(&args.config, &args.cfg_options)?;
         crate::config_args::check_keys(&config, args.strict)?;
-        let work_dir = match &args.work_dir {
-            Some(dir) => dir.clone(),
-            None => match config.get("work_dir") {
-                Some(node) => PathBuf::from(node.extract::<String>()?),
-                None => PathBuf::from("work_dirs").join(
-                    args.config
-                        .file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "run".into()),
-                ),
-            },
+        let process = match args.launcher {
+            Launcher::None => None,
+            Launcher::Mpi if args.gpus > 1 => {
+                return Err(DistError::ThreadsAndProcesses(args.gpus).into());
+            }
+            Launcher::Mpi => Some(mpi_group(&config)?),
         };
+        match &process {
+            None => train_here(&args, &config, None),
+            // A failing rank ends the whole job, so that no rank waits for it.
+            Some(group) => train_here(&args, &config, Some(group.clone())).map_err(|e| {
+                eprintln!(
+                    "error: rank {}: {}",
+                    group.rank(),
+                    crate::cli::one_line(e.as_ref())
+                );
+                group.abort(1)
+            }),
+        }
+    })
+}
+
+/// The MPI world of a `--features mpi` build, with the config's collective timeout.
+#[cfg(feature = "mpi")]
+fn mpi_group(config: &mona_core::config::Config) -> anyhow::Result<SharedGroup> {
+    let timeout = mona_core::dist::collective_timeout(config)?;
+    let group = SharedGroup(mona_core::dist::mpi::MpiGroup::init(timeout)?);
+    tracing::info!(
+        "rank {} of {} (local rank {})",
+        group.rank(),
+        group.world(),
+        group.local_rank()
+    );
+    Ok(group)
+}
+
+#[cfg(not(feature = "mpi"))]
+fn mpi_group(_: &mona_core::config::Config) -> anyhow::Result<SharedGroup> {
+    Err(DistError::NoMpi.into())
+}
+
+/// Trains this process's part: all of it, or rank `process.rank()`'s (rank 0 alone holds the
+/// work dir's lock and writes into it).
+fn train_here(
+    args: &Args,
+    config: &mona_core::config::Config,
+    process: Option<SharedGroup>,
+) -> anyhow::Result<()> {
+    let primary = is_primary(process.as_ref());
+    let work_dir = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => match config.get("work_dir") {
+            Some(node) => PathBuf::from(node.extract::<String>()?),
+            None => PathBuf::from("work_dirs").join(
+                args.config
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "run".into()),
+            ),
+        },
+    };
+    // Held until training ends, before anything is written into the work dir.
+    let _lock = if primary {
         std::fs::create_dir_all(&work_dir)
             .with_context(|| format!("work dir {}: cannot create", work_dir.display()))?;
-        // Held until training ends, before anything is written into the work dir.
-        let _lock = crate::work_dir_lock::WorkDirLock::acquire(&work_dir)?;
+        let lock = crate::work_dir_lock::WorkDirLock::acquire(&work_dir)?;
         let dumped = work_dir.join("config.toml");
         mona_core::checkpoint::write_atomic_text(&dumped, &config.to_toml_string()).with_context(
             || format!("work dir {}: cannot write config.toml", work_dir.display()),
         )?;
-        let entry = lookup::<ModelEntry>(&config.node("model")?)?;
-        let device = parse_device(&args.device)?;
-        let resume = match &args.resume {
-            None => Resume::No,
-            Some(p) if p.is_empty() => Resume::Auto,
-            Some(p) => Resume::From(PathBuf::from(p)),
-        };
+        Some(lock)
+    } else {
+        None
+    };
+    let entry = lookup::<ModelEntry>(&config.node("model")?)?;
+    let device_name = match &process {
+        Some(g) => rank_device_name(&args.device, g.local_rank()),
+        None => args.device.clone(),
+    };
+    let repro = Reproducibility::resolve(config, args.seed, args.deterministic, &device_name)?;
+    let device = parse_device(&device_name)?;
+    let resume = match &args.resume {
+        None => Resume::No,
+        Some(p) if p.is_empty() => Resume::Auto,
+        Some(p) => Resume::From(PathBuf::from(p)),
+    };
+    tracing::info!(
+        "training {} ({}) in {}",
+        args.config.display(),
+        entry.name,
+        work_dir.display()
+    );
+    // mmdet's line
+    tracing::info!(
+        "Set random seed to {}, deterministic: {}",
+        repro.seed,
+        repro.deterministic
+    );
+    let precision = mona_core::task_setup::training_precision(config, args.amp)?;
+    mona_core::nn::amp::set_precision(precision);
+    tracing::info!("precision: {precision:?}");
+    let replicas = replica_devices(&device, &args.device, args.gpus)?;
+    let parallel = DataParallel {
+        replicas,
+        all_reduce: args
+            .all_reduce
+            .unwrap_or_else(|| AllReduce::default_for(&args.device)),
+    };
+    if args.gpus > 1 {
+        parallel.check(&args.device)?;
         tracing::info!(
-            "training {} ({}) in {}",
-            args.config.display(),
-            entry.name,
-            work_dir.display()
+            "data-parallel training on {} devices ({:?} all-reduce)",
+            args.gpus,
+            parallel.all_reduce
         );
-        let precision = mona_core::task_setup::training_precision(&config, args.amp)?;
-        mona_core::nn::amp::set_precision(precision);
-        tracing::info!("precision: {precision:?}");
-        let replicas = replica_devices(&device, &args.device, args.gpus)?;
-        let parallel = DataParallel {
-            replicas,
-            all_reduce: args
-                .all_reduce
-                .unwrap_or_else(|| AllReduce::default_for(&args.device)),
-        };
-        if args.gpus > 1 {
-            parallel.check(&args.device)?;
-            tracing::info!(
-                "data-parallel training on {} devices ({:?} all-reduce)",
-                args.gpus,
-                parallel.all_reduce
-            );
-        }
-        let train_args = TrainArgs {
-            work_dir: work_dir.clone(),
-            resume,
-            load_from: args.load_from.clone(),
-            seed: args.seed,
-            device,
-            stop_after: args.stop_after,
-            no_validate: args.no_validate,
-            parallel,
-            partial_load: args.partial_load,
-        };
-        let metrics = (entry.build.train)(&config, &train_args)?;
+    }
+    let train_args = TrainArgs {
+        work_dir: work_dir.clone(),
+        resume,
+        load_from: args.load_from.clone(),
+        seed: repro.seed,
+        device,
+        stop_after: args.stop_after,
+        no_validate: args.no_validate,
+        parallel,
+        partial_load: args.partial_load,
+        process: process.clone(),
+    };
+    let metrics = (entry.build.train)(config, &train_args)?;
+    if primary {
         for (name, value) in &metrics {
             println!("{name}: {value:.2}");
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }

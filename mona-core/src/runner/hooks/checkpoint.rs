@@ -29,6 +29,7 @@ pub(crate) fn checkpoint_meta(
         config: opts.config_toml.clone(),
         optimizer_steps,
         best,
+        classes: opts.classes.clone(),
     }
 }
 

@@ -10,6 +10,7 @@ use crate::runner::error::TrainError;
 pub struct AdapterExportHook<'a> {
     pub method: &'a str,
     pub config_toml: &'a str,
+    pub classes: &'a [String],
 }
 
 impl<M: TrainModel> Hook<M> for AdapterExportHook<'_> {
@@ -24,6 +25,7 @@ impl<M: TrainModel> Hook<M> for AdapterExportHook<'_> {
             &path,
             self.method,
             self.config_toml,
+            self.classes,
         )?;
         let line = format!("exported {n} trainable tensors to {}", path.display());
         run.log.text(&line).map_err(run.log_err())?;
