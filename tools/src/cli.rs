@@ -12,12 +12,30 @@ use tracing_subscriber::util::SubscriberInitExt;
 pub const DEFAULT_LOG_FILTER: &str = "warn,mona=info,train=info,test=info,bench=info";
 
 /// Logs to stderr (stdout carries the tool's output), filtered by `RUST_LOG`, default
-/// [`DEFAULT_LOG_FILTER`].
+/// [`DEFAULT_LOG_FILTER`]; `error` on the ranks other than 0 of a job started by an MPI or
+/// Slurm launcher, as mmcv's loggers do, so that a job logs each line once.
 pub fn init_tracing() {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let default = if launched_rank().is_some_and(|r| r > 0) {
+        "error"
+    } else {
+        DEFAULT_LOG_FILTER
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // A second initialisation (tests calling `main`-like code twice) is harmless: ignore it.
     let _ = subscriber(filter, std::io::stderr, colour_on_stderr()).try_init();
+}
+
+/// This process's rank as its launcher set it: Open MPI's `mpirun`, PMIx (Slurm's
+/// `srun --mpi=pmix`), MPICH's PMI, or Slurm itself.
+fn launched_rank() -> Option<usize> {
+    [
+        "OMPI_COMM_WORLD_RANK",
+        "PMIX_RANK",
+        "PMI_RANK",
+        "SLURM_PROCID",
+    ]
+    .iter()
+    .find_map(|k| std::env::var(k).ok()?.parse().ok())
 }
 
 /// Colour codes only for a person: stderr is a terminal and `NO_COLOR` is unset or empty

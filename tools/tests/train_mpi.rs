@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{demo_split, run, workspace};
+use common::{demo_split, run, run_logging, workspace};
 use mona_core::checkpoint::StateDict;
 
 const DEMO: &str = "configs/demo/fashion_mnist_swin_mona.toml";
@@ -137,7 +137,17 @@ fn two_processes_train_what_two_threads_and_one_process_train() {
         dir.path().join("one"),
     );
     let half = options(&split, 16, 2);
-    let stdout = mpirun_ok(&train_args(DEMO, &procs, &[], &half));
+    let mut job = mpirun(&train_args(DEMO, &procs, &[], &half));
+    let out = job.env_remove("RUST_LOG").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // rank 1 logs errors only, as mmcv's loggers on the other ranks
+    assert_eq!(
+        stderr.matches("Set random seed to 0").count(),
+        1,
+        "{stderr}"
+    );
     let by_threads = run(
         env!("CARGO_BIN_EXE_train"),
         &train_args(DEMO, &threads, &["--gpus", "2"], &half),
@@ -326,5 +336,37 @@ fn a_collective_past_its_timeout_aborts_the_job_naming_the_rank() {
     assert!(
         line.ends_with("did not complete within 1ms: another rank died or hangs; aborting the job"),
         "{line}"
+    );
+}
+
+#[test]
+fn an_epoch_of_two_processes_resumes_on_one_with_its_own_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let split = demo_split(dir.path(), "train", 64);
+    let work = dir.path().join("work");
+    // 2 processes × 16: 2 iterations per epoch
+    mpirun_ok(&train_args(DEMO, &work, &[], &options(&split, 16, 1)));
+    // one process × 16: 4 iterations per epoch, from the start of epoch 2
+    let alone = options(&split, 16, 2);
+    let resumed = run_logging(
+        env!("CARGO_BIN_EXE_train"),
+        &train_args(DEMO, &work, &["--resume"], &alone),
+        "info",
+    )
+    .ok();
+    assert!(
+        resumed
+            .stderr
+            .contains("(written with 2 batches per epoch, now 4) at epoch 1, iteration 4"),
+        "{}",
+        resumed.stderr
+    );
+    let meta = StateDict::read_raw(work.join("epoch_2.safetensors"))
+        .unwrap()
+        .metadata;
+    let meta: serde_json::Value = serde_json::from_str(&meta["meta"]).unwrap();
+    assert_eq!(
+        (meta["iter"].as_u64(), meta["epoch"].as_u64()),
+        (Some(8), Some(2))
     );
 }

@@ -35,6 +35,30 @@ pub(crate) fn iter_seed(seed: u64, k: usize) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The iteration a run with `epoch_len` batches per epoch resumes `meta` at. With the
+/// checkpoint's own epoch length (the same data, processes and batch), its iteration, exactly
+/// where it stopped. With another (another world size or batch size), as mmcv's runners
+/// resume: an epoch-based run at the start of the epoch after the checkpoint's, which must
+/// have ended one; an iteration-based run at the checkpoint's iteration, its data from the
+/// matching position of the new epochs.
+fn resume_position(
+    meta: &super::checkpoint::CheckpointMeta,
+    epoch_len: usize,
+    by_epoch: bool,
+) -> Result<usize, String> {
+    if meta.epoch_len == epoch_len || !by_epoch {
+        return Ok(meta.iter);
+    }
+    if meta.epoch_len > 0 && meta.iter.is_multiple_of(meta.epoch_len) {
+        return Ok(meta.epoch * epoch_len);
+    }
+    Err(format!(
+        "the checkpoint was written with {} batches per epoch in the middle of epoch {}, and the data now gives {epoch_len} per epoch (other processes or another batch size): resume it with the same global batch, or resume a checkpoint written at the end of an epoch",
+        meta.epoch_len,
+        meta.epoch + 1
+    ))
+}
+
 /// Runs training to the end of the configured schedule (or `stop_after`).
 pub fn train<M, S>(
     model: M,
@@ -134,17 +158,20 @@ where
         }
         // After the model check: a checkpoint of another model usually also has another
         // epoch length, and "batches per epoch" would hide what is really wrong.
-        if ckpt.meta.epoch_len != epoch_len {
-            return Err(resume_err(format!(
-                "the checkpoint was written with {} batches per epoch, the data now gives {epoch_len}",
-                ckpt.meta.epoch_len
-            )));
-        }
+        iter = resume_position(&ckpt.meta, epoch_len, by_epoch).map_err(resume_err)?;
         model = loaded;
         resumed_best = ckpt.meta.best.clone();
         optimizer.load_state_dict(&ckpt.optimizer, &ckpt.meta.optimizer_steps, &device);
-        iter = ckpt.meta.iter;
-        let line = format!("resumed from {} at iteration {iter}", path.display());
+        let line = if ckpt.meta.epoch_len == epoch_len {
+            format!("resumed from {} at iteration {iter}", path.display())
+        } else {
+            format!(
+                "resumed from {} (written with {} batches per epoch, now {epoch_len}) at epoch {}, iteration {iter}",
+                path.display(),
+                ckpt.meta.epoch_len,
+                ckpt.meta.epoch
+            )
+        };
         tracing::info!("{line}");
         // A resumed run appends to the same logs and repeats the iterations logged after
         // its checkpoint: this record marks where the second run starts.
@@ -361,4 +388,42 @@ where
     }
     drop(hooks);
     Ok((model, run.summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::checkpoint::CheckpointMeta;
+
+    fn meta(iter: usize, epoch_len: usize) -> CheckpointMeta {
+        CheckpointMeta {
+            iter,
+            epoch: iter / epoch_len,
+            epoch_len,
+            seed: 0,
+            method: "mona".into(),
+            config: String::new(),
+            optimizer_steps: Default::default(),
+            best: None,
+            classes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_resumes_where_another_world_size_puts_it() {
+        // the same batches per epoch: exactly where it stopped, mid-epoch too
+        assert_eq!(resume_position(&meta(7, 4), 4, true), Ok(7));
+        // 2 processes wrote 2 batches per epoch; alone the data gives 4: after epoch 3
+        assert_eq!(resume_position(&meta(6, 2), 4, true), Ok(12));
+        assert_eq!(resume_position(&meta(12, 4), 2, true), Ok(6));
+        // an iteration-based run keeps its iteration
+        assert_eq!(resume_position(&meta(7, 2), 4, false), Ok(7));
+        let e = resume_position(&meta(7, 2), 4, true).unwrap_err();
+        assert!(
+            e.starts_with(
+                "the checkpoint was written with 2 batches per epoch in the middle of epoch 4, and the data now gives 4 per epoch"
+            ),
+            "{e}"
+        );
+    }
 }
