@@ -228,6 +228,9 @@ pub fn load_for_test(
     mona_core::task_setup::load_for_test(cfg, model, args, &method)
 }
 
+/// `test --launcher mpi` outside segmentation.
+const SHARDED_TEST_ONLY_SEG: &str = "test --launcher mpi: a sharded evaluation covers segmentation so far; test classification in one process";
+
 fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     check_metric_names::<ClsMetricEntry>("--metrics", "classification", &args.metrics)?;
     mona_core::task_setup::check_eval_options("classification", &args.eval_options, &[])?;
@@ -235,6 +238,9 @@ fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
         return Err(TaskError::Other(
             "--aug-test: classification has no test-time augmentation (segmentation and detection have)".into(),
         ));
+    }
+    if args.process.is_some() {
+        return Err(TaskError::Other(SHARDED_TEST_ONLY_SEG.into()));
     }
     if let Some(dir) = &args.show_dir {
         return Err(TaskError::Other(format!(

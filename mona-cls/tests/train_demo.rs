@@ -85,6 +85,7 @@ fn short_mona_run_learns_and_test_reproduces_it() {
                 eval_options: Default::default(),
                 aug_test: false,
                 device: Device::flex(),
+                process: None,
             },
         )
         .unwrap()

@@ -48,6 +48,7 @@ impl InferArgs {
             eval_options: Default::default(),
             aug_test: false,
             device: self.device.clone(),
+            process: None,
         }
     }
 }

@@ -80,6 +80,9 @@ pub struct TestArgs {
     /// detection: the test scales with flip; classification refuses it).
     pub aug_test: bool,
     pub device: Device,
+    /// The processes of a sharded evaluation (`test --launcher mpi`): each predicts its share
+    /// of the test set, and every rank gets the whole set's metrics.
+    pub process: Option<crate::dist::SharedGroup>,
 }
 
 /// Errors of a task run; messages name the file, key or path involved.

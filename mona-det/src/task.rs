@@ -139,6 +139,11 @@ impl<M: Detector> TrainTask for DetTraining<M> {
 }
 
 fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
+    if args.process.is_some() {
+        return Err(TaskError::Other(
+            "test --launcher mpi: a sharded evaluation covers segmentation so far; test detection in one process".into(),
+        ));
+    }
     check_metric_names::<DetMetricEntry>("--metrics", "detection", &args.metrics)?;
     let eval_options = DetEvalOptions::new(cfg, &args.eval_options)?;
     let device = args.device.clone();

@@ -9,6 +9,9 @@ use mona_data::DataError;
 pub enum SegError {
     #[error(transparent)]
     Data(#[from] DataError),
+    /// A collective of a sharded evaluation.
+    #[error(transparent)]
+    Dist(#[from] mona_core::dist::DistError),
     /// A label map of another size than its image, after the pipeline.
     #[error("{}: label map {label_w}x{label_h} does not match the image {image_w}x{image_h}", .path.display())]
     LabelSize {

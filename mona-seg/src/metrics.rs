@@ -33,6 +33,34 @@ impl SegStats {
         }
     }
 
+    /// The areas summed over the ranks of `group` (a sharded evaluation): counts below 2⁵³
+    /// travel exactly as f64.
+    pub fn summed_over(
+        &self,
+        group: &mona_core::dist::SharedGroup,
+    ) -> Result<Self, mona_core::dist::DistError> {
+        let parts = [
+            &self.intersect,
+            &self.union,
+            &self.pred_area,
+            &self.label_area,
+        ];
+        let mut flat: Vec<f64> = parts
+            .iter()
+            .flat_map(|p| p.iter().map(|&v| v as f64))
+            .collect();
+        group.all_reduce_sum_f64("segmentation areas", &mut flat)?;
+        let k = self.num_classes;
+        let take = |i: usize| flat[i * k..(i + 1) * k].iter().map(|&v| v as u64).collect();
+        Ok(Self {
+            num_classes: k,
+            intersect: take(0),
+            union: take(1),
+            pred_area: take(2),
+            label_area: take(3),
+        })
+    }
+
     /// Adds one image. `pred` and `label` have the same length; labels equal to
     /// `ignore_index` (and any label ≥ `num_classes`, as mmseg's histogram range drops them)
     /// are skipped.

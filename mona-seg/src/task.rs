@@ -20,6 +20,7 @@ use crate::dataset::SegDataset;
 use crate::error::SegError;
 use crate::metrics::{SegMetricEntry, SegStats, seg_metrics};
 use crate::segmentor::{EncoderDecoder, SegBatch};
+use mona_core::dist::{SharedGroup, is_primary};
 use mona_data::transforms::{TtaMode, TtaView, build_tta_views};
 
 impl TrainModel for EncoderDecoder {
@@ -175,9 +176,13 @@ pub fn evaluate(
     metrics: &[String],
     show_dir: Option<&Path>,
     views: &[TtaView],
+    process: Option<&SharedGroup>,
 ) -> Result<Metrics, SegError> {
     let mut stats = SegStats::new(model.num_classes());
-    for idx in 0..dataset.len() {
+    // a sharded evaluation: rank r of W predicts images r, r + W, ... (mmcv's distributed
+    // test sampler), and the areas are summed over the ranks
+    let (rank, world) = process.map_or((0, 1), |g| (g.rank(), g.world()));
+    for idx in (rank..dataset.len()).step_by(world) {
         let (pred, r) = if views.len() > 1 {
             crate::tta::predict_views(model, dataset, idx, views, device)?
         } else {
@@ -200,6 +205,9 @@ pub fn evaluate(
         if let Some(dir) = show_dir {
             write_overlay(dir, &r.path, &dataset.samples()[idx].name, &pred)?;
         }
+    }
+    if let Some(group) = process {
+        stats = stats.summed_over(group)?;
     }
     seg_metrics(&stats, dataset.classes(), metrics)
 }
@@ -348,6 +356,7 @@ impl TrainTask for SegTraining {
             &eval.metrics,
             None,
             &eval.views,
+            None,
         )?)
     }
 }
@@ -388,9 +397,14 @@ fn test_seg(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
         &asked,
         args.show_dir.as_deref(),
         &views,
+        args.process.as_ref(),
     )
     .map_err(|e| TaskError::Task(e.into()))?;
-    if let Some(out) = &args.out {
+    if let Some(out) = args
+        .out
+        .as_ref()
+        .filter(|_| is_primary(args.process.as_ref()))
+    {
         let text = serde_json::to_string_pretty(&serde_json::json!({ "metrics": metrics }))
             .map_err(|e| TaskError::Other(e.to_string()))?;
         mona_core::checkpoint::write_atomic_text(out, &text).map_err(|source| TaskError::Io {

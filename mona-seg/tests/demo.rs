@@ -90,6 +90,7 @@ fn demo_beats_all_background_and_writes_overlays() {
         eval_options: Default::default(),
         aug_test: false,
         device: Device::flex(),
+        process: None,
     };
     let tm = (entry.build.test)(&cfg, &targs).unwrap_or_else(|e| panic!("{e}"));
     assert!((tm["mIoU"] - miou).abs() < 1e-6, "{tm:?} vs {metrics:?}");

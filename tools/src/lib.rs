@@ -27,6 +27,7 @@ pub mod count;
 pub mod entry;
 pub mod error;
 pub mod keys;
+pub mod launcher;
 pub mod link;
 pub mod merge_lora;
 pub mod methods;

@@ -89,6 +89,17 @@ fn the_mpi_launcher_needs_an_mpi_build() {
         std::fs::read_dir(work.path()).unwrap().next().is_none(),
         "nothing is written before the launcher is up"
     );
+    let out = run(
+        env!("CARGO_BIN_EXE_test"),
+        &[DEMO, "never_read.safetensors", "--launcher", "mpi"],
+    )
+    .failed();
+    assert!(
+        out.error_line()
+            .starts_with("error: --launcher mpi needs a build with MPI"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
-//! `train --launcher mpi` under `mpirun -np 2` (a `--features mpi` build, Open MPI installed):
-//! two processes train what two threads (`--gpus 2`) and one process with the whole batch
-//! train; only rank 0 writes; a killed rank ends the job, and its last checkpoint resumes on
-//! one process. `.ci/run` runs these with `cargo test -p mona-tools --features mpi`.
+//! `train --launcher mpi` and `test --launcher mpi` under `mpirun -np 2` (a `--features mpi`
+//! build, Open MPI installed): two processes train what two threads (`--gpus 2`) and one
+//! process with the whole batch train; only rank 0 writes; a killed rank ends the job, and its
+//! last checkpoint resumes on one process; a sharded test reports one process's metrics.
+//! `.ci/run` runs these with `cargo test -p mona-tools --features mpi`.
 #![cfg(feature = "mpi")]
 
 mod common;
@@ -368,5 +369,68 @@ fn an_epoch_of_two_processes_resumes_on_one_with_its_own_batch() {
     assert_eq!(
         (meta["iter"].as_u64(), meta["epoch"].as_u64()),
         (Some(8), Some(2))
+    );
+}
+
+/// `mpirun -np 2 test ARGS --launcher mpi` from the workspace root.
+fn mpirun_test(args: &[&str]) -> std::process::Output {
+    Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
+        .arg(env!("CARGO_BIN_EXE_test"))
+        .args(args)
+        .args(["--launcher", "mpi"])
+        .env("RUST_LOG", "warn")
+        .current_dir(workspace())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_sharded_test_reports_the_single_process_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let opts: Vec<String> = [
+        "runner.max_iters=8",
+        "evaluation.interval=8",
+        "checkpoint_config.interval=8",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    run(
+        env!("CARGO_BIN_EXE_train"),
+        &train_args(SEG_DEMO, &work, &[], &opts),
+    )
+    .ok();
+    let ckpt = work.join("iter_8.safetensors");
+    let ckpt = ckpt.to_str().unwrap();
+    for extra in [&[][..], &["--aug-test"][..]] {
+        let (one_out, procs_out) = (dir.path().join("one.json"), dir.path().join("procs.json"));
+        let mut args = vec![SEG_DEMO, ckpt, "--out", one_out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let alone = run(env!("CARGO_BIN_EXE_test"), &args).ok();
+        args[3] = procs_out.to_str().unwrap();
+        let sharded = mpirun_test(&args);
+        let stdout = String::from_utf8_lossy(&sharded.stdout);
+        assert!(
+            sharded.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&sharded.stderr)
+        );
+        // every image once, the areas summed: exactly the metrics of one process
+        assert!(stdout.contains("mIoU: "), "{stdout}");
+        assert_eq!(stdout, alone.stdout, "{extra:?}");
+        assert_eq!(
+            std::fs::read_to_string(&procs_out).unwrap(),
+            std::fs::read_to_string(&one_out).unwrap()
+        );
+    }
+    // classification and detection test in one process, and say so
+    let out = mpirun_test(&[DEMO, "never_read.safetensors"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("test --launcher mpi: a sharded evaluation covers segmentation so far; test classification in one process"),
+        "{stderr}"
     );
 }

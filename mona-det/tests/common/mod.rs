@@ -47,6 +47,7 @@ pub fn test_args(checkpoint: PathBuf, out: PathBuf, show_dir: PathBuf) -> TestAr
         eval_options: Default::default(),
         aug_test: false,
         device: Device::flex(),
+        process: None,
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use mona_core::dist::{Launcher, SharedGroup, is_primary, rank_device_name};
 use mona_core::registry::lookup;
 use mona_core::task::{ModelEntry, TestArgs, parse_device};
 
@@ -45,6 +46,10 @@ struct Args {
     /// scales, each also flipped (merged as mmdet's `aug_test`).
     #[arg(long)]
     aug_test: bool,
+    /// `mpi` (under `mpirun` or Slurm, a `--features mpi` build): every process predicts its
+    /// share of the test set and rank 0 reports the whole set's metrics (segmentation).
+    #[arg(long, default_value = "none")]
+    launcher: Launcher,
     /// Pretrained backbone under an adapter file (default: the config's `load_from`).
     #[arg(long)]
     load_from: Option<PathBuf>,
@@ -82,8 +87,28 @@ pub fn main() -> ExitCode {
         check_outputs(&args)?;
         let config = crate::config_args::load_config(&args.config, &args.cfg_options)?;
         crate::config_args::check_keys(&config, args.strict)?;
-        let entry = lookup::<ModelEntry>(&config.node("model")?)?;
-        let device = parse_device(&args.device)?;
+        let process = crate::launcher::process_group(args.launcher, &config)?;
+        crate::launcher::run_as_rank(process.as_ref(), || {
+            test_here(&args, &config, process.clone())
+        })
+    })
+}
+
+/// Tests this process's part: all of the test set, or rank `process.rank()`'s share (rank 0
+/// alone prints and writes).
+fn test_here(
+    args: &Args,
+    config: &mona_core::config::Config,
+    process: Option<SharedGroup>,
+) -> anyhow::Result<()> {
+    let primary = is_primary(process.as_ref());
+    let entry = lookup::<ModelEntry>(&config.node("model")?)?;
+    let device_name = match &process {
+        Some(g) => rank_device_name(&args.device, g.local_rank()),
+        None => args.device.clone(),
+    };
+    let device = parse_device(&device_name)?;
+    {
         let test_args = TestArgs {
             checkpoint: args.checkpoint.clone(),
             load_from: args.load_from.clone(),
@@ -95,13 +120,16 @@ pub fn main() -> ExitCode {
             eval_options: args.eval_options.iter().cloned().collect(),
             aug_test: args.aug_test,
             device,
+            process,
         };
-        let metrics = (entry.build.test)(&config, &test_args)?;
-        for (name, value) in &metrics {
-            println!("{name}: {value:.2}");
+        let metrics = (entry.build.test)(config, &test_args)?;
+        if primary {
+            for (name, value) in &metrics {
+                println!("{name}: {value:.2}");
+            }
         }
         Ok(())
-    })
+    }
 }
 
 /// Checks `--out` and `--show-dir` before the model runs, so that a typo costs no

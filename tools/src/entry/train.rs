@@ -91,45 +91,14 @@ pub fn main() -> ExitCode {
         }
         let config = crate::config_args::load_config(&args.config, &args.cfg_options)?;
         crate::config_args::check_keys(&config, args.strict)?;
-        let process = match args.launcher {
-            Launcher::None => None,
-            Launcher::Mpi if args.gpus > 1 => {
-                return Err(DistError::ThreadsAndProcesses(args.gpus).into());
-            }
-            Launcher::Mpi => Some(mpi_group(&config)?),
-        };
-        match &process {
-            None => train_here(&args, &config, None),
-            // A failing rank ends the whole job, so that no rank waits for it.
-            Some(group) => train_here(&args, &config, Some(group.clone())).map_err(|e| {
-                eprintln!(
-                    "error: rank {}: {}",
-                    group.rank(),
-                    crate::cli::one_line(e.as_ref())
-                );
-                group.abort(1)
-            }),
+        if args.launcher == Launcher::Mpi && args.gpus > 1 {
+            return Err(DistError::ThreadsAndProcesses(args.gpus).into());
         }
+        let process = crate::launcher::process_group(args.launcher, &config)?;
+        crate::launcher::run_as_rank(process.as_ref(), || {
+            train_here(&args, &config, process.clone())
+        })
     })
-}
-
-/// The MPI world of a `--features mpi` build, with the config's collective timeout.
-#[cfg(feature = "mpi")]
-fn mpi_group(config: &mona_core::config::Config) -> anyhow::Result<SharedGroup> {
-    let timeout = mona_core::dist::collective_timeout(config)?;
-    let group = SharedGroup(mona_core::dist::mpi::MpiGroup::init(timeout)?);
-    tracing::info!(
-        "rank {} of {} (local rank {})",
-        group.rank(),
-        group.world(),
-        group.local_rank()
-    );
-    Ok(group)
-}
-
-#[cfg(not(feature = "mpi"))]
-fn mpi_group(_: &mona_core::config::Config) -> anyhow::Result<SharedGroup> {
-    Err(DistError::NoMpi.into())
 }
 
 /// Trains this process's part: all of it, or rank `process.rank()`'s (rank 0 alone holds the
