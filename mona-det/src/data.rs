@@ -32,7 +32,7 @@ use mona_core::registry::BuildError;
 use mona_data::datasets::ClassesArg;
 use mona_data::error::DataError;
 use mona_data::masks::{MaskAnnotation, MaskAnnotations};
-use mona_data::transforms::{TtaMode, build_tta_views};
+use mona_data::transforms::build_plain_pipeline;
 use mona_data::{DataRng, Dataset, DatasetEntry, Pipeline, Results};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -409,7 +409,7 @@ fn build_voc_or_coco(
             "no images left (after filtering images without boxes or smaller than 32 px)".into(),
         ));
     }
-    let pipeline = build_det_pipeline(&node.child("pipeline")?)?;
+    let pipeline = build_plain_pipeline(&node.child("pipeline")?)?;
     Ok(DetDataset {
         samples,
         classes,
@@ -417,13 +417,6 @@ fn build_voc_or_coco(
         format,
         pipeline,
     })
-}
-
-/// A dataset's own pipeline: `MultiScaleFlipAug`'s (first) `img_scale`, not flipped (training
-/// sets have none); test-time augmentation takes the views of [`crate::tta::DetTestViews`].
-pub fn build_det_pipeline(node: &ConfigNode<'_>) -> Result<Pipeline, BuildError> {
-    let mut views = build_tta_views(node, TtaMode::Plain)?;
-    Ok(views.remove(0).pipeline)
 }
 
 fn build_boxed(node: &ConfigNode<'_>) -> Result<Box<dyn Dataset>, BuildError> {

@@ -230,14 +230,6 @@ struct Args {
     _test_mode: Option<bool>,
 }
 
-/// Builds the pipeline, flattening `MultiScaleFlipAug` (see
-/// [`mona_data::transforms::build_flat_pipeline`], shared with detection).
-pub fn build_seg_pipeline(node: &ConfigNode<'_>) -> Result<Pipeline, BuildError> {
-    use mona_data::transforms::{TtaMode, build_tta_views};
-    let mut views = build_tta_views(node, TtaMode::Plain)?;
-    Ok(views.remove(0).pipeline)
-}
-
 /// Builds a segmentation dataset from its node.
 pub type SegDatasetBuilder = fn(&ConfigNode<'_>) -> Result<SegDataset, BuildError>;
 
@@ -291,7 +283,7 @@ fn build_ade_or_custom(node: &ConfigNode<'_>) -> Result<SegDataset, BuildError> 
             "needs between 1 and 255 classes",
         ));
     }
-    let pipeline = build_seg_pipeline(&node.child("pipeline")?)?;
+    let pipeline = mona_data::transforms::build_plain_pipeline(&node.child("pipeline")?)?;
     // mmseg: ADE20K and the custom default both use .jpg images and .png label maps.
     let (img_suffix, seg_suffix) = (".jpg", ".png");
     let img_dir = root.join(&args.img_dir);

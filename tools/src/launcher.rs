@@ -2,7 +2,7 @@
 //! of a `--features mpi` build.
 
 use mona_core::config::Config;
-use mona_core::dist::{Launcher, SharedGroup};
+use mona_core::dist::{Launcher, SharedGroup, rank_device_name};
 
 /// The process group `launcher` asks for: none, or the MPI world with the config's collective
 /// timeout.
@@ -29,6 +29,15 @@ fn mpi_group(config: &Config) -> anyhow::Result<SharedGroup> {
 #[cfg(not(feature = "mpi"))]
 fn mpi_group(_: &Config) -> anyhow::Result<SharedGroup> {
     Err(mona_core::dist::DistError::NoMpi.into())
+}
+
+/// The device this process trains or tests on: `--device`, or for a rank of a distributed
+/// job the device of its local rank ([`rank_device_name`]).
+pub fn device_name(device: &str, process: Option<&SharedGroup>) -> String {
+    match process {
+        Some(g) => rank_device_name(device, g.local_rank()),
+        None => device.to_string(),
+    }
 }
 
 /// Runs `body` as this process's part of the job: alone, or as a rank, whose failure prints

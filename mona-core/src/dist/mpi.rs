@@ -9,7 +9,6 @@
 //! through [`ProcessGroup::abort`] after printing its error, so no rank waits for it.
 
 use std::rc::Rc;
-use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ pub struct MpiGroup {
     rank: usize,
     size: usize,
     local_rank: usize,
-    watch: Mutex<Sender<Watch>>,
+    watch: Sender<Watch>,
     /// Dropped last (fields drop in order): finalises MPI.
     _universe: Universe,
 }
@@ -66,21 +65,16 @@ impl MpiGroup {
             rank,
             size,
             local_rank,
-            watch: Mutex::new(tx),
+            watch: tx,
             _universe: universe,
         }))
     }
 
     /// Runs `f` with the watchdog armed for `what`.
     fn watched<T>(&self, what: &str, f: impl FnOnce() -> T) -> T {
-        let send = |w: Watch| {
-            if let Ok(tx) = self.watch.lock() {
-                let _ = tx.send(w);
-            }
-        };
-        send(Watch::Arm(what.to_string()));
+        let _ = self.watch.send(Watch::Arm(what.to_string()));
         let out = f();
-        send(Watch::Disarm);
+        let _ = self.watch.send(Watch::Disarm);
         out
     }
 }

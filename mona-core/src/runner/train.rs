@@ -281,10 +281,11 @@ where
 
     'outer: while iter < max_iters {
         let epoch = iter / epoch_len;
-        let first = (iter % epoch_len) * n_devices;
+        // the first batch of this iteration, of all the devices
+        let start = (iter % epoch_len) * n_devices;
         let mut batches = match group {
-            Some(_) => source.iter_epoch_strided(epoch, first + rank, n_devices),
-            None => source.iter_epoch(epoch, first),
+            Some(_) => source.iter_epoch_strided(epoch, start + rank, n_devices),
+            None => source.iter_epoch(epoch, start),
         };
         loop {
             if iter >= max_iters {

@@ -263,12 +263,7 @@ fn msfa_request(msfa: &ConfigNode<'_>) -> Result<MsfaRequest, BuildError> {
         Some(ratios) if scales.len() == 1 => ratios
             .into_vec()
             .iter()
-            .map(|r| {
-                (
-                    (base_scale.0 as f64 * r) as usize,
-                    (base_scale.1 as f64 * r) as usize,
-                )
-            })
+            .map(|&r| scaled(base_scale, r))
             .collect(),
         Some(_) => {
             return Err(BuildError::invalid(
@@ -284,6 +279,19 @@ fn msfa_request(msfa: &ConfigNode<'_>) -> Result<MsfaRequest, BuildError> {
         base_scale,
         flip: msfa.extract_field::<bool>("flip")?.unwrap_or(false),
     })
+}
+
+/// mmseg's `(int(w·r), int(h·r))` of a scale `(w, h)` and a ratio `r`.
+fn scaled((w, h): (usize, usize), r: f64) -> (usize, usize) {
+    ((w as f64 * r) as usize, (h as f64 * r) as usize)
+}
+
+/// A dataset's own pipeline: `MultiScaleFlipAug` at its (first) `img_scale`, not flipped,
+/// whatever test-time augmentation the config asks (training sets have no
+/// `MultiScaleFlipAug`; a task tests through [`build_tta_views`]).
+pub fn build_plain_pipeline(node: &ConfigNode<'_>) -> Result<Pipeline, BuildError> {
+    let mut views = build_tta_views(node, TtaMode::Plain)?;
+    Ok(views.remove(0).pipeline)
 }
 
 /// The views of a test pipeline with `MultiScaleFlipAug`, in mmseg's and mmdet's order (each
@@ -309,10 +317,9 @@ pub fn build_tta_views(node: &ConfigNode<'_>, mode: TtaMode) -> Result<Vec<TtaVi
         TtaMode::Config => (request.scales, request.flip),
         TtaMode::Flip => (request.scales, true),
         TtaMode::AugTest => {
-            let (w, h) = request.base_scale;
             let scales = AUG_TEST_RATIOS
                 .iter()
-                .map(|r| ((w as f64 * r) as usize, (h as f64 * r) as usize))
+                .map(|&r| scaled(request.base_scale, r))
                 .collect();
             (scales, true)
         }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mona_core::dist::{Launcher, SharedGroup, is_primary, rank_device_name};
+use mona_core::dist::{Launcher, SharedGroup, is_primary};
 use mona_core::registry::lookup;
 use mona_core::task::{ModelEntry, TestArgs, parse_device};
 
@@ -103,10 +103,7 @@ fn test_here(
 ) -> anyhow::Result<()> {
     let primary = is_primary(process.as_ref());
     let entry = lookup::<ModelEntry>(&config.node("model")?)?;
-    let device_name = match &process {
-        Some(g) => rank_device_name(&args.device, g.local_rank()),
-        None => args.device.clone(),
-    };
+    let device_name = crate::launcher::device_name(&args.device, process.as_ref());
     let device = parse_device(&device_name)?;
     {
         let test_args = TestArgs {

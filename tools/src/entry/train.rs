@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use mona_core::dist::{DistError, Launcher, SharedGroup, is_primary, rank_device_name};
+use mona_core::dist::{DistError, Launcher, SharedGroup, is_primary};
 use mona_core::registry::lookup;
 use mona_core::reproducibility::Reproducibility;
 use mona_core::runner::{AllReduce, DataParallel, Resume, replica_devices};
@@ -135,10 +135,7 @@ fn train_here(
         None
     };
     let entry = lookup::<ModelEntry>(&config.node("model")?)?;
-    let device_name = match &process {
-        Some(g) => rank_device_name(&args.device, g.local_rank()),
-        None => args.device.clone(),
-    };
+    let device_name = crate::launcher::device_name(&args.device, process.as_ref());
     let repro = Reproducibility::resolve(config, args.seed, args.deterministic, &device_name)?;
     let device = parse_device(&device_name)?;
     let resume = match &args.resume {
