@@ -20,4 +20,7 @@ pub enum ClsError {
     },
     #[error("metric \"{0}\" is not registered for classification")]
     UnknownMetric(String),
+    /// A sharded evaluation's exchange between the processes failed.
+    #[error(transparent)]
+    Dist(#[from] mona_core::dist::DistError),
 }

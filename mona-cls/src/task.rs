@@ -5,6 +5,9 @@ use std::sync::Arc;
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
 use mona_core::config::Config;
+use mona_core::dist::collect::{collect_indexed, shared_metrics};
+use mona_core::dist::wire::{WireReader, WireWriter};
+use mona_core::dist::{DistError, SharedGroup};
 use mona_core::random::{Shard, shard_ranges};
 use mona_core::runner::{
     BoxError, LossError, Losses, Metrics, TrainModel, TrainOptions, batch_shards,
@@ -82,6 +85,11 @@ fn dataset(cfg: &Config, key: &str) -> Result<Arc<dyn Dataset>, TaskError> {
 pub type Predictions = (Vec<f32>, Vec<Option<usize>>, Vec<std::path::PathBuf>);
 
 /// Per-sample class scores (softmax) of a whole dataset, in dataset order.
+///
+/// With a process group (a sharded evaluation) rank `r` of `W` predicts batches `r`,
+/// `r + W`, ... of the unshuffled loader, the batches one process would form, so every image
+/// is scored exactly as alone; rank 0 receives the whole set's predictions and the other
+/// ranks `None`.
 pub fn predict(
     model: &ImageClassifier,
     dataset: Arc<dyn Dataset>,
@@ -89,25 +97,72 @@ pub fn predict(
     shards: usize,
     workers: usize,
     device: &Device,
-) -> Result<Predictions, ClsError> {
-    let loader = DataLoader::new(dataset, batch_size.max(1), false, 0, workers, false)?;
-    let mut scores = Vec::new();
-    let mut labels = Vec::new();
-    let mut paths = Vec::new();
-    for batch in loader.iter_epoch(0, 0) {
+    process: Option<&SharedGroup>,
+) -> Result<Option<Predictions>, ClsError> {
+    let batch_size = batch_size.max(1);
+    let len = dataset.len();
+    let loader = DataLoader::new(dataset, batch_size, false, 0, workers, false)?;
+    let (rank, world) = process.map_or((0, 1), |g| (g.rank(), g.world()));
+    let classes = model.num_classes();
+    let mut mine: Vec<(usize, Scored)> = Vec::new();
+    for (batch, b) in loader
+        .iter_epoch_strided(0, rank, world)
+        .zip((rank..).step_by(world))
+    {
         let batch = batch?;
-        labels.extend(batch.iter().map(|r| r.gt_label));
-        let b = collate(&batch, device)?;
-        paths.extend(b.paths.iter().cloned());
-        let probs = softmax(model.forward_sharded(b.images, shards), 1);
+        let labels: Vec<Option<usize>> = batch.iter().map(|r| r.gt_label).collect();
+        let collated = collate(&batch, device)?;
+        let probs = softmax(model.forward_sharded(collated.images, shards), 1);
         let v: Vec<f32> = probs
             .into_data()
             .convert::<f32>()
             .try_into_vec()
             .map_err(|e| ClsError::Readback(format!("{e:?}")))?;
-        scores.extend(v);
+        for (k, ((row, label), path)) in v
+            .chunks(classes)
+            .zip(labels)
+            .zip(collated.paths)
+            .enumerate()
+        {
+            mine.push((b * batch_size + k, (row.to_vec(), label, path)));
+        }
     }
-    Ok((scores, labels, paths))
+    let all = match process {
+        None => Some(mine.into_iter().map(|(_, s)| s).collect()),
+        Some(group) => collect_indexed(
+            &**group,
+            "classification predictions",
+            len,
+            mine,
+            encode_scored,
+            decode_scored,
+        )?,
+    };
+    Ok(all.map(|all: Vec<Scored>| {
+        let mut out: Predictions = (Vec::new(), Vec::new(), Vec::new());
+        for (row, label, path) in all {
+            out.0.extend(row);
+            out.1.push(label);
+            out.2.push(path);
+        }
+        out
+    }))
+}
+
+/// One image's scores, label and path.
+type Scored = (Vec<f32>, Option<usize>, std::path::PathBuf);
+
+fn encode_scored((row, label, path): &Scored, w: &mut WireWriter) {
+    w.f32s(row)
+        .u64(label.map_or(u64::MAX, |l| l as u64))
+        .str(&path.to_string_lossy());
+}
+
+fn decode_scored(r: &mut WireReader) -> Result<Scored, DistError> {
+    let row = r.f32s()?;
+    let label = r.u64()?;
+    let label = (label != u64::MAX).then_some(label as usize);
+    Ok((row, label, r.str()?.into()))
 }
 
 /// The head must have an output for every class of `dataset`.
@@ -128,17 +183,34 @@ fn check_classes(
 
 fn evaluate(
     model: &ImageClassifier,
-    dataset: Arc<dyn Dataset>,
-    batch_size: usize,
+    eval: &ClsEval,
     shards: usize,
-    workers: usize,
     device: &Device,
-    metrics: &[String],
+    process: Option<&SharedGroup>,
 ) -> Result<Metrics, ClsError> {
-    let (scores, labels, _) = predict(model, dataset, batch_size, shards, workers, device)?;
-    let labels: Option<Vec<usize>> = labels.into_iter().collect();
-    let labels = labels.ok_or(ClsError::Unlabelled)?;
-    cls_metrics(&scores, model.num_classes(), &labels, metrics)
+    let predictions = predict(
+        model,
+        eval.val_set.clone(),
+        eval.batch_size,
+        shards,
+        eval.workers,
+        device,
+        process,
+    )?;
+    let metrics = match predictions {
+        Some((scores, labels, _)) => {
+            let labels: Option<Vec<usize>> = labels.into_iter().collect();
+            let labels = labels.ok_or(ClsError::Unlabelled)?;
+            Some(cls_metrics(
+                &scores,
+                model.num_classes(),
+                &labels,
+                &eval.metrics,
+            )?)
+        }
+        None => None,
+    };
+    Ok(shared_metrics(process, metrics)?)
 }
 
 /// What classification's evaluation needs.
@@ -206,12 +278,10 @@ impl TrainTask for ClsTraining {
     ) -> Result<Metrics, BoxError> {
         Ok(evaluate(
             model,
-            eval.val_set.clone(),
-            eval.batch_size,
+            eval,
             opts.runner.batch_shards,
-            eval.workers,
             device,
-            &eval.metrics,
+            opts.process.as_ref(),
         )?)
     }
 }
@@ -228,9 +298,6 @@ pub fn load_for_test(
     mona_core::task_setup::load_for_test(cfg, model, args, &method)
 }
 
-/// `test --launcher mpi` outside segmentation.
-const SHARDED_TEST_ONLY_SEG: &str = "test --launcher mpi: a sharded evaluation covers segmentation so far; test classification in one process";
-
 fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     check_metric_names::<ClsMetricEntry>("--metrics", "classification", &args.metrics)?;
     mona_core::task_setup::check_eval_options("classification", &args.eval_options, &[])?;
@@ -238,9 +305,6 @@ fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
         return Err(TaskError::Other(
             "--aug-test: classification has no test-time augmentation (segmentation and detection have)".into(),
         ));
-    }
-    if args.process.is_some() {
-        return Err(TaskError::Other(SHARDED_TEST_ONLY_SEG.into()));
     }
     if let Some(dir) = &args.show_dir {
         return Err(TaskError::Other(format!(
@@ -254,10 +318,31 @@ fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     check_classes(&model, "data.test", test_set.as_ref())?;
     let batch_size = mona_core::task_setup::samples_per_gpu(cfg)?;
     let shards = batch_shards(cfg)?;
-    let (scores, labels, paths) =
-        predict(&model, test_set, batch_size, shards, workers(cfg)?, &device)
-            .map_err(|e| TaskError::Task(e.into()))?;
-    let classes = model.num_classes();
+    let process = args.process.as_ref();
+    let predictions = predict(
+        &model,
+        test_set,
+        batch_size,
+        shards,
+        workers(cfg)?,
+        &device,
+        process,
+    )
+    .map_err(|e| TaskError::Task(e.into()))?;
+    // rank 0 of a sharded test scores and writes the whole set; the others receive its metrics
+    let metrics = match predictions {
+        Some(p) => Some(report(args, model.num_classes(), p)?),
+        None => None,
+    };
+    shared_metrics(process, metrics).map_err(|e| TaskError::Task(e.into()))
+}
+
+/// The metrics of the whole test set's predictions, and `--out`.
+fn report(
+    args: &TestArgs,
+    classes: usize,
+    (scores, labels, paths): Predictions,
+) -> Result<Metrics, TaskError> {
     let mut metrics = Metrics::new();
     // `--format-only`: the predictions only (to `--out`), no metrics.
     let labelled = labels.iter().copied().collect::<Option<Vec<usize>>>();

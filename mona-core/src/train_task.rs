@@ -82,11 +82,9 @@ pub fn train_task<T: TrainTask>(cfg: &Config, args: &TrainArgs) -> Result<Metric
     let mut eval =
         |m: &T::Model| T::evaluate(&m.clone().valid(), &eval_inputs, &eval_device, &opts);
     let (model, summary) = train(model, optimizer, &schedule, &source, &mut eval, &opts)?;
-    // the other ranks of a distributed run leave evaluating to rank 0
-    if summary.metrics.is_empty()
-        && !summary.interrupted
-        && crate::dist::is_primary(opts.process.as_ref())
-    {
+    // every rank of a distributed run takes its share (the metrics are rank 0's on all, so
+    // all ranks agree whether one ran)
+    if summary.metrics.is_empty() && !summary.interrupted {
         return T::evaluate(&model.valid(), &eval_inputs, &eval_device, &opts)
             .map_err(TaskError::Task);
     }

@@ -47,6 +47,9 @@ pub enum DetError {
     SegmNeedsMasks,
     #[error("metric \"{0}\" is not registered for detection")]
     UnknownMetric(String),
+    /// A sharded evaluation's exchange between the processes failed.
+    #[error(transparent)]
+    Dist(#[from] mona_core::dist::DistError),
     #[error("{}: cannot write: {source}", path.display())]
     Write {
         path: PathBuf,

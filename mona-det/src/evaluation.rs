@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use mona_core::config::Config;
+use mona_core::dist::SharedGroup;
+use mona_core::dist::collect::{shard, shared_metrics};
 use mona_core::runner::{BoxError, Metrics};
 use mona_core::task::TaskError;
 use mona_core::task_setup::check_metric_names;
@@ -24,8 +26,9 @@ use crate::metrics::coco::{CocoEvalError, CocoIouType, MMDET_MAX_DETS, coco_eval
 use crate::metrics::voc::{MapSettings, ScoredBox, VocAnnotation, eval_map};
 use crate::results::{coco_gt_json, results_json, segm_results_json};
 use crate::retina::Detections;
+use crate::sharded::gather_detections;
 use crate::tta::DetTestViews;
-use crate::visualize::{SHOW_SCORE_THR, draw_detections};
+use crate::visualize::draw_detections;
 
 /// Detections of every image of `dataset` through the test `views`, in the original image's
 /// coordinates.
@@ -35,13 +38,29 @@ pub fn predict_all<M: Detector>(
     views: &DetTestViews,
     device: &Device,
 ) -> Result<Vec<Detections>, DetError> {
-    (0..dataset.len())
+    Ok(predict_share(model, dataset, views, device, None)?
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect())
+}
+
+/// The detections of this process's share of `dataset` with their indices: every image
+/// alone, or rank `r` of `W`'s images `r`, `r + W`, ... in a sharded evaluation.
+pub fn predict_share<M: Detector>(
+    model: &M,
+    dataset: &DetDataset,
+    views: &DetTestViews,
+    device: &Device,
+    process: Option<&SharedGroup>,
+) -> Result<Vec<(usize, Detections)>, DetError> {
+    shard(dataset.len(), process)
         .map(|idx| {
-            views.predict(
+            let d = views.predict(
                 model,
                 |pipeline| dataset.load_with(idx, pipeline, &mut sample_rng(0, 0, idx as u64)),
                 device,
-            )
+            )?;
+            Ok((idx, d))
         })
         .collect()
 }
@@ -223,22 +242,28 @@ pub fn evaluate<M: Detector>(
     device: &Device,
     metrics: &[String],
     options: &DetEvalOptions,
-    show_dir: Option<&Path>,
+    process: Option<&SharedGroup>,
 ) -> Result<Metrics, DetError> {
-    let dets = predict_all(model, dataset, views, device)?;
-    if let Some(dir) = show_dir {
-        for (s, d) in dataset.samples().iter().zip(&dets) {
-            draw_detections(
-                dir,
-                &s.filename,
-                &s.name,
-                d,
-                dataset.classes(),
-                SHOW_SCORE_THR,
-            )?;
-        }
+    let mine = predict_share(model, dataset, views, device, process)?;
+    let scored = match gather_detections(process, dataset.len(), mine)? {
+        Some(dets) => Some(score(dataset, &dets, metrics, options)?),
+        None => None,
+    };
+    Ok(shared_metrics(process, scored)?)
+}
+
+/// Draws each image of this process's share with its detections above `score_thr`.
+pub fn draw_share(
+    dir: &Path,
+    dataset: &DetDataset,
+    share: &[(usize, Detections)],
+    score_thr: f32,
+) -> Result<(), DetError> {
+    for (idx, d) in share {
+        let s = &dataset.samples()[*idx];
+        draw_detections(dir, &s.filename, &s.name, d, dataset.classes(), score_thr)?;
     }
-    score(dataset, &dets, metrics, options)
+    Ok(())
 }
 
 /// `evaluation.metric` (a name or a list; default `mAP`), each a registered detection metric.

@@ -25,6 +25,7 @@ pub mod retina;
 pub mod roi;
 pub mod rpn;
 pub mod sampler;
+pub mod sharded;
 pub mod task;
 pub mod tta;
 pub mod visualize;

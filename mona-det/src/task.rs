@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use burn::tensor::Device;
 use mona_core::config::Config;
+use mona_core::dist::collect::shared_metrics;
 use mona_core::runner::{BoxError, Metrics, TrainOptions};
 use mona_core::task::{ModelEntry, ModelPart, TaskError, TaskFns, TestArgs, TrainArgs};
 use mona_core::task_setup::{check_metric_names, load_for_test, workers};
@@ -20,12 +21,13 @@ use crate::data::{DetDataset, build_det_dataset};
 use crate::detector::Detector;
 use crate::error::DetError;
 use crate::evaluation::{
-    DetEvalOptions, DetMetricEntry, config_metrics, evaluate, predict_all, score,
+    DetEvalOptions, DetMetricEntry, config_metrics, draw_share, evaluate, predict_share, score,
 };
 use crate::model::RetinaNet;
 use crate::results::{results_json, segm_results_json, write_json};
+use crate::retina::Detections;
+use crate::sharded::gather_detections;
 use crate::tta::DetTestViews;
-use crate::visualize::draw_detections;
 
 fn eval_dataset(cfg: &Config, key: &str) -> Result<Arc<DetDataset>, TaskError> {
     Ok(Arc::new(build_det_dataset(&cfg.node(key)?, true)?))
@@ -124,7 +126,7 @@ impl<M: Detector> TrainTask for DetTraining<M> {
         model: &M,
         eval: &DetEval,
         device: &Device,
-        _: &TrainOptions,
+        opts: &TrainOptions,
     ) -> Result<Metrics, BoxError> {
         Ok(evaluate(
             model,
@@ -133,17 +135,12 @@ impl<M: Detector> TrainTask for DetTraining<M> {
             device,
             &eval.metrics,
             &eval.options,
-            None,
+            opts.process.as_ref(),
         )?)
     }
 }
 
 fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
-    if args.process.is_some() {
-        return Err(TaskError::Other(
-            "test --launcher mpi: a sharded evaluation covers segmentation so far; test detection in one process".into(),
-        ));
-    }
     check_metric_names::<DetMetricEntry>("--metrics", "detection", &args.metrics)?;
     let eval_options = DetEvalOptions::new(cfg, &args.eval_options)?;
     let device = args.device.clone();
@@ -166,27 +163,36 @@ fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskE
             views.len()
         );
     }
-    let dets = predict_all(&model, &test_set, &views, &device).map_err(task_err)?;
+    // a sharded test: every rank predicts and draws its share, rank 0 scores and writes the
+    // whole set, and every rank receives its metrics
+    let process = args.process.as_ref();
+    let mine = predict_share(&model, &test_set, &views, &device, process).map_err(task_err)?;
     if let Some(dir) = &args.show_dir {
-        for (s, d) in test_set.samples().iter().zip(&dets) {
-            draw_detections(
-                dir,
-                &s.filename,
-                &s.name,
-                d,
-                test_set.classes(),
-                args.show_score_thr,
-            )
-            .map_err(task_err)?;
-        }
+        draw_share(dir, &test_set, &mine, args.show_score_thr).map_err(task_err)?;
     }
+    let dets = gather_detections(process, test_set.len(), mine).map_err(|e| task_err(e.into()))?;
+    let metrics = match dets {
+        Some(dets) => Some(report(cfg, args, &test_set, &dets, &eval_options)?),
+        None => None,
+    };
+    shared_metrics(process, metrics).map_err(|e| task_err(e.into()))
+}
+
+/// `--out` and the metrics of the whole test set's detections.
+fn report(
+    cfg: &Config,
+    args: &TestArgs,
+    test_set: &DetDataset,
+    dets: &[Detections],
+    eval_options: &DetEvalOptions,
+) -> Result<Metrics, TaskError> {
     if let Some(out) = &args.out {
-        write_json(out, &results_json(&test_set, &dets)).map_err(task_err)?;
+        write_json(out, &results_json(test_set, dets)).map_err(task_err)?;
         if dets.iter().any(|d| !d.masks.is_empty()) {
             // mmdet's `format_results` writes `<prefix>.bbox.json` and `<prefix>.segm.json`;
             // the boxes keep the name given, the masks go next to them.
             let segm = out.with_extension("segm.json");
-            write_json(&segm, &segm_results_json(&test_set, &dets)).map_err(task_err)?;
+            write_json(&segm, &segm_results_json(test_set, dets)).map_err(task_err)?;
             tracing::info!("mask results written to {}", segm.display());
         }
     }
@@ -198,7 +204,7 @@ fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskE
     } else {
         args.metrics.clone()
     };
-    score(&test_set, &dets, &metrics, &eval_options).map_err(task_err)
+    score(test_set, dets, &metrics, eval_options).map_err(task_err)
 }
 
 fn task_err(e: DetError) -> TaskError {

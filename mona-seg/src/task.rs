@@ -20,6 +20,7 @@ use crate::dataset::SegDataset;
 use crate::error::SegError;
 use crate::metrics::{SegMetricEntry, SegStats, seg_metrics};
 use crate::segmentor::{EncoderDecoder, SegBatch};
+use mona_core::dist::collect::shard;
 use mona_core::dist::{SharedGroup, is_primary};
 use mona_data::transforms::{TtaMode, TtaView, build_tta_views};
 
@@ -181,8 +182,7 @@ pub fn evaluate(
     let mut stats = SegStats::new(model.num_classes());
     // a sharded evaluation: rank r of W predicts images r, r + W, ... (mmcv's distributed
     // test sampler), and the areas are summed over the ranks
-    let (rank, world) = process.map_or((0, 1), |g| (g.rank(), g.world()));
-    for idx in (rank..dataset.len()).step_by(world) {
+    for idx in shard(dataset.len(), process) {
         let (pred, r) = if views.len() > 1 {
             crate::tta::predict_views(model, dataset, idx, views, device)?
         } else {
@@ -347,7 +347,7 @@ impl TrainTask for SegTraining {
         model: &EncoderDecoder,
         eval: &SegEval,
         device: &Device,
-        _: &TrainOptions,
+        opts: &TrainOptions,
     ) -> Result<Metrics, BoxError> {
         Ok(evaluate(
             model,
@@ -356,7 +356,7 @@ impl TrainTask for SegTraining {
             &eval.metrics,
             None,
             &eval.views,
-            None,
+            opts.process.as_ref(),
         )?)
     }
 }

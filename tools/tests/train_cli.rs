@@ -44,6 +44,33 @@ fn data_parallel_demo_epoch_on_two_cpu_replicas() {
 }
 
 #[test]
+fn batches_left_out_of_an_epoch_by_the_devices_are_named() {
+    let work = tempfile::tempdir().unwrap();
+    // 48 images in batches of 16: 3 batches, of which 2 devices take 2 per epoch
+    let split = common::demo_split(work.path(), "train", 48);
+    let args = [
+        DEMO,
+        "--work-dir",
+        work.path().to_str().unwrap(),
+        "--gpus",
+        "2",
+        "--cfg-options",
+        &format!("data.train.ann_file={split}"),
+        "data.samples_per_gpu=16",
+        "runner.max_epochs=1",
+        "evaluation.interval=100",
+    ];
+    let out = common::run_logging(env!("CARGO_BIN_EXE_train"), &args, "warn").ok();
+    assert!(
+        out.stderr.contains("1 of the 3 batches of each epoch are left out: 2 devices take 2 batches per iteration (mmcv's distributed sampler pads the epoch with repeated images instead)"),
+        "{}",
+        out.stderr
+    );
+    let log = std::fs::read_to_string(work.path().join("log.jsonl")).unwrap();
+    assert!(log.contains("\"iter\":1"), "{log}");
+}
+
+#[test]
 fn nccl_on_the_cpu_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let out = train_on_two(work.path(), &["--all-reduce", "nccl"]).failed();

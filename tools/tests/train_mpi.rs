@@ -425,12 +425,105 @@ fn a_sharded_test_reports_the_single_process_metrics() {
             std::fs::read_to_string(&one_out).unwrap()
         );
     }
-    // classification and detection test in one process, and say so
-    let out = mpirun_test(&[DEMO, "never_read.safetensors"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains("test --launcher mpi: a sharded evaluation covers segmentation so far; test classification in one process"),
-        "{stderr}"
-    );
+}
+
+const DET_DEMO: &str = "configs/demo/det_demo_swin_mona_retinanet.toml";
+const MASK_DEMO: &str = "configs/demo/mask_demo_swin_mona_cascade.toml";
+
+/// The files of `dir` (drawings of a `--show-dir`) with their bytes.
+fn files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().to_string();
+            (name, std::fs::read(e.path()).unwrap())
+        })
+        .collect()
+}
+
+/// A config, its training options, the test's options, and the `--out` files besides the one
+/// named.
+type Case<'a> = (&'a str, Vec<&'a str>, &'a [&'a str], &'a [&'a str]);
+
+#[test]
+fn sharded_classification_and_detection_tests_equal_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let split = demo_split(dir.path(), "train", 32);
+    let cls_train = format!("data.train.ann_file={split}");
+    let cases: [Case; 4] = [
+        // the test set's 400 images in 12 batches of 32 and a last one of 16: rank 0 of 2
+        // takes batches 0, 2, ..., 12, rank 1 the others (mmdet's `--gpu-collect` accepted)
+        (
+            DEMO,
+            vec![&cls_train, "runner.max_epochs=1"],
+            &["--gpu-collect"],
+            &[],
+        ),
+        (DET_DEMO, vec!["runner.max_epochs=1"], &[], &[]),
+        (DET_DEMO, vec!["runner.max_epochs=1"], &["--aug-test"], &[]),
+        (MASK_DEMO, vec!["runner.max_epochs=1"], &[], &["segm.json"]),
+    ];
+    let mut trained = std::collections::BTreeMap::new();
+    for (i, (config, train_opts, test_opts, more_out)) in cases.iter().enumerate() {
+        let work = dir.path().join(format!("work{i}"));
+        let ckpt = trained
+            .entry((config.to_string(), train_opts.clone()))
+            .or_insert_with(|| {
+                let mut opts = train_opts.clone();
+                opts.extend(["evaluation.interval=100", "checkpoint_config.interval=1"]);
+                common::train_into(config, &work, &opts);
+                work.join("epoch_1.safetensors")
+            })
+            .to_str()
+            .unwrap()
+            .to_string();
+        let case = |who: &str| {
+            let out = dir.path().join(format!("{who}{i}.json"));
+            let show = dir.path().join(format!("{who}{i}-show"));
+            let mut args = vec![config.to_string(), ckpt.clone()];
+            args.extend(["--out".into(), out.to_str().unwrap().to_string()]);
+            if *config != DEMO {
+                args.extend(["--show-dir".into(), show.to_str().unwrap().to_string()]);
+            }
+            args.extend(test_opts.iter().map(|s| s.to_string()));
+            (args, out, show)
+        };
+        let (args, one_out, one_show) = case("one");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let alone = run(env!("CARGO_BIN_EXE_test"), &args).ok();
+        let (args, procs_out, procs_show) = case("procs");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let sharded = mpirun_test(&args);
+        let stdout = String::from_utf8_lossy(&sharded.stdout);
+        assert!(
+            sharded.status.success(),
+            "{config} {test_opts:?}: {stdout}\n{}",
+            String::from_utf8_lossy(&sharded.stderr)
+        );
+        // every image once, gathered on rank 0 in order: one process's metrics and files
+        assert!(metric_lines(&stdout).len() >= 2, "{stdout}");
+        assert_eq!(stdout, alone.stdout, "{config} {test_opts:?}");
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        assert_eq!(read(&procs_out), read(&one_out), "{config} {test_opts:?}");
+        // records of many images: the classifier's 400, the detectors' boxes
+        let key = if *config == DEMO {
+            "pred_label"
+        } else {
+            "bbox"
+        };
+        let records = read(&one_out).matches(key).count();
+        assert!(records >= 100, "{config}: {records} records");
+        for ext in *more_out {
+            let (p, o) = (procs_out.with_extension(ext), one_out.with_extension(ext));
+            assert!(read(&p).len() > 2, "{}", p.display());
+            assert_eq!(read(&p), read(&o), "{config}: {ext}");
+        }
+        // each rank drew its own images: together, the drawings of one process
+        if *config != DEMO {
+            let drawn = files(&procs_show);
+            assert_eq!(drawn.len(), files(&one_show).len());
+            assert!(drawn == files(&one_show), "{config}: --show-dir");
+        }
+    }
 }

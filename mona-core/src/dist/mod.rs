@@ -13,8 +13,10 @@
 //! so a run on `W` processes with batch `B` equals one process with batch `W·B` up to summation
 //! order. Only rank 0 writes logs, checkpoints and evaluations.
 
+pub mod collect;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+pub mod wire;
 
 use std::rc::Rc;
 use std::str::FromStr;
@@ -39,6 +41,14 @@ pub enum DistError {
     UnknownLauncher(String),
     #[error("--launcher mpi runs one device per process; --gpus {0} is for one process's threads")]
     ThreadsAndProcesses(usize),
+    /// Bytes from another rank that do not decode (different builds of mona in one job).
+    #[error(
+        "{what}: a rank sent data that does not decode ({message}); are all ranks the same build?"
+    )]
+    Wire { what: String, message: String },
+    /// Gathered results that do not cover a set exactly once.
+    #[error("{what}: {message}")]
+    Coverage { what: String, message: String },
 }
 
 /// The processes of a distributed run, as the runner sees them.
@@ -56,6 +66,11 @@ pub trait ProcessGroup {
     fn all_reduce_sum_f64(&self, what: &str, values: &mut [f64]) -> Result<(), DistError>;
     /// Waits until every rank arrives.
     fn barrier(&self, what: &str) -> Result<(), DistError>;
+    /// Gathers every rank's `bytes` on rank 0: `Some(parts)` there, `parts[r]` rank `r`'s,
+    /// and `None` on the other ranks (mmcv's `collect_results`).
+    fn gather_bytes(&self, what: &str, bytes: &[u8]) -> Result<Option<Vec<Vec<u8>>>, DistError>;
+    /// Replaces `bytes` on every rank with rank 0's.
+    fn broadcast_bytes(&self, what: &str, bytes: &mut Vec<u8>) -> Result<(), DistError>;
     /// Ends every process of the job with exit status `code` (after this rank printed why).
     fn abort(&self, code: i32) -> !;
 }

@@ -12,12 +12,17 @@ use std::rc::Rc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::Duration;
 
+use mpi::Count;
 use mpi::collective::SystemOperation;
+use mpi::datatype::PartitionMut;
 use mpi::environment::Universe;
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
 
 use super::{DistError, ProcessGroup};
+
+/// The most bytes one MPI call moves: its counts and displacements are C `int`s.
+const MAX_CALL_BYTES: usize = i32::MAX as usize;
 
 enum Watch {
     Arm(String),
@@ -139,6 +144,66 @@ impl ProcessGroup for MpiGroup {
 
     fn barrier(&self, what: &str) -> Result<(), DistError> {
         self.watched(what, || self.world.barrier());
+        Ok(())
+    }
+
+    /// The lengths first (every rank learns them, so all agree on the rounds), then the
+    /// bytes in rounds of at most [`MAX_CALL_BYTES`] in all, so that results of any size pass
+    /// `MPI_Gatherv`'s `int` counts.
+    fn gather_bytes(&self, what: &str, bytes: &[u8]) -> Result<Option<Vec<Vec<u8>>>, DistError> {
+        let root = self.world.process_at_rank(0);
+        let mut lens = vec![0u64; self.size];
+        self.watched(what, || {
+            self.world
+                .all_gather_into(&(bytes.len() as u64), &mut lens[..])
+        });
+        let lens: Vec<usize> = lens.iter().map(|&l| l as usize).collect();
+        let mut parts: Vec<Vec<u8>> = match self.rank {
+            0 => lens.iter().map(|&l| Vec::with_capacity(l)).collect(),
+            _ => Vec::new(),
+        };
+        let per_round = (MAX_CALL_BYTES / self.size).max(1);
+        let longest = lens.iter().copied().max().unwrap_or(0);
+        let mut offset = 0;
+        while offset < longest {
+            let mine = &bytes[offset.min(bytes.len())..(offset + per_round).min(bytes.len())];
+            if self.rank == 0 {
+                let counts: Vec<Count> = lens
+                    .iter()
+                    .map(|&l| (l.min(offset + per_round).saturating_sub(offset)) as Count)
+                    .collect();
+                let displs: Vec<Count> = counts
+                    .iter()
+                    .scan(0, |next, &c| {
+                        let d = *next;
+                        *next += c;
+                        Some(d)
+                    })
+                    .collect();
+                let mut buf = vec![0u8; counts.iter().map(|&c| c as usize).sum()];
+                {
+                    let mut into = PartitionMut::new(&mut buf[..], &counts[..], &displs[..]);
+                    self.watched(what, || root.gather_varcount_into_root(mine, &mut into));
+                }
+                for (part, (&c, &d)) in parts.iter_mut().zip(counts.iter().zip(&displs)) {
+                    part.extend_from_slice(&buf[d as usize..(d + c) as usize]);
+                }
+            } else {
+                self.watched(what, || root.gather_varcount_into(mine));
+            }
+            offset += per_round;
+        }
+        Ok((self.rank == 0).then_some(parts))
+    }
+
+    fn broadcast_bytes(&self, what: &str, bytes: &mut Vec<u8>) -> Result<(), DistError> {
+        let root = self.world.process_at_rank(0);
+        let mut len = bytes.len() as u64;
+        self.watched(what, || root.broadcast_into(&mut len));
+        bytes.resize(len as usize, 0);
+        for chunk in bytes.chunks_mut(MAX_CALL_BYTES) {
+            self.watched(what, || root.broadcast_into(chunk));
+        }
         Ok(())
     }
 

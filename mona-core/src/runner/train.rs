@@ -104,6 +104,12 @@ where
             batches: batches_per_epoch,
         });
     }
+    let left_out = batches_per_epoch % n_devices;
+    if left_out > 0 {
+        tracing::warn!(
+            "{left_out} of the {batches_per_epoch} batches of each epoch are left out: {n_devices} devices take {n_devices} batches per iteration (mmcv's distributed sampler pads the epoch with repeated images instead)"
+        );
+    }
     let (max_iters, max_epochs, by_epoch) = match opts.runner.kind {
         RunnerKind::Epochs(e) => (e * epoch_len, e, true),
         RunnerKind::Iters(i) => (i, i.div_ceil(epoch_len), false),
@@ -248,15 +254,18 @@ where
         replica_diff: None,
     };
     let mut hooks: Vec<Box<dyn Hook<M> + '_>> = vec![Box::new(LrUpdaterHook { schedule })];
-    // The other ranks of a distributed run only train: rank 0 logs, evaluates and saves
-    // (mmcv's `master_only` hooks).
+    // The other ranks of a distributed run train and take their share of each evaluation
+    // (mmcv's `DistEvalHook`); rank 0 alone logs and saves (mmcv's `master_only` hooks).
     if primary {
         hooks.push(Box::new(ProgressHook));
         hooks.push(Box::new(LoggerHook::new(
             opts.runner.log_interval,
             interactive,
         )));
-        hooks.push(Box::new(EvalHook::new(evaluate, opts, save_best)));
+    }
+    let save_best = save_best.filter(|_| primary);
+    hooks.push(Box::new(EvalHook::new(evaluate, opts, save_best)));
+    if primary {
         hooks.push(Box::new(CheckpointHook::new(opts)));
         hooks.push(Box::new(ReplicaSummaryHook { devices: n_devices }));
     }

@@ -47,9 +47,15 @@ struct Args {
     #[arg(long)]
     aug_test: bool,
     /// `mpi` (under `mpirun` or Slurm, a `--features mpi` build): every process predicts its
-    /// share of the test set and rank 0 reports the whole set's metrics (segmentation).
+    /// share of the test set, rank 0 gathers the predictions and reports the whole set's
+    /// metrics.
     #[arg(long, default_value = "none")]
     launcher: Launcher,
+    /// mmdet's flag for gathering a distributed test's results through the devices instead of
+    /// a shared directory: accepted from mmdet's scripts; the results are always gathered
+    /// through MPI in memory, and no directory is needed.
+    #[arg(long)]
+    gpu_collect: bool,
     /// Pretrained backbone under an adapter file (default: the config's `load_from`).
     #[arg(long)]
     load_from: Option<PathBuf>,
@@ -87,6 +93,9 @@ pub fn main() -> ExitCode {
         check_outputs(&args)?;
         let config = crate::config_args::load_config(&args.config, &args.cfg_options)?;
         crate::config_args::check_keys(&config, args.strict)?;
+        if args.gpu_collect && args.launcher == Launcher::None {
+            tracing::warn!("--gpu-collect: a test without --launcher mpi has nothing to gather");
+        }
         let process = crate::launcher::process_group(args.launcher, &config)?;
         crate::launcher::run_as_rank(process.as_ref(), || {
             test_here(&args, &config, process.clone())
