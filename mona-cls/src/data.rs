@@ -40,15 +40,18 @@ pub struct ClsSource {
 }
 
 impl ClsSource {
+    /// The shuffled training batches of `dataset` for `devices` devices taking them in turn.
     pub fn new(
         dataset: Arc<dyn Dataset>,
         batch_size: usize,
         seed: u64,
         workers: usize,
         device: Device,
+        devices: usize,
     ) -> Result<Self, ClsError> {
+        let loader = DataLoader::new(dataset, batch_size, true, seed, workers, false)?;
         Ok(Self {
-            loader: DataLoader::new(dataset, batch_size, true, seed, workers, false)?,
+            loader: loader.with_devices(devices),
             device,
         })
     }

@@ -255,8 +255,15 @@ impl TrainTask for ClsTraining {
         }
         let batch_size = mona_core::task_setup::samples_per_gpu(cfg)?;
         let workers = workers(cfg)?;
-        let source = ClsSource::new(train_set, batch_size, args.seed, workers, device.clone())
-            .map_err(|e| TaskError::Task(e.into()))?;
+        let source = ClsSource::new(
+            train_set,
+            batch_size,
+            args.seed,
+            workers,
+            device.clone(),
+            args.devices(),
+        )
+        .map_err(|e| TaskError::Task(e.into()))?;
         let eval = ClsEval {
             val_set,
             batch_size,

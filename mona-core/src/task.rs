@@ -52,6 +52,14 @@ impl TrainArgs {
             process: None,
         }
     }
+
+    /// The devices that train together: the processes of a distributed run, else this
+    /// process's replicas (`--gpus N`). The training loader pads its epochs for them.
+    pub fn devices(&self) -> usize {
+        self.process
+            .as_ref()
+            .map_or(self.parallel.world_size(), |g| g.world())
+    }
 }
 
 /// What `test` was asked to do.

@@ -37,7 +37,9 @@ pub use batch::{stack_images, stack_labels};
 pub use datasets::{CustomDataset, Dataset, DatasetEntry, build_dataset, read_ann_file};
 pub use decode::read_image;
 pub use error::DataError;
-pub use loader::{DataLoader, EpochIter, epoch_order, group_epoch_order};
+pub use loader::{
+    DataLoader, EpochIter, distributed_group_epoch_order, epoch_order, group_epoch_order,
+};
 pub use masks::{MaskAnnotation, MaskAnnotations};
 pub use results::{FlipDirection, Image, Results};
 pub use rng::{DataRng, sample_rng};

@@ -20,6 +20,15 @@
 //! a multiple of `batch_size`, so an epoch has `Σ_g ⌈n_g / batch_size⌉` batches, all full
 //! (`drop_last` changes nothing then). The order is still a function of `(seed, epoch)`
 //! alone, so resuming is unaffected.
+//!
+//! **Several devices** ([`DataLoader::with_devices`]`(W)`, the replicas of `--gpus W` or the
+//! processes of a distributed run; device `r` trains batches `r`, `r + W`, ...). As mmcv's
+//! `DistributedSampler`, the epoch's order is padded with its own first samples to a
+//! multiple of `W` so that no sample is left out and every device gets `⌈n / W⌉`; the
+//! batches of the last iteration are then shorter, the same length on every device. Grouped,
+//! as mmdet's `DistributedGroupSampler`: each group is padded by repeating its shuffled
+//! samples to a multiple of `W · batch_size`, the batches shuffled, and device `r` takes the
+//! `r`-th contiguous run of them. One device keeps the one-device orders above.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -50,6 +59,8 @@ pub struct DataLoader {
     drop_last: bool,
     /// The dataset's group flags when shuffling (mmdet uses `GroupSampler` then).
     group_flags: Option<Arc<[u8]>>,
+    /// Devices that take the batches in turn (mmcv's distributed samplers when above 1).
+    devices: usize,
 }
 
 impl std::fmt::Debug for DataLoader {
@@ -62,6 +73,7 @@ impl std::fmt::Debug for DataLoader {
             .field("num_workers", &self.num_workers)
             .field("drop_last", &self.drop_last)
             .field("grouped", &self.group_flags.is_some())
+            .field("devices", &self.devices)
             .finish()
     }
 }
@@ -120,7 +132,68 @@ pub fn group_epoch_order(
         .collect()
 }
 
-/// mmdet `GroupSampler.num_samples`: `Σ_g ⌈n_g / samples_per_gpu⌉ · samples_per_gpu`.
+/// mmdet 2.x `DistributedGroupSampler.__iter__` for one epoch of `devices` replicas, seeded
+/// by `(seed, epoch)`, laid out for batches taken in turn (device `r` trains batches `r`,
+/// `r + devices`, ...): each group (flag value, ascending) shuffled and padded by repeating
+/// its shuffled indices up to a multiple of `samples_per_gpu · devices`; the groups
+/// concatenated and cut into batches of `samples_per_gpu`, whose order is shuffled; device
+/// `r` takes the `r`-th of `devices` equal contiguous runs of batches (mmdet's `offset`).
+/// (torch's generator is not reproduced, only the construction.)
+pub fn distributed_group_epoch_order(
+    flags: &[u8],
+    samples_per_gpu: usize,
+    devices: usize,
+    seed: u64,
+    epoch: u64,
+) -> Vec<usize> {
+    let devices = devices.max(1);
+    let per_step = samples_per_gpu * devices;
+    if per_step == 0 {
+        return Vec::new();
+    }
+    let mut rng = order_rng(seed, epoch);
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); 256];
+    for (i, &f) in flags.iter().enumerate() {
+        groups[usize::from(f)].push(i);
+    }
+    let mut all = Vec::new();
+    for mut group in groups.into_iter().filter(|g| !g.is_empty()) {
+        group.shuffle(&mut rng);
+        let n = group.len();
+        let padded = n.div_ceil(per_step) * per_step;
+        all.extend((0..padded).map(|k| group[k % n]));
+    }
+    let mut chunks: Vec<usize> = (0..all.len() / samples_per_gpu).collect();
+    chunks.shuffle(&mut rng);
+    // device r's run of chunks is chunks[r·per_device ..]; batch W·i + r is its i-th
+    let per_device = chunks.len() / devices;
+    (0..chunks.len())
+        .flat_map(|g| {
+            let c = chunks[(g % devices) * per_device + g / devices];
+            all[c * samples_per_gpu..(c + 1) * samples_per_gpu]
+                .iter()
+                .copied()
+        })
+        .collect()
+}
+
+/// mmcv `DistributedSampler`'s padding: `order` extended with its own first samples (round
+/// and round again when shorter than the padding) to a multiple of `devices`.
+fn pad_to_devices(mut order: Vec<usize>, devices: usize) -> Vec<usize> {
+    let n = order.len();
+    if n == 0 {
+        return order;
+    }
+    let total = n.div_ceil(devices) * devices;
+    for k in n..total {
+        let repeated = order[k % n];
+        order.push(repeated);
+    }
+    order
+}
+
+/// mmdet `GroupSampler.num_samples`: `Σ_g ⌈n_g / samples_per_gpu⌉ · samples_per_gpu`; with
+/// `samples_per_gpu · W` in its place, `DistributedGroupSampler.total_size`.
 fn group_epoch_size(flags: &[u8], samples_per_gpu: usize) -> usize {
     let mut sizes = [0usize; 256];
     for &f in flags {
@@ -167,7 +240,16 @@ impl DataLoader {
             num_workers,
             drop_last,
             group_flags: group_flags.map(Arc::from),
+            devices: 1,
         })
+    }
+
+    /// The loader of `devices` devices taking its batches in turn (device `r` batches `r`,
+    /// `r + devices`, ...), padded as mmcv's distributed samplers: see the module's notes.
+    /// One device (the default) changes nothing.
+    pub fn with_devices(mut self, devices: usize) -> Self {
+        self.devices = devices.max(1);
+        self
     }
 
     pub fn dataset(&self) -> &Arc<dyn Dataset> {
@@ -186,24 +268,32 @@ impl DataLoader {
     /// The sample indices of epoch `epoch`, in order; batches are consecutive runs of
     /// `batch_size` of them.
     pub fn order(&self, epoch: u64) -> Vec<usize> {
+        let (b, w) = (self.batch_size, self.devices);
         match &self.group_flags {
-            Some(flags) => group_epoch_order(flags, self.batch_size, self.seed, epoch),
-            None => epoch_order(self.dataset.len(), self.shuffle, self.seed, epoch),
+            Some(flags) if w == 1 => group_epoch_order(flags, b, self.seed, epoch),
+            Some(flags) => distributed_group_epoch_order(flags, b, w, self.seed, epoch),
+            None => pad_to_devices(
+                epoch_order(self.dataset.len(), self.shuffle, self.seed, epoch),
+                w,
+            ),
         }
     }
 
-    /// Batches per epoch: `len / batch_size`, rounded up unless `drop_last`; grouped:
-    /// `Σ_g ⌈n_g / batch_size⌉` (every batch full).
+    /// Batches per epoch, of all devices together. One device: `len / batch_size`, rounded up
+    /// unless `drop_last`. `W` devices: `W` times the batches of each device's `⌈len / W⌉`
+    /// samples. Grouped: `Σ_g ⌈n_g / (W · batch_size)⌉ · W` (every batch full).
     pub fn epoch_len(&self) -> usize {
+        let (b, w) = (self.batch_size, self.devices);
         if let Some(flags) = &self.group_flags {
-            return group_epoch_size(flags, self.batch_size) / self.batch_size;
+            return group_epoch_size(flags, b * w) / b;
         }
-        let n = self.dataset.len();
-        if self.drop_last {
-            n / self.batch_size
+        let per_device = self.dataset.len().div_ceil(w);
+        let iterations = if self.drop_last {
+            per_device / b
         } else {
-            n.div_ceil(self.batch_size)
-        }
+            per_device.div_ceil(b)
+        };
+        iterations * w
     }
 
     /// The batches of epoch `epoch`, starting at batch `start_batch` (for resuming; a start at
@@ -222,6 +312,7 @@ impl DataLoader {
             dataset: Arc::clone(&self.dataset),
             order: self.order(epoch),
             batch_size: self.batch_size,
+            devices: self.devices,
             seed: self.seed,
             epoch,
         });
@@ -249,16 +340,32 @@ struct EpochPlan {
     dataset: Arc<dyn Dataset>,
     order: Vec<usize>,
     batch_size: usize,
+    devices: usize,
     seed: u64,
     epoch: u64,
 }
 
 impl EpochPlan {
-    /// Batch `b`: positions `b * batch_size ..`, each loaded with its own generator.
+    /// The positions of batch `b` in the order: `b · batch_size ..` for the full batches;
+    /// the last iteration's shorter batches split what is left equally between the devices
+    /// (the end of each device's share of mmcv's distributed sampler).
+    fn span(&self, b: usize) -> std::ops::Range<usize> {
+        let (size, w) = (self.batch_size, self.devices);
+        let per_device = self.order.len() / w;
+        let full_iterations = per_device / size;
+        let (i, r) = (b / w, b % w);
+        if i < full_iterations {
+            b * size..(b + 1) * size
+        } else {
+            let short = per_device - full_iterations * size;
+            let first = full_iterations * w * size + r * short;
+            first..first + short
+        }
+    }
+
+    /// Batch `b`: the positions of [`span`](Self::span), each loaded with its own generator.
     fn batch(&self, b: usize) -> BatchResult {
-        let first = b * self.batch_size;
-        let last = (first + self.batch_size).min(self.order.len());
-        (first..last)
+        self.span(b)
             .map(|pos| {
                 let mut rng = sample_rng(self.seed, self.epoch, pos as u64);
                 self.dataset.load(self.order[pos], &mut rng)

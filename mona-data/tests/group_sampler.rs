@@ -149,3 +149,92 @@ fn wrong_number_of_flags_is_an_error() {
         .to_string();
     assert!(msg.contains("6 group flags for 7 samples"), "{msg}");
 }
+
+/// A dataset of `n` samples without groups.
+struct Plain(usize);
+
+impl Dataset for Plain {
+    fn len(&self) -> usize {
+        self.0
+    }
+
+    fn load(&self, idx: usize, _rng: &mut DataRng) -> Result<Results, DataError> {
+        let mut r = Results::new(format!("{idx}.jpg"));
+        r.index = idx;
+        Ok(r)
+    }
+
+    fn classes(&self) -> &[String] {
+        &[]
+    }
+
+    fn gt_labels(&self) -> Vec<usize> {
+        Vec::new()
+    }
+}
+
+#[test]
+fn several_devices_pad_the_epoch_as_mmcvs_distributed_sampler() {
+    let ds: Arc<dyn Dataset> = Arc::new(Plain(41));
+    let one = DataLoader::new(Arc::clone(&ds), 16, true, 5, 0, false).unwrap();
+    let two = one.clone().with_devices(2);
+    // one device: 16, 16, 9, the plain shuffled order
+    assert_eq!(one.epoch_len(), 3);
+    let lens = |l: &DataLoader| indices(l, 1, 0).iter().map(Vec::len).collect::<Vec<_>>();
+    assert_eq!(lens(&one), [16, 16, 9]);
+    assert_eq!(indices(&one, 1, 0).concat(), one.order(1));
+    // two: padded to 42 with the order's first sample, 21 per device: batches of 16, then
+    // of 5 on each device (2 iterations; before padding, 1 whole iteration and 25 left out)
+    assert_eq!(two.epoch_len(), 4);
+    assert_eq!(lens(&two), [16, 16, 5, 5]);
+    let order = two.order(1);
+    assert_eq!(order.len(), 42);
+    assert_eq!(order[..41], one.order(1)[..]);
+    assert_eq!(order[41], order[0]);
+    assert_eq!(indices(&two, 1, 0).concat(), order);
+    // device 1's batches alone, as a process of a distributed run loads them
+    let device_1: Vec<Vec<usize>> = two
+        .iter_epoch_strided(1, 1, 2)
+        .map(|b| b.unwrap().iter().map(|r| r.index).collect())
+        .collect();
+    assert_eq!(device_1, [order[16..32].to_vec(), order[37..42].to_vec()]);
+    // mmcv's per-device drop_last: 21 per device, one batch of 16 each
+    let dropping = DataLoader::new(Arc::clone(&ds), 16, true, 5, 0, true).unwrap();
+    assert_eq!(dropping.with_devices(2).epoch_len(), 2);
+    // fewer samples than devices: repeated round and round
+    let tiny = DataLoader::new(Arc::new(Plain(1)), 4, true, 5, 0, false).unwrap();
+    assert_eq!(indices(&tiny.with_devices(3), 0, 0), [[0], [0], [0]]);
+}
+
+#[test]
+fn several_devices_group_as_mmdets_distributed_group_sampler() {
+    // 2 portrait and 5 landscape images, batches of 2 on 2 devices: each group padded to a
+    // multiple of 4 by repeating its shuffled samples (4 + 8), 6 batches, 3 per device
+    let order = mona_data::distributed_group_epoch_order(&FLAGS, 2, 2, 7, 0);
+    assert_eq!(order.len(), 12);
+    for batch in order.chunks(2) {
+        assert_eq!(FLAGS[batch[0]], FLAGS[batch[1]], "{batch:?} mixes groups");
+    }
+    // the portrait pair twice, every landscape image once or twice (8 of 5)
+    let count = |i: usize| order.iter().filter(|&&j| j == i).count();
+    assert_eq!((count(0), count(3)), (2, 2));
+    let landscape: Vec<usize> = (0..7).filter(|&i| FLAGS[i] == 1).map(count).collect();
+    assert!(landscape.iter().all(|&c| c == 1 || c == 2), "{landscape:?}");
+    assert_eq!(landscape.iter().sum::<usize>(), 8);
+    let ds: Arc<dyn Dataset> = Arc::new(Flagged {
+        flags: FLAGS.to_vec(),
+        report: None,
+    });
+    let loader = DataLoader::new(ds, 2, true, 7, 0, false)
+        .unwrap()
+        .with_devices(2);
+    assert_eq!(loader.epoch_len(), 6);
+    assert_eq!(indices(&loader, 0, 0).concat(), order);
+    // the order depends on the seed and epoch only
+    let again = mona_data::distributed_group_epoch_order(&FLAGS, 2, 2, 7, 0);
+    assert_eq!(again, order);
+    assert_ne!(
+        mona_data::distributed_group_epoch_order(&FLAGS, 2, 2, 7, 1),
+        order
+    );
+}

@@ -103,7 +103,8 @@ impl<M: Detector> TrainTask for DetTraining<M> {
         let batch_size = mona_core::task_setup::samples_per_gpu(cfg)?;
         // mmdet's loader keeps the last, smaller batch (drop_last = False).
         let loader = DataLoader::new(train_set, batch_size, true, args.seed, workers(cfg)?, false)
-            .map_err(|e| TaskError::Data(e.to_string()))?;
+            .map_err(|e| TaskError::Data(e.to_string()))?
+            .with_devices(args.devices());
         let source = DetSource {
             loader,
             device: device.clone(),

@@ -326,7 +326,8 @@ impl TrainTask for SegTraining {
             workers(cfg)?,
             true,
         )
-        .map_err(|e| TaskError::Data(e.to_string()))?;
+        .map_err(|e| TaskError::Data(e.to_string()))?
+        .with_devices(args.devices());
         let source = SegSource {
             loader,
             device: device.clone(),

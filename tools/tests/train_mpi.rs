@@ -177,6 +177,27 @@ fn two_processes_train_what_two_threads_and_one_process_train() {
     assert_close(&adapter(&procs), &adapter(&one));
 }
 
+#[test]
+fn an_uneven_epoch_is_padded_alike_by_processes_and_threads() {
+    // 41 images, batches of 16 on 2 devices: padded to 42, iterations of 16 + 16 and 5 + 5
+    let dir = tempfile::tempdir().unwrap();
+    let split = demo_split(dir.path(), "train", 41);
+    let (procs, threads) = (dir.path().join("procs"), dir.path().join("threads"));
+    let opts = options(&split, 16, 1);
+    mpirun_ok(&train_args(DEMO, &procs, &[], &opts));
+    run(
+        env!("CARGO_BIN_EXE_train"),
+        &train_args(DEMO, &threads, &["--gpus", "2"], &opts),
+    )
+    .ok();
+    let records = log_records(&procs);
+    assert_eq!(records, log_records(&threads));
+    let val = records.iter().find(|r| r["mode"] == "val").unwrap();
+    assert_eq!(val["iter"], 2, "{val}");
+    let ckpt = |w: &Path| tensors(w.join("epoch_1.safetensors"));
+    assert!(ckpt(&procs) == ckpt(&threads));
+}
+
 const SEG_DEMO: &str = "configs/demo/seg_demo_swin_mona_upernet.toml";
 
 /// The seg demo with SyncBN in its heads (as the official ADE20K configs), without dropout

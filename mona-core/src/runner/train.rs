@@ -82,9 +82,10 @@ where
     } else {
         JsonLog::discard(work_dir)
     };
-    // With N devices an iteration consumes N batches (one per device); a remainder at the
-    // end of an epoch is dropped, as mmcv's distributed sampler pads or truncates. Threads
-    // take the N batches in turn; rank r of N processes takes batch N·i + r.
+    // With N devices an iteration consumes N batches (one per device). The tasks' loaders
+    // pad their epochs to a multiple of N as mmcv's distributed samplers do; a source that
+    // does not leaves out the remainder, with a warning. Threads take the N batches in
+    // turn; rank r of N processes takes batch N·i + r.
     let (rank, n_devices) = match group {
         Some(g) => (g.rank(), g.world()),
         None => (0, opts.parallel.world_size()),
