@@ -105,12 +105,9 @@ pub fn group_epoch_order(
         return Vec::new();
     }
     let mut rng = order_rng(seed, epoch);
-    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); 256];
-    for (i, &f) in flags.iter().enumerate() {
-        groups[usize::from(f)].push(i);
-    }
+    let groups = group_members(flags);
     let mut all = Vec::with_capacity(group_epoch_size(flags, samples_per_gpu));
-    for mut group in groups.into_iter().filter(|g| !g.is_empty()) {
+    for mut group in groups {
         group.shuffle(&mut rng);
         let n = group.len();
         let extra = n.div_ceil(samples_per_gpu) * samples_per_gpu - n;
@@ -152,12 +149,9 @@ pub fn distributed_group_epoch_order(
         return Vec::new();
     }
     let mut rng = order_rng(seed, epoch);
-    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); 256];
-    for (i, &f) in flags.iter().enumerate() {
-        groups[usize::from(f)].push(i);
-    }
+    let groups = group_members(flags);
     let mut all = Vec::new();
-    for mut group in groups.into_iter().filter(|g| !g.is_empty()) {
+    for mut group in groups {
         group.shuffle(&mut rng);
         let n = group.len();
         let padded = n.div_ceil(per_step) * per_step;
@@ -175,6 +169,16 @@ pub fn distributed_group_epoch_order(
                 .copied()
         })
         .collect()
+}
+
+/// The indices of each group with samples, by ascending flag value.
+fn group_members(flags: &[u8]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); 256];
+    for (i, &f) in flags.iter().enumerate() {
+        groups[usize::from(f)].push(i);
+    }
+    groups.retain(|g| !g.is_empty());
+    groups
 }
 
 /// mmcv `DistributedSampler`'s padding: `order` extended with its own first samples (round
