@@ -5,7 +5,7 @@ use std::sync::Arc;
 use burn::tensor::Device;
 use burn::tensor::activation::softmax;
 use mona_core::config::Config;
-use mona_core::dist::collect::{collect_indexed, shared_metrics};
+use mona_core::dist::collect::{collect_shares, shared_metrics};
 use mona_core::dist::wire::{WireReader, WireWriter};
 use mona_core::dist::{DistError, SharedGroup};
 use mona_core::random::{Shard, shard_ranges};
@@ -127,17 +127,14 @@ pub fn predict(
             mine.push((b * batch_size + k, (row.to_vec(), label, path)));
         }
     }
-    let all = match process {
-        None => Some(mine.into_iter().map(|(_, s)| s).collect()),
-        Some(group) => collect_indexed(
-            &**group,
-            "classification predictions",
-            len,
-            mine,
-            encode_scored,
-            decode_scored,
-        )?,
-    };
+    let all = collect_shares(
+        process,
+        "classification predictions",
+        len,
+        mine,
+        encode_scored,
+        decode_scored,
+    )?;
     Ok(all.map(|all: Vec<Scored>| {
         let mut out: Predictions = (Vec::new(), Vec::new(), Vec::new());
         for (row, label, path) in all {
@@ -197,19 +194,13 @@ fn evaluate(
         device,
         process,
     )?;
-    let metrics = match predictions {
-        Some((scores, labels, _)) => {
+    let metrics = predictions
+        .map(|(scores, labels, _)| {
             let labels: Option<Vec<usize>> = labels.into_iter().collect();
             let labels = labels.ok_or(ClsError::Unlabelled)?;
-            Some(cls_metrics(
-                &scores,
-                model.num_classes(),
-                &labels,
-                &eval.metrics,
-            )?)
-        }
-        None => None,
-    };
+            cls_metrics(&scores, model.num_classes(), &labels, &eval.metrics)
+        })
+        .transpose()?;
     Ok(shared_metrics(process, metrics)?)
 }
 
@@ -337,10 +328,9 @@ fn test_cls(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskError> {
     )
     .map_err(|e| TaskError::Task(e.into()))?;
     // rank 0 of a sharded test scores and writes the whole set; the others receive its metrics
-    let metrics = match predictions {
-        Some(p) => Some(report(args, model.num_classes(), p)?),
-        None => None,
-    };
+    let metrics = predictions
+        .map(|p| report(args, model.num_classes(), p))
+        .transpose()?;
     shared_metrics(process, metrics).map_err(|e| TaskError::Task(e.into()))
 }
 

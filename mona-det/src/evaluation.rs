@@ -245,10 +245,9 @@ pub fn evaluate<M: Detector>(
     process: Option<&SharedGroup>,
 ) -> Result<Metrics, DetError> {
     let mine = predict_share(model, dataset, views, device, process)?;
-    let scored = match gather_detections(process, dataset.len(), mine)? {
-        Some(dets) => Some(score(dataset, &dets, metrics, options)?),
-        None => None,
-    };
+    let scored = gather_detections(process, dataset.len(), mine)?
+        .map(|dets| score(dataset, &dets, metrics, options))
+        .transpose()?;
     Ok(shared_metrics(process, scored)?)
 }
 

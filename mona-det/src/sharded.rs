@@ -6,7 +6,7 @@
 //! would cost megabytes per image.
 
 use image::GrayImage;
-use mona_core::dist::collect::collect_indexed;
+use mona_core::dist::collect::collect_shares;
 use mona_core::dist::wire::{WireReader, WireWriter};
 use mona_core::dist::{DistError, SharedGroup};
 
@@ -19,17 +19,14 @@ pub fn gather_detections(
     len: usize,
     mine: Vec<(usize, Detections)>,
 ) -> Result<Option<Vec<Detections>>, DistError> {
-    match process {
-        None => Ok(Some(mine.into_iter().map(|(_, d)| d).collect())),
-        Some(group) => collect_indexed(
-            &**group,
-            "detection results",
-            len,
-            mine,
-            encode_detections,
-            decode_detections,
-        ),
-    }
+    collect_shares(
+        process,
+        "detection results",
+        len,
+        mine,
+        encode_detections,
+        decode_detections,
+    )
 }
 
 fn encode_detections(d: &Detections, w: &mut WireWriter) {

@@ -172,10 +172,9 @@ fn test_det<M: Detector>(cfg: &Config, args: &TestArgs) -> Result<Metrics, TaskE
         draw_share(dir, &test_set, &mine, args.show_score_thr).map_err(task_err)?;
     }
     let dets = gather_detections(process, test_set.len(), mine).map_err(|e| task_err(e.into()))?;
-    let metrics = match dets {
-        Some(dets) => Some(report(cfg, args, &test_set, &dets, &eval_options)?),
-        None => None,
-    };
+    let metrics = dets
+        .map(|dets| report(cfg, args, &test_set, &dets, &eval_options))
+        .transpose()?;
     shared_metrics(process, metrics).map_err(|e| task_err(e.into()))
 }
 

@@ -85,6 +85,22 @@ pub fn collect_indexed<T>(
     Ok(Some(slots.into_iter().flatten().collect()))
 }
 
+/// [`collect_indexed`] over `process`'s ranks; a process alone already holds the whole set
+/// (`mine` covers `0..len` in order) and returns it.
+pub fn collect_shares<T>(
+    process: Option<&SharedGroup>,
+    what: &str,
+    len: usize,
+    mine: Vec<(usize, T)>,
+    encode: impl Fn(&T, &mut WireWriter),
+    decode: impl Fn(&mut WireReader) -> Result<T, DistError>,
+) -> Result<Option<Vec<T>>, DistError> {
+    match process {
+        Some(group) => collect_indexed(&**group, what, len, mine, encode, decode),
+        None => Ok(Some(mine.into_iter().map(|(_, item)| item).collect())),
+    }
+}
+
 /// Rank 0's metrics on every rank (`metrics` is `Some` on rank 0, ignored elsewhere), so that
 /// every rank of a run sees the same evaluation.
 pub fn share_metrics(
